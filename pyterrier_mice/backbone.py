@@ -1,0 +1,265 @@
+"""Backbone adapter: one interface over HF BERT and ModernBERT sequence-classification models.
+
+Every model in this package wraps a HF ``AutoModelForSequenceClassification`` and runs its
+modules (embeddings, layer weights, pooler/head, classifier) through this adapter, so the
+attention can be masked per layer, split into self- and cross-attention, or fed with cached
+keys/values. Adding a backbone means adding one subclass here.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .attention import attend, merge_heads, split_heads
+
+SUPPORTED_MODEL_TYPES = ("bert", "modernbert")
+
+
+class Backbone:
+    """Access to the parts of a HF sequence-classification model (see :func:`adapter`)."""
+
+    model_type: str = ""
+
+    def __init__(self, hf_model: nn.Module):
+        self.hf = hf_model
+        self.config = hf_model.config
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def layers(self) -> nn.ModuleList:
+        raise NotImplementedError
+
+    def set_layers(self, layers) -> None:
+        raise NotImplementedError
+
+    @property
+    def num_heads(self) -> int:
+        return self.config.num_attention_heads
+
+    def attention_dropout(self, training: bool) -> float:
+        return 0.0
+
+    def half_window(self, layer_idx: int) -> int | None:
+        """For local (sliding-window) layers, the largest allowed ``|i - j|``; else None."""
+        return None
+
+    def attention_module(self, layer: nn.Module) -> nn.Module:
+        """The part of a layer holding its attention weights (copied to seed cross-attention)."""
+        raise NotImplementedError
+
+    def make_cross_attention(self, layer: nn.Module) -> nn.Module:
+        """A cross-attention module seeded from the layer's self-attention weights."""
+        return copy.deepcopy(self.attention_module(layer))
+
+    # --- computation -----------------------------------------------------------------------
+    def embed(self, input_ids, token_type_ids=None, position_ids=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def position_embeddings(self, hidden, position_ids, layer_idx):
+        """Rotary ``(cos, sin)`` for a layer, or None for absolute-position backbones."""
+        return None
+
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
+                       return_probs=False):
+        """Self-attention sub-block with its residual and norm; returns ``(x, probs|None)``."""
+        raise NotImplementedError
+
+    def cross_kv(self, layer, cross, memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``[B, heads, Ld, d]`` of ``memory`` for a cross-attention module."""
+        raise NotImplementedError
+
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
+        """Cross-attention sub-block (queries ``x``, keys/values ``kv``) with residual and norm.
+
+        ``cls_context``, when given, replaces the attention output of position 0 (used for
+        the reference implementation's uniform-over-padding ``[CLS]`` row).
+        """
+        raise NotImplementedError
+
+    def feed_forward(self, layer, x) -> torch.Tensor:
+        raise NotImplementedError
+
+    def layer_forward(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
+                      return_probs=False):
+        x, probs = self.self_attention(layer, layer_idx, x, mask, position_ids, rope, return_probs)
+        return self.feed_forward(layer, x), probs
+
+    def final_states(self, x) -> torch.Tensor:
+        """States after the last layer (ModernBERT's final norm)."""
+        return x
+
+    def score_head(self, x, attention_mask) -> torch.Tensor:
+        """Logits ``[B, num_labels]`` from final states ``[B, L, H]``."""
+        raise NotImplementedError
+
+    def _attend(self, q_states, k, v, mask, return_probs, layer_training):
+        q = split_heads(q_states, self.num_heads)
+        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs)
+        if return_probs:
+            ctx, probs = out
+            return merge_heads(ctx), probs
+        return merge_heads(out), None
+
+
+class BertBackbone(Backbone):
+    """BERT / MiniLM: absolute positions, token types, post-LN layers, pooler + classifier."""
+
+    model_type = "bert"
+
+    @property
+    def base(self):
+        return self.hf.bert
+
+    @property
+    def layers(self):
+        return self.base.encoder.layer
+
+    def set_layers(self, layers):
+        self.base.encoder.layer = nn.ModuleList(layers)
+
+    def attention_dropout(self, training):
+        return self.config.attention_probs_dropout_prob if training else 0.0
+
+    def attention_module(self, layer):
+        return layer.attention
+
+    def embed(self, input_ids, token_type_ids=None, position_ids=None):
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        return self.base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
+                                    position_ids=position_ids)
+
+    def _block(self, attn, x, mask, memory_kv=None, return_probs=False, cls_context=None):
+        sa = attn.self
+        if memory_kv is None:
+            k = split_heads(sa.key(x), self.num_heads)
+            v = split_heads(sa.value(x), self.num_heads)
+        else:
+            k, v = memory_kv
+        ctx, probs = self._attend(sa.query(x), k, v, mask, return_probs, attn.training)
+        if cls_context is not None:
+            ctx = torch.cat([cls_context[:, None, :].to(ctx.dtype), ctx[:, 1:]], dim=1)
+        out = attn.output
+        return out.LayerNorm(out.dropout(out.dense(ctx)) + x), probs
+
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
+                       return_probs=False):
+        return self._block(layer.attention, x, mask, return_probs=return_probs)
+
+    def cross_kv(self, layer, cross, memory):
+        return (split_heads(cross.self.key(memory), self.num_heads),
+                split_heads(cross.self.value(memory), self.num_heads))
+
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
+        return self._block(cross, x, mask, memory_kv=kv, cls_context=cls_context)[0]
+
+    def feed_forward(self, layer, x):
+        return layer.output(layer.intermediate(x), x)
+
+    def score_head(self, x, attention_mask):
+        pooled = self.base.pooler(x) if self.base.pooler is not None else x[:, 0]
+        return self.hf.classifier(self.hf.dropout(pooled))
+
+
+class ModernBertBackbone(Backbone):
+    """ModernBERT / Ettin: RoPE, pre-LN, alternating global/local layers, final norm + head."""
+
+    model_type = "modernbert"
+
+    @property
+    def base(self):
+        return self.hf.model
+
+    @property
+    def layers(self):
+        return self.base.layers
+
+    def set_layers(self, layers):
+        self.base.layers = nn.ModuleList(layers)
+
+    def attention_dropout(self, training):
+        return self.config.attention_dropout if training else 0.0
+
+    def attention_module(self, layer):
+        return layer.attn
+
+    def layer_type(self, layer_idx: int) -> str:
+        return self.config.layer_types[layer_idx]
+
+    def half_window(self, layer_idx):
+        if self.layer_type(layer_idx) == "sliding_attention":
+            return self.config.local_attention // 2
+        return None
+
+    def embed(self, input_ids, token_type_ids=None, position_ids=None):
+        return self.base.embeddings(input_ids=input_ids)
+
+    def position_embeddings(self, hidden, position_ids, layer_idx):
+        if position_ids is None:
+            position_ids = torch.arange(hidden.shape[1], device=hidden.device)[None]
+        return self.base.rotary_emb(hidden, position_ids, self.layer_type(layer_idx))
+
+    def _qkv(self, attn, x, parts):
+        """Project ``x`` with the rows of ``Wqkv`` for ``parts`` ⊂ {0: q, 1: k, 2: v}."""
+        h = self.config.hidden_size
+        w, b = attn.Wqkv.weight, attn.Wqkv.bias
+        return [nn.functional.linear(x, w[p * h:(p + 1) * h], None if b is None else b[p * h:(p + 1) * h])
+                for p in parts]
+
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
+                       return_probs=False):
+        from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+        attn = layer.attn
+        h = layer.attn_norm(x)
+        q, k, v = (split_heads(t, self.num_heads) for t in self._qkv(attn, h, (0, 1, 2)))
+        if rope is None:
+            rope = self.position_embeddings(x, position_ids, layer_idx)
+        cos, sin = rope
+        q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+        out = attend(q, k, v, mask, self.attention_dropout(attn.training), return_probs)
+        ctx, probs = out if return_probs else (out, None)
+        return x + attn.out_drop(attn.Wo(merge_heads(ctx))), probs
+
+    def cross_kv(self, layer, cross, memory):
+        h = layer.attn_norm(memory)
+        k, v = self._qkv(cross, h, (1, 2))
+        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
+        (q,) = self._qkv(cross, layer.attn_norm(x), (0,))
+        ctx, _ = self._attend(q, kv[0], kv[1], mask, False, cross.training)
+        if cls_context is not None:
+            ctx = torch.cat([cls_context[:, None, :].to(ctx.dtype), ctx[:, 1:]], dim=1)
+        return x + cross.out_drop(cross.Wo(ctx))
+
+    def feed_forward(self, layer, x):
+        return x + layer.mlp(layer.mlp_norm(x))
+
+    def final_states(self, x):
+        return self.base.final_norm(x)
+
+    def score_head(self, x, attention_mask):
+        if self.config.classifier_pooling == "mean":
+            m = attention_mask.to(x.dtype)[..., None]
+            pooled = (x * m).sum(1) / m.sum(1)
+        else:
+            pooled = x[:, 0]
+        return self.hf.classifier(self.hf.drop(self.hf.head(pooled)))
+
+
+_ADAPTERS = {cls.model_type: cls for cls in (BertBackbone, ModernBertBackbone)}
+
+
+def check_model_type(model_type: str) -> None:
+    if model_type not in _ADAPTERS:
+        raise ValueError(f"unsupported backbone model_type {model_type!r}; "
+                         f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+
+
+def adapter(hf_model: nn.Module) -> Backbone:
+    """The adapter for a HF ``*ForSequenceClassification`` model (BERT or ModernBERT)."""
+    model_type = hf_model.config.model_type
+    check_model_type(model_type)
+    return _ADAPTERS[model_type](hf_model)

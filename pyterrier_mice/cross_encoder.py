@@ -1,0 +1,81 @@
+"""``CrossEncoderReranker``: a (masked) cross-encoder as a PyTerrier re-ranker."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoConfig
+
+from .modeling_base import load_tokenizer
+from .modeling_masked import MaskedCrossEncoderModel
+from .policies import get_policy
+from .reranker_base import Reranker, logits_to_scores, run_batched
+from .text import InputBuilder, tokenize
+
+MAX_PAIR_LENGTH = 1024
+
+
+class CrossEncoderReranker(Reranker):
+    """Scores ``[CLS] query [SEP] text [SEP]`` with a BERT/ModernBERT cross-encoder under an
+    attention policy (``'full'``, ``'mask0'``…``'mask3-4'``, ``'sparse_ce'``, ``'prettr-4'`` or
+    an :class:`~pyterrier_mice.AttentionPolicy`).
+
+    Pairs are truncated ``longest_first`` to ``max_length`` (default: the model's position
+    limit, at most 1024) with a warning, batched by token length, and scored under
+    ``torch.inference_mode``. Scores are raw logits (float32).
+    """
+
+    schematic = {"label": "CrossEncoder", "help_url": None}
+
+    def __init__(self, model: MaskedCrossEncoderModel, tokenizer, *, policy=None, **kwargs):
+        super().__init__(model, tokenizer, **kwargs)
+        if policy is not None:
+            self.model.set_policy(policy)
+        self.policy = self.model.policy
+        if self.max_length is None:
+            self.max_length = min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+        self._inputs = InputBuilder(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, policy=None, *, tokenizer=None, **kwargs):
+        """Load a saved masked cross-encoder, or wrap any HF BERT/ModernBERT checkpoint.
+
+        ``policy`` overrides a saved policy; for plain HF checkpoints it defaults to ``'full'``.
+        """
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
+        config = AutoConfig.from_pretrained(name_or_path)
+        if config.model_type == MaskedCrossEncoderModel.config_class.model_type:
+            model = MaskedCrossEncoderModel.from_pretrained(name_or_path)
+        else:
+            model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)
+        return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
+
+    def _score(self, queries, docnos, docs, qidx, didx):
+        q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
+        pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
+        self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs")
+        order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
+        use_types = self.model.backbone.model_type == "bert"
+
+        def score(idx):
+            batch = self._inputs.batch([pairs[i][0] for i in idx],
+                                       [pairs[i][1] for i in idx] if use_types else None)
+            logits = self.model(**self._to_device(batch)).logits
+            return logits_to_scores(logits).cpu().numpy()
+
+        progress = self._progress(len(pairs), "CrossEncoder")
+        sorted_scores = run_batched(order, self.batch_size, score, progress)
+        if progress is not None:
+            progress.close()
+        scores = np.empty(len(pairs), dtype=np.float32)
+        scores[order] = sorted_scores
+        return scores
+
+    def _config_key(self):
+        return super()._config_key() + (self.policy.to_dict().__repr__(),)
+
+    def _repr_args(self):
+        args = super()._repr_args()
+        return args[:1] + [f"policy={self.policy.name!r}"] + args[1:]
+
+
+MaskedCrossEncoder = CrossEncoderReranker

@@ -1,0 +1,94 @@
+"""Shared base for this package's HF models: a config that embeds the backbone's config, and a
+``PreTrainedModel`` that owns a HF sequence-classification backbone (so that
+``save_pretrained``/``from_pretrained`` round-trip every model here)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig, PreTrainedModel
+
+from .backbone import adapter, check_model_type
+
+
+class BackboneConfig(PretrainedConfig):
+    """Config holding the backbone's full HF config (``backbone``) and the tokenizer's special ids."""
+
+    def __init__(self, backbone: dict | None = None, cls_token_id: int | None = None,
+                 sep_token_id: int | None = None, **kwargs):
+        if isinstance(backbone, PretrainedConfig):
+            backbone = backbone.to_dict()
+        self.backbone = backbone
+        if backbone is not None:
+            check_model_type(backbone.get("model_type"))
+        super().__init__(cls_token_id=cls_token_id, sep_token_id=sep_token_id, **kwargs)
+
+    def backbone_config(self) -> PretrainedConfig:
+        d = dict(self.backbone)
+        return AutoConfig.for_model(d.pop("model_type"), **d)
+
+    @property
+    def backbone_type(self) -> str:
+        return self.backbone["model_type"]
+
+
+class BackboneModel(PreTrainedModel):
+    """A ``PreTrainedModel`` owning ``self.encoder``, a HF ``*ForSequenceClassification``."""
+
+    config_class = BackboneConfig
+    base_model_prefix = "mice"
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+
+    def __init__(self, config: BackboneConfig, encoder: nn.Module | None = None):
+        super().__init__(config)
+        if encoder is None:
+            encoder = AutoModelForSequenceClassification.from_config(config.backbone_config())
+        self.encoder = encoder
+        self.backbone = adapter(encoder)
+
+    def _init_weights(self, module):
+        # New modules of this package (e.g. a ColBERT projection) use the backbone's init.
+        self.encoder._init_weights(module)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.config.hidden_size
+
+
+def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:
+    """A HF sequence-classification model from a hub id or local path (a fresh head if absent)."""
+    config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    check_model_type(config.model_type)
+    kw = dict(kwargs)
+    if getattr(config, "num_labels", None) != num_labels and not _has_classifier(config):
+        kw["num_labels"] = num_labels
+    return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
+
+
+def _has_classifier(config) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def special_ids(tokenizer) -> dict:
+    """``cls_token_id``/``sep_token_id`` of a tokenizer, with a clear error when missing."""
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no [CLS]/[SEP] tokens; "
+                         "only BERT-style pair inputs are supported")
+    return {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id}
+
+
+def load_tokenizer(name_or_path: str, **kwargs):
+    return AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+
+
+def inference_dtype(dtype) -> torch.dtype | None:
+    """``'fp16'|'bf16'|'fp32'|torch.dtype|None`` → ``torch.dtype`` (None keeps the model's)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
+    if str(dtype).lower() not in table:
+        raise ValueError(f"dtype={dtype!r} not understood; use 'fp16', 'bf16', 'fp32' or a torch.dtype")
+    return table[str(dtype).lower()]

@@ -1,0 +1,114 @@
+"""The attention-masked cross-encoder: a BERT/ModernBERT cross-encoder run with a per-layer
+segment policy (Mask 0–3, Sparse CE, PreTTR-ℓ, ...) through SDPA."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import ModelOutput
+
+from .attention import key_padding_mask, window_mask
+from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
+from .policies import AttentionPolicy, get_policy, layer_tables
+from .segments import segment_ids
+
+
+class MaskedCrossEncoderConfig(BackboneConfig):
+    model_type = "masked_cross_encoder"
+
+    def __init__(self, policy: dict | str | None = None, **kwargs):
+        self.policy = get_policy(policy).to_dict()
+        super().__init__(**kwargs)
+
+
+@dataclass
+class CrossEncoderOutput(ModelOutput):
+    logits: torch.Tensor | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class MaskedCrossEncoderModel(BackboneModel):
+    """Cross-encoder whose layer ℓ lets segment r read segment s iff ``policy.table[ℓ, r, s]``.
+
+    With the ``full`` policy it computes exactly what the wrapped HF model computes.
+    """
+
+    config_class = MaskedCrossEncoderConfig
+
+    def __init__(self, config: MaskedCrossEncoderConfig, encoder=None):
+        super().__init__(config, encoder)
+        self.set_policy(config.policy)
+        self.post_init()
+
+    @property
+    def policy(self) -> AttentionPolicy:
+        return self._policy
+
+    def set_policy(self, policy) -> None:
+        """Switch the attention policy (also recorded in the config, so it is saved)."""
+        self._policy = get_policy(policy)
+        self._policy.table(self.num_layers)  # validates
+        self.config.policy = self._policy.to_dict()
+        self._tables, self._table_index = layer_tables(self._policy, self.num_layers)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.backbone.layers)
+
+    @classmethod
+    def from_backbone(cls, name_or_path: str, policy="full", tokenizer=None, num_labels: int = 1,
+                      **kwargs) -> "MaskedCrossEncoderModel":
+        """Wrap a HF BERT/ModernBERT checkpoint (cross-encoder or base encoder + new head)."""
+        encoder = load_encoder(name_or_path, num_labels=num_labels, **kwargs)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
+        return cls.from_encoder(encoder, tokenizer, policy)
+
+    @classmethod
+    def from_encoder(cls, encoder, tokenizer, policy="full") -> "MaskedCrossEncoderModel":
+        """Wrap an already-built HF sequence-classification model."""
+        config = MaskedCrossEncoderConfig(policy=policy, backbone=encoder.config.to_dict(),
+                                          **special_ids(tokenizer))
+        return cls(config, encoder=encoder)
+
+    def attention_masks(self, input_ids, attention_mask) -> list[torch.Tensor]:
+        """One boolean ``[B, 1, L, L]`` mask per layer (shared objects where layers agree)."""
+        length = input_ids.shape[1]
+        if self._policy.is_full():
+            base = [key_padding_mask(attention_mask, length)]
+            index = [0] * self.num_layers
+        else:
+            seg = segment_ids(input_ids, attention_mask, self.config.cls_token_id, self.config.sep_token_id)
+            valid = seg >= 0
+            s = seg.clamp(min=0)
+            tables = self._tables.to(input_ids.device)
+            base = []
+            for t in tables:
+                m = t[s[:, :, None], s[:, None, :]] & valid[:, None, :]
+                m = torch.where(valid[:, :, None], m, valid[:, None, :])  # pad rows read valid keys
+                base.append(m[:, None])
+            index = self._table_index
+        masks, cache = [], {}
+        for layer in range(self.num_layers):
+            hw = self.backbone.half_window(layer)
+            key = (index[layer], hw)
+            if key not in cache:
+                m = base[index[layer]]
+                if hw is not None:
+                    m = m & window_mask(length, hw, input_ids.device)
+                cache[key] = m
+            masks.append(cache[key])
+        return masks
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_attentions: bool = False, **kwargs) -> CrossEncoderOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        bb = self.backbone
+        masks = self.attention_masks(input_ids, attention_mask)
+        x = bb.embed(input_ids, token_type_ids, position_ids)
+        probs = []
+        for i, layer in enumerate(bb.layers):
+            x, p = bb.layer_forward(layer, i, x, masks[i], position_ids, return_probs=output_attentions)
+            probs.append(p)
+        logits = bb.score_head(bb.final_states(x), attention_mask)
+        return CrossEncoderOutput(logits=logits, attentions=tuple(probs) if output_attentions else None)

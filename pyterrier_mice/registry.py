@@ -1,0 +1,12 @@
+"""Registers this package's configs and models with the HF Auto classes."""
+from transformers import AutoConfig, AutoModel
+
+from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
+
+MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel)]
+
+
+def register() -> None:
+    for config_cls, model_cls in MODELS:
+        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+        AutoModel.register(config_cls, model_cls, exist_ok=True)

@@ -1,0 +1,28 @@
+"""Factories for every re-ranker of the package over tiny models, for the shared contract suite."""
+import os
+
+from pyterrier_mice import CrossEncoderReranker, MaskedCrossEncoderModel
+
+from conftest import tiny_encoder
+
+
+def _save(model, tokenizer, path):
+    if not os.path.exists(os.path.join(path, "config.json")):
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    return path
+
+
+def cross_encoder(kind, policy):
+    def make(tokenizer, root, **kw):
+        path = os.path.join(root, f"ce-{kind}")
+        _save(MaskedCrossEncoderModel.from_encoder(tiny_encoder(kind), tokenizer), tokenizer, path)
+        return CrossEncoderReranker.from_pretrained(path, policy, **kw)
+    return make
+
+
+FACTORIES = {
+    "ce-full-bert": cross_encoder("bert", "full"),
+    "ce-mask1-modernbert": cross_encoder("modernbert", "mask1"),
+    "ce-sparse-bert": cross_encoder("bert", "sparse_ce"),
+}

@@ -1,0 +1,51 @@
+"""A real pipeline: PISA BM25 over a corpus built here, % k >> text >> re-ranker, in pt.Experiment."""
+import os
+
+import pandas as pd
+import pyterrier as pt
+import pytest
+from pyterrier.measures import RR, nDCG
+
+from pyterrier_mice import CrossEncoderReranker, MaskedCrossEncoderModel
+from pyterrier_mice.datasets import BeirFolder
+
+from conftest import tiny_encoder
+
+pisa = pytest.importorskip("pyterrier_pisa")
+
+
+@pytest.fixture(scope="module")
+def index(beir_folder, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("pisa") / "idx.pisa")
+    idx = pisa.PisaIndex(path, text_field="text")
+    idx.index(BeirFolder(beir_folder).get_corpus_iter())
+    return idx
+
+
+def test_experiment_with_significance(index, beir_folder, tokenizer, tmp_path):
+    ds = BeirFolder(beir_folder)
+    path = str(tmp_path / "ce")
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (tmp_path / "runs").mkdir()
+    bm25 = index.bm25(num_results=10)
+    get_text = pt.text.get_text(ds, "text")
+    full = CrossEncoderReranker.from_pretrained(path)
+    mask1 = CrossEncoderReranker.from_pretrained(path, policy="mask1")
+    res = pt.Experiment(
+        [bm25, bm25 % 5 >> get_text >> full, bm25 % 5 >> get_text >> mask1],
+        ds.get_topics("test"), ds.get_qrels("test"), [nDCG @ 10, RR @ 10],
+        names=["BM25", "CE", "CE mask1"], baseline=0, correction="holm",
+        save_dir=str(tmp_path / "runs"))
+    assert list(res["name"]) == ["BM25", "CE", "CE mask1"]
+    for col in ["nDCG@10 p-value", "nDCG@10 p-value corrected", "nDCG@10 reject"]:
+        assert col in res.columns
+    assert res["nDCG@10 p-value"].iloc[1:].notna().all()
+    assert (res["nDCG@10"] >= 0).all()
+    assert len(os.listdir(tmp_path / "runs")) >= 3
+
+
+def test_missing_docno_in_text_loader(beir_folder):
+    loader = BeirFolder(beir_folder).text_loader()
+    with pytest.raises(KeyError, match="docno 'nope'"):
+        loader(pd.DataFrame({"qid": ["1"], "docno": ["nope"]}))
