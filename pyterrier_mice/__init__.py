@@ -2,14 +2,17 @@ __version__ = "0.1.0"
 """pyterrier-mice: MICE and attention-masked cross-encoders as PyTerrier re-rankers."""
 from .policies import AttentionPolicy, Block, get_policy, plot_policy, POLICY_NAMES
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
+from .modeling_mice import MiceConfig, MiceModel
 from .registry import register as _register
 from .reranker_base import Reranker
 from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder
+from .mice_reranker import MiceReranker
 
 _register()
 
 __all__ = [
     "AttentionPolicy", "Block", "get_policy", "plot_policy", "POLICY_NAMES",
     "MaskedCrossEncoderConfig", "MaskedCrossEncoderModel",
-    "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder",
+    "MiceConfig", "MiceModel",
+    "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "MiceReranker",
 ]

@@ -2,8 +2,9 @@
 from transformers import AutoConfig, AutoModel
 
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
+from .modeling_mice import MiceConfig, MiceModel
 
-MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel)]
+MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel), (MiceConfig, MiceModel)]
 
 
 def register() -> None:

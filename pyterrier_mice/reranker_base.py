@@ -141,10 +141,10 @@ class Reranker(pt.Transformer):
             return None
         return pt.tqdm(total=total, desc=desc, unit="pair")
 
-    def _warn_truncated(self, n: int, total: int, what: str) -> None:
+    def _warn_truncated(self, n: int, total: int, what: str, limit: int | None = None) -> None:
         if n:
-            warnings.warn(f"{type(self).__name__}: {n} of {total} {what} exceeded max_length="
-                          f"{self.max_length} tokens and were truncated")
+            warnings.warn(f"{type(self).__name__}: {n} of {total} {what} exceeded "
+                          f"{limit or self.max_length} tokens and were truncated")
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}

@@ -26,3 +26,20 @@ FACTORIES = {
     "ce-mask1-modernbert": cross_encoder("modernbert", "mask1"),
     "ce-sparse-bert": cross_encoder("bert", "sparse_ce"),
 }
+
+
+def mice(kind, **kw):
+    def make(tokenizer, root, **rkw):
+        import torch
+        from pyterrier_mice import MiceModel, MiceReranker
+        path = os.path.join(root, f"mice-{kind}")
+        torch.manual_seed(0)
+        _save(MiceModel.from_encoder(tiny_encoder(kind, num_hidden_layers=6), tokenizer, 2, 2, **kw), tokenizer, path)
+        return MiceReranker.from_pretrained(path, **rkw)
+    return make
+
+
+FACTORIES.update({
+    "mice-bert": mice("bert"),
+    "mice-modernbert": mice("modernbert"),
+})

@@ -1,0 +1,215 @@
+"""MICE equals a slow, unbatched reference path; round-trips; shares compute; has the paper's size."""
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from pyterrier_mice import MiceModel, MiceReranker
+
+from conftest import DOCS, QUERIES, tiny_encoder
+
+NEG = torch.finfo(torch.float32).min
+
+
+def _heads(x, n):
+    return x.view(x.shape[0], x.shape[1], n, -1).transpose(1, 2)
+
+
+def _cross_ctx(q, k, v, n):
+    """Cross-attention context with the [CLS] row reading nothing (zero context)."""
+    qh, kh, vh = _heads(q, n), _heads(k, n), _heads(v, n)
+    probs = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(qh.shape[-1]), dim=-1)
+    ctx = probs @ vh
+    ctx[:, :, 0] = 0.0
+    return ctx.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+
+
+def _joint_bottom_mask(lq, ld, half_window=None):
+    """Block-diagonal additive mask over the joint sequence [query ; document]."""
+    seg = torch.tensor([0] * lq + [1] * ld)
+    pos = torch.cat([torch.arange(lq), torch.arange(ld)])
+    allowed = seg[:, None] == seg[None, :]
+    if half_window is not None:
+        allowed &= (pos[:, None] - pos[None, :]).abs() <= half_window
+    return torch.where(allowed, 0.0, NEG)[None, None], pos[None]
+
+
+def _self_mask(lq, half_window=None):
+    allowed = torch.ones(lq, lq, dtype=torch.bool)
+    allowed[1:, 0] = False
+    if half_window is not None:
+        p = torch.arange(lq)
+        allowed &= (p[:, None] - p[None, :]).abs() <= half_window
+    return torch.where(allowed, 0.0, NEG)[None, None]
+
+
+def slow_mice(model: MiceModel, q: list, d: list) -> float:
+    """One pair, no padding: the bottom layers run over the joint sequence [q ; d] with a
+    block-diagonal mask and restarting positions (HF's own layer forwards); the document
+    states are then frozen and the interaction layers are computed by hand."""
+    enc, cfg = model.encoder, model.encoder.config
+    n = cfg.num_attention_heads
+    ids = torch.tensor([q + d])
+    lq, ld = len(q), len(d)
+    if cfg.model_type == "bert":
+        bert = enc.bert
+        mask, pos = _joint_bottom_mask(lq, ld)
+        x = bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids), position_ids=pos)
+        for layer in bert.encoder.layer:
+            x = layer(x, attention_mask=mask)
+        Q, D = x[:, :lq], x[:, lq:]
+        for il in model.interaction:
+            Q = il.layer.attention(Q, attention_mask=_self_mask(lq))[0]
+            sa = il.cross.self
+            Q = il.cross.output(_cross_ctx(sa.query(Q), sa.key(D), sa.value(D), n), Q)
+            Q = il.layer.output(il.layer.intermediate(Q), Q)
+        return float(enc.classifier(enc.dropout(bert.pooler(Q)))[0, 0])
+    mb = enc.model
+    hw = lambda i: cfg.local_attention // 2 if cfg.layer_types[i] == "sliding_attention" else None
+    x = mb.embeddings(input_ids=ids)
+    for i, layer in enumerate(mb.layers):
+        mask, pos = _joint_bottom_mask(lq, ld, hw(i))
+        x = layer(x, attention_mask=mask, position_embeddings=mb.rotary_emb(x, pos, cfg.layer_types[i]))
+    Q, D = x[:, :lq], x[:, lq:]
+    h = cfg.hidden_size
+    for il in model.interaction:
+        layer, i = il.layer, il.layer_idx
+        rope = mb.rotary_emb(Q, torch.arange(lq)[None], cfg.layer_types[i])
+        Q = Q + layer.attn(layer.attn_norm(Q), position_embeddings=rope, attention_mask=_self_mask(lq, hw(i)))[0]
+        W = il.cross.Wqkv.weight
+        qn, dn = layer.attn_norm(Q), layer.attn_norm(D)
+        Q = Q + il.cross.Wo(_cross_ctx(qn @ W[:h].T, dn @ W[h:2 * h].T, dn @ W[2 * h:].T, n))
+        Q = Q + layer.mlp(layer.mlp_norm(Q))
+    return float(enc.classifier(enc.drop(enc.head(mb.final_norm(Q)[:, 0])))[0, 0])
+
+
+def _model(kind, tokenizer, ls=2, k=2, **kw):
+    torch.manual_seed(1)
+    model = MiceModel.from_encoder(tiny_encoder(kind, num_hidden_layers=6), tokenizer, ls, k, **kw).eval()
+    # make the seeded cross-attention differ from self-attention, as after training
+    with torch.no_grad():
+        for il in model.interaction:
+            for p in il.cross.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def _batch(tokenizer, texts):
+    return tokenizer(texts, padding=True, return_tensors="pt", return_token_type_ids=False)
+
+
+def test_equals_slow_reference_path(kind, tokenizer):
+    model = _model(kind, tokenizer)
+    queries = ["what is the boundary layer of a wing", "heat", "shock wave"]
+    docs = ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+            "plate", "shock wave and boundary layer in the tunnel with a model"]
+    q, d = _batch(tokenizer, queries), _batch(tokenizer, docs)
+    with torch.no_grad():
+        fast = model(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"]).logits[:, 0]
+        slow = [slow_mice(model, tokenizer(a)["input_ids"], tokenizer(b)["input_ids"]) for a, b in zip(queries, docs)]
+    torch.testing.assert_close(fast, torch.tensor(slow), atol=1e-5, rtol=0)
+
+
+def test_cross_attention_seeded_from_self_attention(kind, tokenizer):
+    model = MiceModel.from_encoder(tiny_encoder(kind, num_hidden_layers=6), tokenizer, 2, 3)
+    for il in model.interaction:
+        self_attn = model.backbone.attention_module(il.layer)
+        for (n1, p1), (n2, p2) in zip(self_attn.named_parameters(), il.cross.named_parameters()):
+            assert n1 == n2 and torch.equal(p1, p2) and p1.data_ptr() != p2.data_ptr()
+    assert len(model.backbone.layers) == 2 and len(model.interaction) == 3
+    assert [il.layer_idx for il in model.interaction] == [2, 3, 4]
+
+
+def test_save_load_identical(kind, tokenizer, tmp_path):
+    model = _model(kind, tokenizer)
+    model.save_pretrained(tmp_path)
+    loaded = MiceModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.first_interaction_layer == 2 and len(loaded.interaction) == 2
+    q, d = _batch(tokenizer, ["heat flow", "wing"]), _batch(tokenizer, ["plate heat", "a wing in the wind"])
+    with torch.no_grad():
+        a = model(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"]).logits
+        b = loaded(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"]).logits
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_parameter_count_minilm_l12_shape(tokenizer):
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                     intermediate_size=1536, num_labels=1)
+    model = MiceModel.from_encoder(AutoModelForSequenceClassification.from_config(cfg), tokenizer, 4, 3)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - 26.3e6) <= 0.2e6, n
+
+
+def test_from_cross_encoder_checkpoint_keeps_head(tokenizer, tmp_path):
+    hf = tiny_encoder("bert", num_hidden_layers=6)
+    hf.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model = MiceModel.from_backbone(str(tmp_path), 2, None)
+    assert len(model.interaction) == 4  # ℓ2 + all
+    assert torch.equal(model.encoder.classifier.weight, hf.classifier.weight)
+    with pytest.raises(ValueError, match="do not fit"):
+        MiceModel.from_backbone(str(tmp_path), 5, 3)
+
+
+def _reranker(kind, tokenizer, tmp_path, **kw):
+    _model(kind, tokenizer, **kw).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return MiceReranker.from_pretrained(str(tmp_path), batch_size=3)
+
+
+def _frame(qids, docnos):
+    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
+                         for q in qids for d in docnos])
+
+
+def test_reranker_matches_model_and_is_padding_invariant(kind, tokenizer, tmp_path):
+    rr = _reranker(kind, tokenizer, tmp_path)
+    out = rr(_frame(["1", "3"], list(DOCS))).set_index(["qid", "docno"])["score"]
+    with torch.no_grad():
+        for (q, d), s in out.iloc[[0, 5, 13]].items():
+            slow = slow_mice(rr.model, tokenizer(QUERIES[q])["input_ids"], tokenizer(" ".join(DOCS[d]))["input_ids"])
+            assert abs(s - slow) < 1e-5
+    long_doc = _frame(["1"], ["d1"]).assign(docno="long", text="wing " * 60)
+    mixed = rr(pd.concat([_frame(["1"], ["d5"]), long_doc])).set_index("docno")["score"]
+    assert abs(mixed["d5"] - out[("1", "d5")]) < 1e-5
+
+
+def test_reference_compat_depends_on_padding(tokenizer, tmp_path):
+    rr = _reranker("bert", tokenizer, tmp_path, reference_compat=True)
+    alone = rr(_frame(["1"], ["d5"]))["score"].iloc[0]
+    long_doc = _frame(["1"], ["d1"]).assign(docno="long", text="wing " * 60)
+    mixed = rr(pd.concat([_frame(["1"], ["d5"]), long_doc])).set_index("docno")["score"]["d5"]
+    assert abs(alone - mixed) > 1e-4
+
+
+def test_each_query_and_document_encoded_once(tokenizer, tmp_path):
+    rr = _reranker("bert", tokenizer, tmp_path)
+    rows = []
+    original = rr.model.encode
+
+    def counting(input_ids, attention_mask):
+        rows.append(input_ids.shape[0])
+        return original(input_ids, attention_mask)
+
+    rr.model.encode = counting
+    frame = _frame(["1", "2", "3"], ["d1", "d2", "d3", "d4", "d5"])
+    frame = pd.concat([frame, frame.assign(qid=frame["qid"] + "b")])  # same query texts, new qids
+    rr(frame)
+    assert sum(rows) == 3 + 5  # 3 distinct queries and 5 distinct documents, not 30 pairs
+
+
+@pytest.mark.minilm
+def test_minilm_mice_runs(minilm_path):
+    from transformers import AutoTokenizer
+    torch.manual_seed(0)
+    model = MiceModel.from_backbone(minilm_path, 2, 2)
+    rr = MiceReranker(model, AutoTokenizer.from_pretrained(minilm_path), model_name="minilm-mice")
+    out = rr(_frame(["1"], ["d1", "d5"]))
+    assert np.isfinite(out["score"]).all()
+    with torch.no_grad():
+        s = slow_mice(model.eval(), rr.tokenizer(QUERIES["1"])["input_ids"], rr.tokenizer(" ".join(DOCS["d1"]))["input_ids"])
+    assert abs(out.set_index("docno")["score"]["d1"] - s) < 1e-4
