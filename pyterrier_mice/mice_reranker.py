@@ -2,9 +2,13 @@
 distinct document of a frame once (not once per pair)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
+from .attention import merge_heads, split_heads
+from .index import MiceIndex, token_hash
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
 from .reranker_base import Reranker, logits_to_scores, run_batched
@@ -12,9 +16,9 @@ from .text import InputBuilder, tokenize
 
 
 def _pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[L_i, H]`` tensors into ``[B, L, H]`` plus a 0/1 mask."""
+    """Right-pad ``[L_i, ...]`` tensors into ``[B, L, ...]`` plus a 0/1 mask ``[B, L]``."""
     n = max(s.shape[0] for s in states)
-    out = states[0].new_zeros((len(states), n, states[0].shape[-1]))
+    out = states[0].new_zeros((len(states), n, *states[0].shape[1:]))
     mask = torch.zeros((len(states), n), dtype=torch.long, device=states[0].device)
     for i, s in enumerate(states):
         out[i, :s.shape[0]] = s
@@ -34,16 +38,23 @@ class MiceReranker(Reranker):
     schematic = {"label": "MICE", "help_url": None}
 
     def __init__(self, model: MiceModel, tokenizer, *, query_max_length: int | None = None,
-                 doc_max_length: int | None = None, **kwargs):
+                 doc_max_length: int | None = None, index: MiceIndex | None = None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
         max_pos = model.encoder.config.max_position_embeddings
         self.query_max_length = query_max_length or max_pos
         self.doc_max_length = doc_max_length or self.max_length or max_pos
         self._inputs = InputBuilder(tokenizer)
+        self.index = index
+        if index is not None:
+            index.check_model(self.model, self.doc_max_length)
+        self.last_stats: dict[str, int] = {}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
-        """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer."""
+        """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer.
+
+        Pass ``index=MiceIndex(path)`` to read document states from a precomputed index.
+        """
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(MiceModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 
@@ -69,12 +80,39 @@ class MiceReranker(Reranker):
         run_batched(order, self.batch_size, run)
         return states
 
-    def document_states(self, docnos: list[str], seqs: list[list[int]]) -> list[torch.Tensor]:
-        """States ``[L_i, H]`` of documents after ℓ* layers (index-backed re-rankers override this)."""
-        return self._encode(seqs)
+    def _kv_of_states(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-document keys/values ``[L_i, k, 2, H]`` of every interaction layer."""
+        padded, _ = _pad_states(states)
+        kv = self.model.document_kv(padded)  # k × (keys, values) [B, heads, L, d]
+        stacked = torch.stack([torch.stack([merge_heads(k), merge_heads(v)], dim=2) for k, v in kv], dim=2)
+        return [stacked[i, :s.shape[0]] for i, s in enumerate(states)]
+
+    def _doc_memory(self, docnos: list[str], seqs: list[list[int]]):
+        """``(states, kv)`` for documents: one of them is a list of per-document tensors.
+
+        Documents found in the index (same docno and same tokens) are read from it; the others
+        are encoded on the fly.
+        """
+        if self.index is None:
+            self.last_stats["encoded"] = self.last_stats.get("encoded", 0) + len(seqs)
+            return self._encode(seqs), None
+        rows = self.index.lookup_docs(docnos, [token_hash(s) for s in seqs])
+        missing = [j for j, r in enumerate(rows) if r is None]
+        encoded = self._encode([seqs[j] for j in missing]) if missing else []
+        self.last_stats["encoded"] = self.last_stats.get("encoded", 0) + len(missing)
+        self.last_stats["from_index"] = self.last_stats.get("from_index", 0) + len(seqs) - len(missing)
+        use_kv = self.index.manifest["kv"]
+        read = self.index.doc_kv if use_kv else self.index.doc_states
+        dtype = next(self.model.parameters()).dtype
+        out = [None if r is None else torch.from_numpy(np.asarray(read(r))).to(self.device, dtype) for r in rows]
+        fresh = self._kv_of_states(encoded) if use_kv and encoded else encoded
+        for j, t in zip(missing, fresh):
+            out[j] = t
+        return (None, out) if use_kv else (out, None)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, queries, docnos, docs, qidx, didx):
+        self.last_stats = {}
         q_states = self._encode(self._singles(queries, self.query_max_length, "queries"))
         d_seqs = self._singles(docs, self.doc_max_length, "documents")
         pairs_of_doc: dict[int, list[int]] = {}
@@ -85,13 +123,20 @@ class MiceReranker(Reranker):
         progress = self._progress(len(qidx), "MICE")
 
         def run(doc_batch):
-            d_states = self.document_states([docnos[i] for i in doc_batch], [d_seqs[i] for i in doc_batch])
+            d_states, d_kv = self._doc_memory([docnos[i] for i in doc_batch], [d_seqs[i] for i in doc_batch])
             pairs = [(p, j) for j, d in enumerate(doc_batch) for p in pairs_of_doc[int(d)]]
             for s in range(0, len(pairs), self.batch_size):
                 sub = pairs[s:s + self.batch_size]
                 q, qm = _pad_states([q_states[qidx[p]] for p, _ in sub])
-                dst, dm = _pad_states([d_states[j] for _, j in sub])
-                logits = self.model.interact(q, qm, dm, doc_states=dst)
+                if d_kv is None:
+                    dst, dm = _pad_states([d_states[j] for _, j in sub])
+                    logits = self.model.interact(q, qm, dm, doc_states=dst)
+                else:
+                    kv, dm = _pad_states([d_kv[j] for _, j in sub])  # [B, L, k, 2, H]
+                    heads = self.model.backbone.num_heads
+                    layer_kv = [(split_heads(kv[:, :, i, 0], heads), split_heads(kv[:, :, i, 1], heads))
+                                for i in range(kv.shape[2])]
+                    logits = self.model.interact(q, qm, dm, doc_kv=layer_kv)
                 scores[[p for p, _ in sub]] = logits_to_scores(logits).cpu().numpy()
                 if progress is not None:
                     progress.update(len(sub))
@@ -103,4 +148,9 @@ class MiceReranker(Reranker):
         return scores
 
     def _config_key(self):
-        return super()._config_key() + (self.query_max_length, self.doc_max_length)
+        return super()._config_key() + (self.query_max_length, self.doc_max_length,
+                                         None if self.index is None else os.path.abspath(self.index.path))
+
+    def _repr_args(self):
+        args = super()._repr_args()
+        return args + ([f"index={self.index!r}"] if self.index is not None else [])

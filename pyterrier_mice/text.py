@@ -14,7 +14,7 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     if not len(texts):
         return []
     return tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                     return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
 
 
 def truncate_pair(lq: int, ld: int, budget: int) -> tuple[int, int]:

