@@ -6,7 +6,7 @@ from .modeling_mice import MiceConfig, MiceModel
 from .registry import register as _register
 from .reranker_base import Reranker
 from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder
-from .index import MiceIndex, MiceIndexError
+from .index import DocStateIndex, MiceIndex, MiceIndexError
 from .mice_reranker import MiceReranker
 
 _register()
@@ -16,5 +16,5 @@ __all__ = [
     "MaskedCrossEncoderConfig", "MaskedCrossEncoderModel",
     "MiceConfig", "MiceModel",
     "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "MiceReranker",
-    "MiceIndex", "MiceIndexError",
+    "DocStateIndex", "MiceIndex", "MiceIndexError",
 ]

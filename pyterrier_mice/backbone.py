@@ -34,6 +34,10 @@ class Backbone:
     def set_layers(self, layers) -> None:
         raise NotImplementedError
 
+    def drop_head(self) -> None:
+        """Remove the pooler/head and classifier (for models that only need token states)."""
+        raise NotImplementedError
+
     @property
     def num_heads(self) -> int:
         return self.config.num_attention_heads
@@ -119,6 +123,10 @@ class BertBackbone(Backbone):
     def set_layers(self, layers):
         self.base.encoder.layer = nn.ModuleList(layers)
 
+    def drop_head(self):
+        self.base.pooler = None
+        self.hf.classifier = nn.Identity()
+
     def attention_dropout(self, training):
         return self.config.attention_probs_dropout_prob if training else 0.0
 
@@ -178,6 +186,10 @@ class ModernBertBackbone(Backbone):
 
     def set_layers(self, layers):
         self.base.layers = nn.ModuleList(layers)
+
+    def drop_head(self):
+        self.hf.head = nn.Identity()
+        self.hf.classifier = nn.Identity()
 
     def attention_dropout(self, training):
         return self.config.attention_dropout if training else 0.0

@@ -1,5 +1,9 @@
 """An on-disk index of precomputed document states, so that re-ranking skips document encoding.
 
+One store serves every re-ranker that encodes documents apart from the query: MICE (states
+after ℓ* layers, optionally each interaction layer's K/V), ColBERT (token embeddings) and
+split PreTTR (states after ℓ layers).
+
 Layout of an index directory (all arrays memory-mapped, nothing loaded whole)::
 
     pt_meta.json     PyTerrier artifact metadata (type ``doc_states``, format ``mice``)
@@ -7,8 +11,8 @@ Layout of an index directory (all arrays memory-mapped, nothing loaded whole)::
     docnos.txt       one docno per line
     offsets.npy      int64 [n+1]: token offsets of each document in the state arrays
     tokens.npy       uint64 [n]: hash of each document's token ids (detects changed text)
-    states.bin       [total_tokens, H] document states after the first ℓ* layers
-    kv.bin           optional [total_tokens, k, 2, H] keys/values of each interaction layer
+    states.bin       [total_tokens, *state_shape] per-token document states
+    extras.bin       optional [total_tokens, *extras_shape] (MICE: each interaction layer's K/V)
 
 An index is built in a sibling ``<path>.building`` directory and renamed into place only when
 complete, so a crash mid-build never leaves an index that loads. Loading checks the manifest,
@@ -27,7 +31,7 @@ import pyterrier as pt
 import torch
 
 FORMAT_VERSION = 1
-ARTIFACT_TYPE, ARTIFACT_FORMAT = "doc_states", "mice"
+ARTIFACT_TYPE, ARTIFACT_FORMAT = "doc_states", "mice"  # the package's store, whatever the model
 _DTYPES = {"fp16": np.float16, "fp32": np.float32}
 
 
@@ -40,28 +44,33 @@ def token_hash(ids: Iterable[int]) -> int:
                                           digest_size=8).digest(), "little")
 
 
-def model_fingerprint(model, with_kv: bool) -> str:
-    """Hash of the config and of every weight the stored states depend on."""
-    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    bb = model.backbone
-    modules = [bb.base.embeddings, *bb.layers]
-    if with_kv:
-        for il in model.interaction:
-            modules.append(il.cross)
-            if hasattr(il.layer, "attn_norm"):
-                modules.append(il.layer.attn_norm)
-    for m in modules:
+_VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "_commit_hash", "architectures",
+                         "dtype", "torch_dtype", "_attn_implementation", "_attn_implementation_autoset"}
+
+
+def _stable(d):
+    """A config dict without the keys that change on save/load or with the run-time dtype."""
+    if isinstance(d, dict):
+        return {k: _stable(v) for k, v in sorted(d.items()) if k not in _VOLATILE_CONFIG_KEYS}
+    return d
+
+
+def model_fingerprint(reranker, with_extras: bool) -> str:
+    """Hash of the model's config and of every weight the stored states depend on."""
+    config = json.loads(reranker.model.config.to_json_string(use_diff=False))
+    h = hashlib.sha256(json.dumps(_stable(config), sort_keys=True).encode())
+    for m in reranker.fingerprint_modules(with_extras):
         for name, p in m.state_dict().items():
             h.update(name.encode())
             h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
-class MiceIndex(pt.Artifact, pt.Indexer):
-    """Precomputed MICE document states (and optionally per-layer K/V).
+class DocStateIndex(pt.Artifact, pt.Indexer):
+    """Precomputed document states of a split re-ranker (MICE, ColBERT, PreTTR).
 
-    Build: ``MiceIndex(path).indexer(reranker_or_model, tokenizer).index(corpus_iter)``.
-    Use:   ``MiceReranker.from_pretrained(name, index=MiceIndex(path))``.
+    Build: ``DocStateIndex(path).indexer(reranker).index(corpus_iter)``.
+    Use:   ``MiceReranker.from_pretrained(name, index=DocStateIndex(path))``.
     """
 
     ARTIFACT_TYPE = ARTIFACT_TYPE
@@ -73,7 +82,7 @@ class MiceIndex(pt.Artifact, pt.Indexer):
         self._loaded = False
 
     def __repr__(self):
-        return f"MiceIndex({self.path!r})"
+        return f"{type(self).__name__}({self.path!r})"
 
     # ------------------------------------------------------------------ reading
     def built(self) -> bool:
@@ -86,14 +95,14 @@ class MiceIndex(pt.Artifact, pt.Indexer):
         if not os.path.exists(mpath):
             hint = " (an interrupted build left only a '.building' directory)" if os.path.exists(
                 self.path + ".building") else ""
-            raise MiceIndexError(f"{self.path!r} is not a built MICE index: no manifest.json{hint}")
+            raise MiceIndexError(f"{self.path!r} is not a built document-state index: no manifest.json{hint}")
         try:
             with open(mpath) as f:
                 self.manifest = json.load(f)
             m = self.manifest
             if m.get("format_version") != FORMAT_VERSION:
                 raise MiceIndexError(f"{self.path}: index format {m.get('format_version')} is not {FORMAT_VERSION}")
-            n, total, h = m["num_docs"], m["num_tokens"], m["hidden_size"]
+            n, total = m["num_docs"], m["num_tokens"]
             with open(os.path.join(self.path, "docnos.txt"), encoding="utf8") as f:
                 self.docnos = f.read().split("\n")[:n]
             if len(self.docnos) != n:
@@ -103,12 +112,12 @@ class MiceIndex(pt.Artifact, pt.Indexer):
             if self.offsets.shape != (n + 1,) or int(self.offsets[-1]) != total or self.token_hashes.shape != (n,):
                 raise MiceIndexError(f"{self.path}: offsets.npy/tokens.npy do not match the manifest")
             dt = _DTYPES[m["dtype"]]
-            self.states = self._memmap("states.bin", dt, (total, h))
-            self.kv = self._memmap("kv.bin", dt, (total, m["num_interaction_layers"], 2, h)) if m["kv"] else None
+            self.states = self._memmap("states.bin", dt, (total, *m["state_shape"]))
+            self.extras = self._memmap("extras.bin", dt, (total, *m["extras_shape"])) if m["extras_shape"] else None
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, MiceIndexError):
                 raise
-            raise MiceIndexError(f"{self.path}: corrupt MICE index ({type(e).__name__}: {e})") from e
+            raise MiceIndexError(f"{self.path}: corrupt document-state index ({type(e).__name__}: {e})") from e
         self.lookup = {d: i for i, d in enumerate(self.docnos)}
         self._loaded = True
 
@@ -124,47 +133,59 @@ class MiceIndex(pt.Artifact, pt.Indexer):
         self._load()
         return len(self.docnos)
 
-    def check_model(self, model, doc_max_length: int) -> None:
-        """Refuse a model (or document length) other than the one the index was built with."""
+    @property
+    def has_extras(self) -> bool:
+        self._load()
+        return self.extras is not None
+
+    def check_reranker(self, reranker) -> None:
+        """Refuse a re-ranker whose model, kind or document length differs from the build's."""
         self._load()
         m = self.manifest
-        if m["doc_max_length"] != doc_max_length:
+        if m["reranker"] != type(reranker).__name__:
+            raise MiceIndexError(f"{self.path} holds {m['reranker']} states, not {type(reranker).__name__} states")
+        if m["doc_max_length"] != reranker.doc_max_length:
             raise MiceIndexError(f"{self.path} was built with doc_max_length={m['doc_max_length']}, "
-                              f"the re-ranker uses {doc_max_length}")
-        if model_fingerprint(model, m["kv"]) != m["model_fingerprint"]:
+                                 f"the re-ranker uses {reranker.doc_max_length}")
+        if model_fingerprint(reranker, self.has_extras) != m["model_fingerprint"]:
             raise MiceIndexError(f"{self.path} was built with a different model (fingerprint mismatch: "
-                              f"config or weights differ); rebuild the index for this model")
+                                 f"config or weights differ); rebuild the index for this model")
 
-    def lookup_docs(self, docnos, hashes) -> list[int | None]:
-        """Index row of each docno whose stored tokens match ``hashes``, else None."""
+    def lookup_docs(self, docnos, seqs) -> list[int | None]:
+        """Index row of each docno whose stored token ids equal ``seqs``, else None."""
         self._load()
         rows = []
-        for d, h in zip(docnos, hashes):
+        for d, s in zip(docnos, seqs):
             i = self.lookup.get(d)
-            rows.append(i if i is not None and int(self.token_hashes[i]) == h else None)
+            rows.append(i if i is not None and int(self.token_hashes[i]) == token_hash(s) else None)
         return rows
 
-    def doc_states(self, row: int) -> np.ndarray:
-        return self.states[self.offsets[row]:self.offsets[row + 1]]
-
-    def doc_kv(self, row: int) -> np.ndarray:
-        return self.kv[self.offsets[row]:self.offsets[row + 1]]
+    def read(self, row: int) -> torch.Tensor:
+        """The stored memory of a document: its extras if the index has them, else its states."""
+        arr = self.extras if self.extras is not None else self.states
+        return torch.from_numpy(np.array(arr[self.offsets[row]:self.offsets[row + 1]]))
 
     # ------------------------------------------------------------------ building
     def indexer(self, reranker, *, kv: bool = False, dtype: str = "fp16", batch_size: int | None = None,
-                overwrite: bool = False, verbose: bool = False) -> "MiceIndexer":
-        """An indexer encoding documents with ``reranker`` (a :class:`MiceReranker`)."""
-        return MiceIndexer(self, reranker, kv=kv, dtype=dtype, batch_size=batch_size,
-                           overwrite=overwrite, verbose=verbose)
+                overwrite: bool = False, verbose: bool = False, text_field: str = "text") -> "DocStateIndexer":
+        """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
 
-    def index(self, it: Iterable[dict], reranker=None, **kwargs) -> "MiceIndex":
+        ``kv=True`` (MICE only) also stores each interaction layer's keys and values.
+        """
+        return DocStateIndexer(self, reranker, kv=kv, dtype=dtype, batch_size=batch_size,
+                               overwrite=overwrite, verbose=verbose, text_field=text_field)
+
+    def index(self, it: Iterable[dict], reranker=None, **kwargs) -> "DocStateIndex":
         if reranker is None:
-            raise TypeError("MiceIndex.index needs reranker=MiceReranker(...) (or use .indexer(reranker))")
+            raise TypeError("DocStateIndex.index needs reranker=... (or use .indexer(reranker))")
         return self.indexer(reranker, **kwargs).index(it)
 
 
-class MiceIndexer(pt.Indexer):
-    """Streams a corpus through the first ℓ* layers and writes a :class:`MiceIndex` atomically."""
+MiceIndex = DocStateIndex
+
+
+class DocStateIndexer(pt.Indexer):
+    """Streams a corpus through a split re-ranker's document encoder and writes an index atomically."""
 
     def __init__(self, index: MiceIndex, reranker, *, kv=False, dtype="fp16", batch_size=None,
                  overwrite=False, verbose=False, text_field="text"):
@@ -179,7 +200,7 @@ class MiceIndexer(pt.Indexer):
         self.verbose = verbose
         self.text_field = text_field
 
-    def index(self, it: Iterable[dict]) -> MiceIndex:
+    def index(self, it: Iterable[dict]) -> DocStateIndex:
         path = self.target.path
         if os.path.exists(path):
             if not self.overwrite:
@@ -187,11 +208,13 @@ class MiceIndexer(pt.Indexer):
         tmp = path + ".building"
         shutil.rmtree(tmp, ignore_errors=True)  # a previous interrupted build
         os.makedirs(tmp)
-        rr, model = self.reranker, self.reranker.model
+        rr = self.reranker
         dt = _DTYPES[self.dtype]
         docnos, offsets, hashes, seen = [], [0], [], set()
+        state_shape = extras_shape = None
+        progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
         with open(os.path.join(tmp, "states.bin"), "wb") as fs, \
-                open(os.path.join(tmp, "kv.bin"), "wb") if self.kv else _Null() as fkv:
+                open(os.path.join(tmp, "extras.bin"), "wb") if self.kv else _Null() as fkv:
             for batch in _chunks(it, self.batch_size):
                 for d in batch:
                     if "docno" not in d or self.text_field not in d:
@@ -202,17 +225,26 @@ class MiceIndexer(pt.Indexer):
                         raise ValueError(f"docno {d['docno']!r} contains a newline")
                     seen.add(d["docno"])
                 texts = [d[self.text_field] if isinstance(d[self.text_field], str) else "" for d in batch]
-                seqs = rr._singles(texts, rr.doc_max_length, "documents")
+                seqs = rr.doc_sequences(texts)
                 with torch.inference_mode():
-                    states = rr._encode(seqs)
-                    kvs = rr._kv_of_states(states) if self.kv else None
+                    states = rr.encode_docs(seqs)
+                    extras = rr.doc_extras(states) if self.kv else None
+                state_shape = list(states[0].shape[1:])
+                extras_shape = list(extras[0].shape[1:]) if self.kv else None
                 for i, d in enumerate(batch):
                     fs.write(states[i].float().cpu().numpy().astype(dt).tobytes())
                     if self.kv:
-                        fkv.write(kvs[i].float().cpu().numpy().astype(dt).tobytes())
+                        fkv.write(extras[i].float().cpu().numpy().astype(dt).tobytes())
                     docnos.append(str(d["docno"]))
                     offsets.append(offsets[-1] + len(seqs[i]))
                     hashes.append(token_hash(seqs[i]))
+                if progress is not None:
+                    progress.update(len(batch))
+        if progress is not None:
+            progress.close()
+        if not docnos:
+            shutil.rmtree(tmp)
+            raise ValueError("no documents to index: the corpus iterator was empty")
         with open(os.path.join(tmp, "docnos.txt"), "w", encoding="utf8") as f:
             f.write("\n".join(docnos))
         np.save(os.path.join(tmp, "offsets.npy"), np.asarray(offsets, dtype=np.int64))
@@ -221,18 +253,16 @@ class MiceIndexer(pt.Indexer):
             json.dump({"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}, f)
         manifest = {
             "format_version": FORMAT_VERSION, "num_docs": len(docnos), "num_tokens": offsets[-1],
-            "hidden_size": model.hidden_size, "dtype": self.dtype, "kv": self.kv,
-            "num_interaction_layers": len(model.interaction),
-            "first_interaction_layer": model.config.first_interaction_layer,
-            "doc_max_length": rr.doc_max_length, "model_fingerprint": model_fingerprint(model, self.kv),
-            "model_name": rr.model_name,
+            "reranker": type(rr).__name__, "state_shape": state_shape, "extras_shape": extras_shape,
+            "dtype": self.dtype, "doc_max_length": rr.doc_max_length,
+            "model_fingerprint": model_fingerprint(rr, self.kv), "model_name": rr.model_name,
         }
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
         if os.path.exists(path):
             shutil.rmtree(path)
         os.replace(tmp, path)
-        return MiceIndex(path)
+        return DocStateIndex(path)
 
 
 class _Null:

@@ -93,8 +93,8 @@ def test_truncated_and_corrupt_files(mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path)
     path = str(tmp_path / "idx")
     MiceIndex(path).indexer(fly, kv=True).index(corpus())
-    with open(os.path.join(path, "kv.bin"), "r+b") as f:
-        f.truncate(os.path.getsize(os.path.join(path, "kv.bin")) - 10)
+    with open(os.path.join(path, "extras.bin"), "r+b") as f:
+        f.truncate(os.path.getsize(os.path.join(path, "extras.bin")) - 10)
     with pytest.raises(MiceIndexError, match="truncated or corrupt"):
         MiceReranker.from_pretrained(mice_path, index=MiceIndex(path))
     MiceIndex(path).indexer(fly, overwrite=True).index(corpus())
@@ -113,3 +113,12 @@ def test_bad_corpus_input(mice_path, tmp_path):
     MiceIndex(str(tmp_path / "c")).indexer(fly).index(corpus())
     with pytest.raises(FileExistsError, match="overwrite=True"):
         MiceIndex(str(tmp_path / "c")).indexer(fly).index(corpus())
+
+
+def test_saved_and_reloaded_model_matches_its_index(mice_path, tmp_path):
+    """The fingerprint ignores what save/load changes (paths, versions), not the weights."""
+    fly = MiceReranker.from_pretrained(mice_path)
+    fly.model.save_pretrained(tmp_path / "copy")
+    fly.tokenizer.save_pretrained(tmp_path / "copy")
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly).index(corpus())
+    MiceReranker.from_pretrained(str(tmp_path / "copy"), index=idx)

@@ -1,0 +1,104 @@
+"""The efficiency table (the paper's Table 5) on CPU: re-ranking 1 query × N docs × 512 tokens.
+
+    python benchmarks/efficiency.py [--docs 128] [--runs 3] [--threads 2] [--out table.md]
+
+Systems: the cross-encoder, MICE-ℓ4+3 on the fly, MICE from a precomputed index (fp16
+states), and MICE from an index with cached per-layer K/V, all with the MiniLM-L12-H384 shape.
+Each system runs in its own process so that its peak memory (max RSS, which includes the
+weights and the Python runtime) is its own; "increase" is the peak minus the RSS after loading.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import torch
+
+from common import frame, minilm_l12_encoder, peak_rss_mb, time_it, tokenizer
+
+SYSTEMS = ["cross-encoder", "mice", "mice-index", "mice-index-kv"]
+LABELS = {"cross-encoder": "Cross-encoder (MiniLM-L12)", "mice": "MICE-ℓ4+3, on the fly",
+          "mice-index": "MICE-ℓ4+3, index (fp16 states)", "mice-index-kv": "MICE-ℓ4+3, index + cached K/V"}
+
+
+def build(system, workdir, docs):
+    from pyterrier_mice import CrossEncoderReranker, DocStateIndex, MaskedCrossEncoderModel, MiceModel, MiceReranker
+    tok = tokenizer()
+    if system == "cross-encoder":
+        return CrossEncoderReranker(MaskedCrossEncoderModel.from_encoder(minilm_l12_encoder(), tok), tok,
+                                    batch_size=docs, max_length=512, device="cpu")
+    path = os.path.join(workdir, "mice")
+    model = MiceModel.from_pretrained(path) if os.path.exists(path) else MiceModel.from_encoder(
+        minilm_l12_encoder(), tok, 4, 3)
+    index = None
+    if system != "mice":
+        index = DocStateIndex(os.path.join(workdir, "index-kv" if system.endswith("kv") else "index"))
+    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device="cpu", index=index)
+
+
+def prepare(workdir, docs):
+    """Save one MICE model and build both indexes for it (outside the timed processes)."""
+    from pyterrier_mice import DocStateIndex
+    rr = build("mice", workdir, docs)
+    rr.model.save_pretrained(os.path.join(workdir, "mice"))
+    corpus = frame(docs)[["docno", "text"]].to_dict("records")
+    DocStateIndex(os.path.join(workdir, "index")).indexer(rr).index(corpus)
+    DocStateIndex(os.path.join(workdir, "index-kv")).indexer(rr, kv=True).index(corpus)
+
+
+def measure(system, workdir, docs, runs, warmup):
+    rr = build(system, workdir, docs)
+    df = frame(docs)
+    loaded = peak_rss_mb()
+    mean, sd = time_it(lambda: rr(df), warmup, runs)
+    params = sum(p.numel() for p in rr.model.parameters())
+    return {"system": system, "params": params, "mean": mean, "sd": sd, "docs_per_s": docs / mean,
+            "peak_mb": peak_rss_mb(), "increase_mb": peak_rss_mb() - loaded}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--docs", type=int, default=128)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--systems", nargs="*", default=SYSTEMS)
+    ap.add_argument("--out", help="also write the table (Markdown) here")
+    ap.add_argument("--_worker", help=argparse.SUPPRESS)
+    ap.add_argument("--_workdir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    if args._worker:
+        print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup)))
+        return
+    workdir = tempfile.mkdtemp(prefix="mice-bench-")
+    prepare(workdir, args.docs)
+    rows = []
+    for system in args.systems:
+        cmd = [sys.executable, __file__, "--_worker", system, "--_workdir", workdir, "--docs", str(args.docs),
+               "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"  measured {system}", file=sys.stderr)
+    base = next((r for r in rows if r["system"] == "cross-encoder"), rows[0])
+    lines = [f"Re-ranking 1 query × {args.docs} docs × 512 tokens; MiniLM-L12-H384 shape; fp32; CPU, "
+             f"{args.threads} threads; {args.runs} timed runs after {args.warmup} warm-up; tokenisation included.",
+             "", "| system | params | latency (ms) | docs/s | × cross-encoder | peak RSS (MB) | increase (MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {LABELS[r['system']]} | {r['params'] / 1e6:.1f}M | {r['mean'] * 1000:.0f} ± {r['sd'] * 1000:.0f} "
+                     f"| {r['docs_per_s']:.1f} | {r['docs_per_s'] / base['docs_per_s']:.2f} | {r['peak_mb']:.0f} "
+                     f"| {r['increase_mb']:.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

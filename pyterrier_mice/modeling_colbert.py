@@ -1,0 +1,97 @@
+"""A BERT/ModernBERT ColBERT: token embeddings projected to ``dim``, L2-normalised, scored by
+MaxSim summed over the query positions.
+
+Two input forms:
+
+- ``"standard"`` (ColBERT): ``[CLS] [Q] q [SEP]`` padded with ``[MASK]`` to ``query_length``
+  (query augmentation: the masks are attended and scored), ``[CLS] [D] d [SEP]`` truncated to
+  ``doc_length``; the markers default to ``[unused0]``/``[unused1]``.
+- ``"reference"`` (the MICE authors' baseline): no markers, the query padded with ``[PAD]`` to
+  exactly ``query_length`` (pads are not attended as keys but their contextualised embeddings
+  are still summed), documents padded/truncated to ``doc_length``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import key_padding_mask, window_mask
+from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
+from .modeling_masked import CrossEncoderOutput
+
+INPUT_FORMS = ("standard", "reference")
+
+
+class ColBERTConfig(BackboneConfig):
+    model_type = "mice_colbert"
+
+    def __init__(self, dim: int = 128, query_length: int = 32, doc_length: int = 180,
+                 input_form: str = "standard", query_marker: str = "[unused0]", doc_marker: str = "[unused1]",
+                 query_marker_id: int | None = None, doc_marker_id: int | None = None,
+                 mask_token_id: int | None = None, **kwargs):
+        if input_form not in INPUT_FORMS:
+            raise ValueError(f"input_form={input_form!r}; expected one of {INPUT_FORMS}")
+        self.dim, self.query_length, self.doc_length = dim, query_length, doc_length
+        self.input_form = input_form
+        self.query_marker, self.doc_marker = query_marker, doc_marker
+        self.query_marker_id, self.doc_marker_id = query_marker_id, doc_marker_id
+        self.mask_token_id = mask_token_id
+        super().__init__(**kwargs)
+
+
+class ColBERTModel(BackboneModel):
+    """Backbone (all layers) + ``Linear(H, dim, bias=False)`` + L2 normalisation + MaxSim."""
+
+    config_class = ColBERTConfig
+
+    def __init__(self, config: ColBERTConfig, encoder=None):
+        super().__init__(config, encoder)
+        self.backbone.drop_head()
+        self.projection = nn.Linear(self.hidden_size, config.dim, bias=False)
+        self.post_init()
+
+    @classmethod
+    def from_backbone(cls, name_or_path: str, *, tokenizer=None, **config_kwargs) -> "ColBERTModel":
+        encoder = load_encoder(name_or_path, num_labels=1)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
+        return cls.from_encoder(encoder, tokenizer, **config_kwargs)
+
+    @classmethod
+    def from_encoder(cls, encoder, tokenizer, **config_kwargs) -> "ColBERTModel":
+        config = ColBERTConfig(backbone=encoder.config.to_dict(), **special_ids(tokenizer), **config_kwargs)
+        if config.input_form == "standard":
+            unk = tokenizer.unk_token_id
+            ids = {m: tokenizer.convert_tokens_to_ids(m) for m in (config.query_marker, config.doc_marker)}
+            bad = [m for m, i in ids.items() if i is None or i == unk]
+            if bad or tokenizer.mask_token_id is None:
+                raise ValueError(f"the tokenizer has no {bad or '[MASK]'} token needed by the standard ColBERT "
+                                 "input form; pass query_marker=/doc_marker= or input_form='reference'")
+            config.query_marker_id, config.doc_marker_id = ids[config.query_marker], ids[config.doc_marker]
+            config.mask_token_id = tokenizer.mask_token_id
+        return cls(config, encoder=encoder)
+
+    def encode(self, input_ids, attention_mask) -> torch.Tensor:
+        """L2-normalised token embeddings ``[B, L, dim]``."""
+        bb = self.backbone
+        length = input_ids.shape[1]
+        x = bb.embed(input_ids, torch.zeros_like(input_ids))
+        base = key_padding_mask(attention_mask, length)
+        for i, layer in enumerate(bb.layers):
+            hw = bb.half_window(i)
+            m = base if hw is None else base & window_mask(length, hw, x.device)
+            x, _ = bb.layer_forward(layer, i, x, m)
+        return F.normalize(self.projection(bb.final_states(x)), p=2, dim=-1)
+
+    @staticmethod
+    def maxsim(q_emb, d_emb, d_mask) -> torch.Tensor:
+        """Σ over every query position of the max cosine over the document's valid tokens."""
+        sim = q_emb @ d_emb.transpose(-1, -2)  # [B, Lq, Ld]
+        sim = sim.masked_fill(~d_mask.bool()[:, None, :], -1e9)
+        return sim.max(dim=-1).values.sum(dim=-1)
+
+    def forward(self, query_input_ids, query_attention_mask, doc_input_ids, doc_attention_mask,
+                **kwargs) -> CrossEncoderOutput:
+        q = self.encode(query_input_ids, query_attention_mask)
+        d = self.encode(doc_input_ids, doc_attention_mask)
+        return CrossEncoderOutput(logits=self.maxsim(q, d, doc_attention_mask)[:, None])

@@ -1,0 +1,149 @@
+"""Re-rankers that encode queries and documents apart (MICE, ColBERT, split PreTTR).
+
+:class:`SplitReranker` encodes each distinct query of a frame once and each distinct document
+once, processes documents ``batch_size`` at a time (longest first), scores every pair that uses
+them right away, and reads document states from a :class:`~pyterrier_mice.DocStateIndex`
+when one is given (falling back to encoding for documents it does not hold).
+
+Subclasses implement the hooks ``query_sequences``, ``doc_sequences``, ``encode_queries``,
+``encode_docs``, ``score_batch`` (and ``doc_extras``/``fingerprint_modules`` for the index).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .reranker_base import Reranker, run_batched
+from .text import InputBuilder, tokenize
+
+
+def pad_tensors(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``[L_i, ...]`` tensors into ``[B, L, ...]`` plus a 0/1 mask ``[B, L]``."""
+    n = max(t.shape[0] for t in tensors)
+    out = tensors[0].new_zeros((len(tensors), n, *tensors[0].shape[1:]))
+    mask = torch.zeros((len(tensors), n), dtype=torch.long, device=tensors[0].device)
+    for i, t in enumerate(tensors):
+        out[i, :t.shape[0]] = t
+        mask[i, :t.shape[0]] = 1
+    return out, mask
+
+
+class SplitReranker(Reranker):
+    """Base of re-rankers whose documents can be encoded without the query (see module doc)."""
+
+    def __init__(self, model, tokenizer, *, index=None, **kwargs):
+        super().__init__(model, tokenizer, **kwargs)
+        self._inputs = InputBuilder(tokenizer)
+        self.index = index
+        self.last_stats: dict[str, int] = {}
+
+    def _attach_index(self) -> None:
+        """Check the index against this re-ranker (call once lengths are set)."""
+        if self.index is not None:
+            self.index.check_reranker(self)
+
+    # ------------------------------------------------------------------ hooks
+    def query_sequences(self, queries: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def doc_sequences(self, docs: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def encode_queries(self, seqs: list[list[int]]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def encode_docs(self, seqs: list[list[int]]) -> list[torch.Tensor]:
+        """Per-document states ``[L_i, ...]`` (what an index stores)."""
+        raise NotImplementedError
+
+    def doc_extras(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Optional query-independent extras derived from states (e.g. MICE's K/V)."""
+        raise NotImplementedError(f"{type(self).__name__} stores no extras")
+
+    def score_batch(self, q: list[torch.Tensor], d: list[torch.Tensor]) -> torch.Tensor:
+        """Scores ``[B]`` of aligned query encodings and document memories."""
+        raise NotImplementedError
+
+    def fingerprint_modules(self, with_extras: bool) -> list[torch.nn.Module]:
+        """The modules whose weights the stored document states (and extras) depend on."""
+        return [self.model]
+
+    # ------------------------------------------------------------------ helpers for hooks
+    def _singles(self, texts, max_length, what) -> list[list[int]]:
+        """``[CLS] x [SEP]`` ids of each text, truncated to ``max_length`` with a warning."""
+        singles = [self._inputs.single(t, max_length) for t in tokenize(self.tokenizer, texts)]
+        self._warn_truncated(sum(s[1] for s in singles), len(singles), what, max_length)
+        return [s[0] for s in singles]
+
+    def _run_encoder(self, seqs, encode, length=None, valid=None) -> list[torch.Tensor]:
+        """``encode(input_ids, attention_mask)`` over ``seqs`` batched longest first; row i
+        trimmed to ``valid[i]`` positions (default: its length; ``length`` pads to a fixed size)."""
+        order = np.argsort([-len(s) for s in seqs], kind="stable")
+        out: list[torch.Tensor | None] = [None] * len(seqs)
+
+        def run(idx):
+            batch = self._to_device(self._inputs.batch([seqs[i] for i in idx], length=length))
+            x = encode(batch["input_ids"], batch["attention_mask"])
+            for j, i in enumerate(idx):
+                out[i] = x[j, :(valid[i] if valid is not None else len(seqs[i]))]
+            return np.zeros(len(idx))
+
+        run_batched(order, self.batch_size, run)
+        return out
+
+    # ------------------------------------------------------------------ documents
+    def _doc_memory(self, docnos: list[str], seqs: list[list[int]]) -> list[torch.Tensor]:
+        """Document memories: from the index where it holds the same docno and tokens, else encoded."""
+        stats = self.last_stats
+        if self.index is None:
+            stats["encoded"] = stats.get("encoded", 0) + len(seqs)
+            return self.encode_docs(seqs)
+        rows = self.index.lookup_docs(docnos, seqs)
+        missing = [j for j, r in enumerate(rows) if r is None]
+        stats["encoded"] = stats.get("encoded", 0) + len(missing)
+        stats["from_index"] = stats.get("from_index", 0) + len(seqs) - len(missing)
+        dtype = next(self.model.parameters()).dtype
+        out = [None if r is None else self.index.read(r).to(self.device, dtype) for r in rows]
+        if missing:
+            fresh = self.encode_docs([seqs[j] for j in missing])
+            if self.index.has_extras:
+                fresh = self.doc_extras(fresh)
+            for j, t in zip(missing, fresh):
+                out[j] = t
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, queries, docnos, docs, qidx, didx):
+        self.last_stats = {}
+        q_enc = self.encode_queries(self.query_sequences(list(queries)))
+        d_seqs = self.doc_sequences(list(docs))
+        pairs_of_doc: dict[int, list[int]] = {}
+        for p, d in enumerate(didx):
+            pairs_of_doc.setdefault(int(d), []).append(p)
+        order = np.argsort([-len(s) for s in d_seqs], kind="stable")
+        scores = np.empty(len(qidx), dtype=np.float32)
+        progress = self._progress(len(qidx), self.schematic["label"])
+
+        def run(doc_batch):
+            memory = self._doc_memory([docnos[i] for i in doc_batch], [d_seqs[i] for i in doc_batch])
+            pairs = [(p, j) for j, d in enumerate(doc_batch) for p in pairs_of_doc[int(d)]]
+            for s in range(0, len(pairs), self.batch_size):
+                sub = pairs[s:s + self.batch_size]
+                got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub])
+                scores[[p for p, _ in sub]] = got.float().cpu().numpy()
+                if progress is not None:
+                    progress.update(len(sub))
+            return np.zeros(len(doc_batch))
+
+        run_batched(order, self.batch_size, run)
+        if progress is not None:
+            progress.close()
+        return scores
+
+    def _config_key(self):
+        return super()._config_key() + (None if self.index is None else os.path.abspath(self.index.path),)
+
+    def _repr_args(self):
+        return super()._repr_args() + ([f"index={self.index!r}"] if self.index is not None else [])
