@@ -3,18 +3,20 @@ __version__ = "0.1.0"
 from .policies import AttentionPolicy, Block, get_policy, plot_policy, POLICY_NAMES
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
 from .modeling_mice import MiceConfig, MiceModel
+from .modeling_colbert import ColBERTConfig, ColBERTModel
 from .registry import register as _register
 from .reranker_base import Reranker
 from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder
 from .index import DocStateIndex, MiceIndex, MiceIndexError
 from .mice_reranker import MiceReranker
+from .colbert_reranker import ColBERTReranker
 
 _register()
 
 __all__ = [
     "AttentionPolicy", "Block", "get_policy", "plot_policy", "POLICY_NAMES",
     "MaskedCrossEncoderConfig", "MaskedCrossEncoderModel",
-    "MiceConfig", "MiceModel",
+    "MiceConfig", "MiceModel", "ColBERTConfig", "ColBERTModel", "ColBERTReranker",
     "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "MiceReranker",
     "DocStateIndex", "MiceIndex", "MiceIndexError",
 ]

@@ -3,8 +3,10 @@ from transformers import AutoConfig, AutoModel
 
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
 from .modeling_mice import MiceConfig, MiceModel
+from .modeling_colbert import ColBERTConfig, ColBERTModel
 
-MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel), (MiceConfig, MiceModel)]
+MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel), (MiceConfig, MiceModel),
+          (ColBERTConfig, ColBERTModel)]
 
 
 def register() -> None:

@@ -15,7 +15,7 @@ WORDS = ("the a of is are what how why which in on to and for with by from cat d
          "eats water tree house paris city big small blue wing flow heat aircraft speed high low "
          "boundary layer pressure model test wind tunnel shock wave plate").split()
 VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase)
-         + ["##" + c for c in string.ascii_lowercase] + list(string.digits) + list(".,?!-'()") + WORDS)
+         + ["##" + c for c in string.ascii_lowercase] + list(string.digits) + list(".,?!-'()") + WORDS + ["[unused0]", "[unused1]"])
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,21 @@ FACTORIES.update({
     "mice-bert": mice("bert"),
     "mice-modernbert": mice("modernbert"),
 })
+
+
+def colbert(kind, form):
+    def make(tokenizer, root, **rkw):
+        import torch
+        from pyterrier_mice import ColBERTModel, ColBERTReranker
+        path = os.path.join(root, f"colbert-{kind}-{form}")
+        torch.manual_seed(0)
+        _save(ColBERTModel.from_encoder(tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40,
+                                        input_form=form), tokenizer, path)
+        return ColBERTReranker.from_pretrained(path, **rkw)
+    return make
+
+
+FACTORIES.update({
+    "colbert-standard-bert": colbert("bert", "standard"),
+    "colbert-reference-modernbert": colbert("modernbert", "reference"),
+})

@@ -1,0 +1,82 @@
+"""ColBERT: scores equal a direct MaxSim over the embeddings; both input forms; round-trip; size."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from pyterrier_mice import ColBERTModel, ColBERTReranker, DocStateIndex
+
+from conftest import DOCS, QUERIES, tiny_encoder
+
+
+def _reranker(tokenizer, tmp_path, form="standard", kind="bert"):
+    torch.manual_seed(0)
+    model = ColBERTModel.from_encoder(tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40,
+                                      input_form=form)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return ColBERTReranker.from_pretrained(str(tmp_path), batch_size=3)
+
+
+def _frame():
+    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
+                         for q in ["1", "4"] for d in DOCS])
+
+
+@pytest.mark.parametrize("form", ["standard", "reference"])
+def test_scores_equal_direct_maxsim(form, kind, tokenizer, tmp_path):
+    rr = _reranker(tokenizer, tmp_path, form, kind)
+    out = rr(_frame()).set_index(["qid", "docno"])["score"]
+    cfg, tok = rr.model.config, tokenizer
+    for (q, d), score in out.iloc[::5].items():
+        qids = tok(QUERIES[q], add_special_tokens=False)["input_ids"]
+        dids = tok(" ".join(DOCS[d]), add_special_tokens=False)["input_ids"]
+        if form == "standard":
+            qseq = [tok.cls_token_id, cfg.query_marker_id] + qids + [tok.sep_token_id]
+            qseq += [tok.mask_token_id] * (cfg.query_length - len(qseq))
+            qmask = [1] * cfg.query_length
+            dseq = [tok.cls_token_id, cfg.doc_marker_id] + dids + [tok.sep_token_id]
+        else:
+            qseq = [tok.cls_token_id] + qids + [tok.sep_token_id]
+            qmask = [1] * len(qseq) + [0] * (cfg.query_length - len(qseq))
+            qseq += [tok.pad_token_id] * (cfg.query_length - len(qseq))
+            dseq = [tok.cls_token_id] + dids + [tok.sep_token_id]
+        with torch.no_grad():
+            qe = rr.model.encode(torch.tensor([qseq]), torch.tensor([qmask]))[0]
+            de = rr.model.encode(torch.tensor([dseq]), torch.ones(1, len(dseq), dtype=torch.long))[0]
+        assert torch.allclose(qe.norm(dim=-1), torch.ones(len(qseq)), atol=1e-5)
+        direct = sum(max(float(qe[i] @ de[j]) for j in range(len(dseq))) for i in range(cfg.query_length))
+        assert abs(score - direct) < 1e-4
+
+
+def test_save_load_and_index(tokenizer, tmp_path):
+    rr = _reranker(tokenizer, tmp_path / "m")
+    again = ColBERTReranker.from_pretrained(str(tmp_path / "m"))
+    a, b = rr(_frame()), again(_frame())
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
+    idx = DocStateIndex(str(tmp_path / "idx")).indexer(rr, dtype="fp32").index(
+        [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    fast = ColBERTReranker.from_pretrained(str(tmp_path / "m"), index=idx)
+    c = fast(_frame())
+    assert fast.last_stats == {"encoded": 0, "from_index": len(DOCS)}
+    np.testing.assert_allclose(c["score"], a["score"], atol=1e-5)
+
+
+def test_missing_markers_are_an_error(tmp_path):
+    from transformers import BertTokenizerFast
+    (tmp_path / "v.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
+    tok = BertTokenizerFast(str(tmp_path / "v.txt"))
+    with pytest.raises(ValueError, match="input_form='reference'"):
+        ColBERTModel.from_encoder(tiny_encoder("bert", vocab_size=7), tok)
+    ColBERTModel.from_encoder(tiny_encoder("bert", vocab_size=7), tok, input_form="reference")
+
+
+def test_parameter_count_minilm_l12_shape(tokenizer):
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                     intermediate_size=1536, num_labels=1)
+    model = ColBERTModel.from_encoder(AutoModelForSequenceClassification.from_config(cfg), tokenizer)
+    n = sum(p.numel() for p in model.parameters())
+    # paper: 33.4M, which also counts MiniLM's pooler (0.15M), unused by ColBERT and dropped here
+    pooler = 384 * 384 + 384
+    assert abs(n + pooler - 33.4e6) <= 0.05e6, n
