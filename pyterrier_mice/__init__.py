@@ -4,12 +4,14 @@ from .policies import AttentionPolicy, Block, get_policy, plot_policy, POLICY_NA
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
 from .modeling_mice import MiceConfig, MiceModel
 from .modeling_colbert import ColBERTConfig, ColBERTModel
+from .modeling_prettr import PreTTRConfig, PreTTRModel
 from .registry import register as _register
 from .reranker_base import Reranker
-from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder
+from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder, SparseCrossEncoderReranker
 from .index import DocStateIndex, MiceIndex, MiceIndexError
 from .mice_reranker import MiceReranker
 from .colbert_reranker import ColBERTReranker
+from .prettr_reranker import PreTTRReranker
 
 _register()
 
@@ -17,6 +19,7 @@ __all__ = [
     "AttentionPolicy", "Block", "get_policy", "plot_policy", "POLICY_NAMES",
     "MaskedCrossEncoderConfig", "MaskedCrossEncoderModel",
     "MiceConfig", "MiceModel", "ColBERTConfig", "ColBERTModel", "ColBERTReranker",
-    "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "MiceReranker",
+    "PreTTRConfig", "PreTTRModel", "PreTTRReranker",
+    "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "SparseCrossEncoderReranker", "MiceReranker",
     "DocStateIndex", "MiceIndex", "MiceIndexError",
 ]

@@ -7,6 +7,7 @@ from transformers import AutoConfig
 
 from .modeling_base import load_tokenizer
 from .modeling_masked import MaskedCrossEncoderModel
+from .modeling_prettr import PreTTRModel
 from .policies import get_policy
 from .reranker_base import Reranker, logits_to_scores, run_batched
 from .text import InputBuilder, tokenize
@@ -43,8 +44,9 @@ class CrossEncoderReranker(Reranker):
         """
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         config = AutoConfig.from_pretrained(name_or_path)
-        if config.model_type == MaskedCrossEncoderModel.config_class.model_type:
-            model = MaskedCrossEncoderModel.from_pretrained(name_or_path)
+        saved = _SAVED_TYPES.get(config.model_type)
+        if saved is not None:
+            model = saved.from_pretrained(name_or_path)
         else:
             model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)
         return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
@@ -79,3 +81,23 @@ class CrossEncoderReranker(Reranker):
 
 
 MaskedCrossEncoder = CrossEncoderReranker
+
+
+class SparseCrossEncoderReranker(CrossEncoderReranker):
+    """The Sparse CE baseline (Schlatt et al., 2024): {Q, [SEP1]} never read {[CLS], D, [SEP2]}."""
+
+    schematic = {"label": "SparseCE", "help_url": None}
+
+    def __init__(self, model, tokenizer, **kwargs):
+        kwargs["policy"] = "sparse_ce"
+        super().__init__(model, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, policy=None, **kwargs):
+        if policy not in (None, "sparse_ce"):
+            raise ValueError("SparseCrossEncoderReranker's policy is always 'sparse_ce'")
+        return super().from_pretrained(name_or_path, "sparse_ce", **kwargs)
+
+
+_SAVED_TYPES = {MaskedCrossEncoderModel.config_class.model_type: MaskedCrossEncoderModel,
+                PreTTRModel.config_class.model_type: PreTTRModel}

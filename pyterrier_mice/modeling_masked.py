@@ -70,14 +70,18 @@ class MaskedCrossEncoderModel(BackboneModel):
                                           **special_ids(tokenizer))
         return cls(config, encoder=encoder)
 
-    def attention_masks(self, input_ids, attention_mask) -> list[torch.Tensor]:
-        """One boolean ``[B, 1, L, L]`` mask per layer (shared objects where layers agree)."""
+    def attention_masks(self, input_ids, attention_mask, seg=None) -> list[torch.Tensor]:
+        """One boolean ``[B, 1, L, L]`` mask per layer (shared objects where layers agree).
+
+        ``seg`` (segment ids, see :func:`segment_ids`) is computed from the ids when not given.
+        """
         length = input_ids.shape[1]
         if self._policy.is_full():
             base = [key_padding_mask(attention_mask, length)]
             index = [0] * self.num_layers
         else:
-            seg = segment_ids(input_ids, attention_mask, self.config.cls_token_id, self.config.sep_token_id)
+            if seg is None:
+                seg = self.segments(input_ids, attention_mask)
             valid = seg >= 0
             s = seg.clamp(min=0)
             tables = self._tables.to(input_ids.device)
@@ -87,6 +91,13 @@ class MaskedCrossEncoderModel(BackboneModel):
                 m = torch.where(valid[:, :, None], m, valid[:, None, :])  # pad rows read valid keys
                 base.append(m[:, None])
             index = self._table_index
+        return self._with_windows(base, index, length, input_ids.device)
+
+    def segments(self, input_ids, attention_mask) -> torch.Tensor:
+        return segment_ids(input_ids, attention_mask, self.config.cls_token_id, self.config.sep_token_id)
+
+    def _with_windows(self, base, index, length, device) -> list[torch.Tensor]:
+        """Per-layer masks from distinct tables, adding ModernBERT's window on local layers."""
         masks, cache = [], {}
         for layer in range(self.num_layers):
             hw = self.backbone.half_window(layer)
@@ -94,10 +105,19 @@ class MaskedCrossEncoderModel(BackboneModel):
             if key not in cache:
                 m = base[index[layer]]
                 if hw is not None:
-                    m = m & window_mask(length, hw, input_ids.device)
+                    m = m & window_mask(length, hw, device)
                 cache[key] = m
             masks.append(cache[key])
         return masks
+
+    def run_layers(self, x, masks, start: int, end: int, position_ids=None, output_attentions=False):
+        """Layers ``start..end-1`` over states ``x`` with their masks (indexed by layer)."""
+        bb = self.backbone
+        probs = []
+        for i in range(start, end):
+            x, p = bb.layer_forward(bb.layers[i], i, x, masks[i], position_ids, return_probs=output_attentions)
+            probs.append(p)
+        return x, probs
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_attentions: bool = False, **kwargs) -> CrossEncoderOutput:
@@ -106,9 +126,6 @@ class MaskedCrossEncoderModel(BackboneModel):
         bb = self.backbone
         masks = self.attention_masks(input_ids, attention_mask)
         x = bb.embed(input_ids, token_type_ids, position_ids)
-        probs = []
-        for i, layer in enumerate(bb.layers):
-            x, p = bb.layer_forward(layer, i, x, masks[i], position_ids, return_probs=output_attentions)
-            probs.append(p)
+        x, probs = self.run_layers(x, masks, 0, self.num_layers, position_ids, output_attentions)
         logits = bb.score_head(bb.final_states(x), attention_mask)
         return CrossEncoderOutput(logits=logits, attentions=tuple(probs) if output_attentions else None)

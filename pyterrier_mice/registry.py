@@ -4,9 +4,10 @@ from transformers import AutoConfig, AutoModel
 from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
 from .modeling_mice import MiceConfig, MiceModel
 from .modeling_colbert import ColBERTConfig, ColBERTModel
+from .modeling_prettr import PreTTRConfig, PreTTRModel
 
 MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel), (MiceConfig, MiceModel),
-          (ColBERTConfig, ColBERTModel)]
+          (ColBERTConfig, ColBERTModel), (PreTTRConfig, PreTTRModel)]
 
 
 def register() -> None:

@@ -61,3 +61,28 @@ FACTORIES.update({
     "colbert-standard-bert": colbert("bert", "standard"),
     "colbert-reference-modernbert": colbert("modernbert", "reference"),
 })
+
+
+def prettr(kind):
+    def make(tokenizer, root, **rkw):
+        import torch
+        from pyterrier_mice import PreTTRModel, PreTTRReranker
+        path = os.path.join(root, f"prettr-{kind}")
+        torch.manual_seed(0)
+        _save(PreTTRModel.from_encoder(tiny_encoder(kind), tokenizer, 2, doc_position_offset=16), tokenizer, path)
+        return PreTTRReranker.from_pretrained(path, **rkw)
+    return make
+
+
+def sparse_ce(tokenizer, root, **kw):
+    from pyterrier_mice import SparseCrossEncoderReranker
+    path = os.path.join(root, "ce-bert")
+    _save(MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer), tokenizer, path)
+    return SparseCrossEncoderReranker.from_pretrained(path, **kw)
+
+
+FACTORIES.update({
+    "prettr-split-bert": prettr("bert"),
+    "prettr-split-modernbert": prettr("modernbert"),
+    "sparse-ce-named": sparse_ce,
+})
