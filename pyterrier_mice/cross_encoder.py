@@ -51,18 +51,24 @@ class CrossEncoderReranker(Reranker):
             model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)
         return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
 
+    def _forward(self, pairs) -> torch.Tensor:
+        """Scores of built ``(ids, types, truncated)`` pairs in one batch."""
+        use_types = self.model.backbone.model_type == "bert"
+        batch = self._inputs.batch([p[0] for p in pairs], [p[1] for p in pairs] if use_types else None)
+        return logits_to_scores(self.model(**self._to_device(batch)).logits)
+
+    def pair_scores(self, queries, docs):
+        q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
+        return self._forward([self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)])
+
     def _score(self, queries, docnos, docs, qidx, didx):
         q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
         pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
         self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs")
         order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
-        use_types = self.model.backbone.model_type == "bert"
 
         def score(idx):
-            batch = self._inputs.batch([pairs[i][0] for i in idx],
-                                       [pairs[i][1] for i in idx] if use_types else None)
-            logits = self.model(**self._to_device(batch)).logits
-            return logits_to_scores(logits).cpu().numpy()
+            return self._forward([pairs[i] for i in idx]).cpu().numpy()
 
         progress = self._progress(len(pairs), "CrossEncoder")
         sorted_scores = run_batched(order, self.batch_size, score, progress)

@@ -127,6 +127,10 @@ class Reranker(pt.Transformer):
         """Scores of pairs ``(queries[qidx[i]], docs[didx[i]])``; queries/docs are unique."""
         raise NotImplementedError
 
+    def pair_scores(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
+        """Differentiable scores ``[N]`` of aligned pairs in one pass (used for training)."""
+        raise NotImplementedError
+
     def score_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
         """Scores of aligned ``(query, doc)`` pairs, outside PyTerrier."""
         if len(queries) != len(docs):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .reranker_base import Reranker, run_batched
@@ -115,6 +116,14 @@ class SplitReranker(Reranker):
         return out
 
     # ------------------------------------------------------------------ scoring
+    def pair_scores(self, queries, docs):
+        """Differentiable scores of aligned pairs; each distinct query/document encoded once."""
+        q_codes, q_uniq = pd.factorize(pd.Series(list(queries)))
+        d_codes, d_uniq = pd.factorize(pd.Series(list(docs)))
+        q_enc = self.encode_queries(self.query_sequences(list(q_uniq)))
+        d_enc = self.encode_docs(self.doc_sequences(list(d_uniq)))
+        return self.score_batch([q_enc[i] for i in q_codes], [d_enc[j] for j in d_codes])
+
     def _score(self, queries, docnos, docs, qidx, didx):
         self.last_stats = {}
         q_enc = self.encode_queries(self.query_sequences(list(queries)))

@@ -1,0 +1,38 @@
+"""Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, BCE, InfoNCE)."""
+from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+from .data import GroupData, Group, beir_groups, bm25_run, msmarco_teacher_groups
+from .losses import LOSSES, get_loss
+from .models import MODEL_TYPES, build_reranker, load_reranker
+from .trainer import Trainer
+
+
+def run(cfg: TrainConfig) -> dict:
+    """Build the model, the data and the validation run from ``cfg``, then train."""
+    import os
+
+    from ..datasets import BeirFolder
+
+    reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size,
+                              device=cfg.device)
+    work = os.path.join(cfg.output_dir, "work")
+    os.makedirs(work, exist_ok=True)
+    if cfg.data.kind == "msmarco-teacher":
+        data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
+    elif cfg.data.kind == "beir":
+        teacher = load_reranker(cfg.data.teacher) if cfg.data.teacher else None
+        data = beir_groups(BeirFolder(cfg.data.path), cfg.data.split, work, k=cfg.data.bm25_k,
+                           negatives=cfg.data.negatives, teacher=teacher, seed=cfg.seed)
+    else:
+        raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
+    validation = None
+    eval_path = cfg.eval.path or (cfg.data.path if cfg.data.kind == "beir" else None)
+    if eval_path and cfg.eval.every:
+        eval_ds = BeirFolder(eval_path)
+        topics = eval_ds.get_topics(cfg.eval.split)
+        validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))
+    return Trainer(cfg, reranker, data, validation).train()
+
+
+__all__ = ["TrainConfig", "ModelConfig", "DataConfig", "EvalConfig", "Group", "GroupData",
+           "beir_groups", "bm25_run", "msmarco_teacher_groups", "LOSSES", "get_loss",
+           "MODEL_TYPES", "build_reranker", "load_reranker", "Trainer", "run"]

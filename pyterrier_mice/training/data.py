@@ -1,0 +1,103 @@
+"""Training groups ``(query, positive, negatives, teacher scores)`` from MS MARCO teacher files or
+a BEIR-layout folder with BM25-mined negatives, and the validation run to re-rank."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import numpy as np
+import pandas as pd
+
+
+@dataclasses.dataclass
+class Group:
+    query: str
+    docs: list[str]                       # positive first, then negatives
+    teacher: list[float] | None = None    # teacher scores aligned with docs
+
+
+class GroupData:
+    """In-memory groups read in an order fixed by ``seed`` and the step (so runs resume exactly)."""
+
+    def __init__(self, groups: list[Group], seed: int = 0, shuffle: bool = True):
+        if not groups:
+            raise ValueError("no training groups: check the training split, qrels and negatives")
+        self.groups, self.seed, self.shuffle = groups, seed, shuffle
+
+    def __len__(self):
+        return len(self.groups)
+
+    def batch(self, step: int, batch_size: int) -> list[Group]:
+        out = []
+        for i in range(step * batch_size, (step + 1) * batch_size):
+            epoch, j = divmod(i, len(self.groups))
+            order = (np.random.RandomState(self.seed + epoch).permutation(len(self.groups))
+                     if self.shuffle else np.arange(len(self.groups)))
+            out.append(self.groups[order[j]])
+        return out
+
+
+def msmarco_teacher_groups(path: str, limit: int | None = None) -> GroupData:
+    """Hofstätter's ensemble teacher triples (``pos_score neg_score qid pos_pid neg_pid``) with
+    texts from ir_datasets ``msmarco-passage``; read in file order (as the reference does)."""
+    import ir_datasets
+    ds = ir_datasets.load("msmarco-passage/train")
+    queries = {q.query_id: q.text for q in ds.queries_iter()}
+    store = ds.docs_store()
+    groups = []
+    with open(path, encoding="utf8") as f:
+        for n, line in enumerate(f):
+            if limit is not None and n >= limit:
+                break
+            ps, ns, qid, pp, npid = line.rstrip("\n").split("\t")
+            groups.append(Group(queries[qid], [store.get(pp).text, store.get(npid).text], [float(ps), float(ns)]))
+    return GroupData(groups, shuffle=False)
+
+
+def bm25_run(dataset, topics: pd.DataFrame, work_dir: str, k: int) -> pd.DataFrame:
+    """BM25 (PISA) top-k with texts for ``topics`` over a :class:`BeirFolder`'s corpus."""
+    import pyterrier as pt
+    from pyterrier_pisa import PisaIndex
+    key = hashlib.sha1(os.path.abspath(dataset.path).encode()).hexdigest()[:10]
+    index = PisaIndex(os.path.join(work_dir, f"bm25-{key}.pisa"), text_field="text")
+    if not index.built():
+        index.index(dataset.get_corpus_iter())
+    run = (index.bm25(num_results=k) >> pt.text.get_text(dataset, "text"))(topics)
+    return run
+
+
+def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1,
+                teacher=None, seed: int = 0) -> GroupData:
+    """Groups from a BEIR folder's ``split``: each judged-relevant document of a query with
+    ``negatives`` BM25 top-k documents not judged relevant (random documents where BM25 finds too
+    few; queries BM25 finds nothing for are skipped); teacher scores from ``teacher``
+    (any re-ranker with ``score_pairs``) when given."""
+    topics, qrels = dataset.get_topics(split), dataset.get_qrels(split)
+    run = bm25_run(dataset, topics, work_dir, k)
+    texts = dataset.texts()
+    rel = qrels[qrels["label"] > 0].groupby("qid")["docno"].apply(list).to_dict()
+    rng = np.random.RandomState(seed)
+    all_docnos = sorted(texts)
+    groups = []
+    for qid, g in run.groupby("qid", sort=True):
+        pool = [d for d in g.sort_values("rank")["docno"] if d not in rel.get(qid, [])]
+        while len(pool) < negatives:  # BM25 found too few: complete with random documents
+            extra = all_docnos[rng.randint(len(all_docnos))]
+            if extra not in rel.get(qid, []) and extra not in pool:
+                pool.append(extra)
+        query = g["query"].iloc[0]
+        for pos in rel.get(qid, []):
+            if pos not in texts:
+                continue
+            negs = list(rng.choice(pool, size=min(negatives, len(pool)), replace=False))
+            groups.append(Group(query, [texts[pos]] + [texts[n] for n in negs]))
+    if teacher is not None and groups:
+        qs = [grp.query for grp in groups for _ in grp.docs]
+        ds = [d for grp in groups for d in grp.docs]
+        scores = teacher.score_pairs(qs, ds)
+        i = 0
+        for grp in groups:
+            grp.teacher = [float(s) for s in scores[i:i + len(grp.docs)]]
+            i += len(grp.docs)
+    return GroupData(groups, seed=seed)
+

@@ -1,0 +1,91 @@
+"""Training: one step per model type and loss; kill-and-resume equals an uninterrupted run."""
+import os
+
+import pytest
+import torch
+import yaml
+
+from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.training import (MODEL_TYPES, Group, GroupData, ModelConfig, TrainConfig, Trainer,
+                                     beir_groups, build_reranker, get_loss, load_reranker)
+
+from conftest import tiny_encoder
+
+SMALL = {"cross-encoder": {}, "mice": {"first_interaction_layer": 2, "interaction_layers": 1},
+         "colbert": {"dim": 16, "query_length": 8, "doc_length": 32}, "prettr": {"split_layer": 2}}
+
+
+def _groups(n=6):
+    docs = ["the boundary layer of a wing", "a blue house in paris", "shock wave in a tunnel",
+            "the cat eats fish", "heat flow on a plate", "the dog runs to the tree"]
+    return GroupData([Group(f"query {i} wing heat", [docs[i % 6], docs[(i + 1) % 6], docs[(i + 2) % 6]],
+                            [3.0, 1.0, 0.5]) for i in range(n)], seed=0)
+
+
+def _cfg(tmp_path, model_type, **kw):
+    base = dict(output_dir=str(tmp_path / model_type), steps=4, batch_size=2, lr=1e-3, warmup=1,
+                save_every=2, log_every=0, device="cpu", loss="margin_mse",
+                model={"type": model_type, **SMALL[model_type]}, eval={"every": 0})
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+def _reranker(cfg, tokenizer):
+    return build_reranker(cfg.model, tokenizer=tokenizer, encoder=tiny_encoder("bert", seed=3), device="cpu")
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("loss", ["margin_mse", "bce", "infonce"])
+def test_one_step_per_model_type(model_type, loss, tokenizer, tmp_path):
+    cfg = _cfg(tmp_path, model_type, steps=1, loss=loss, warmup=0)
+    rr = _reranker(cfg, tokenizer)
+    before = {k: v.clone() for k, v in rr.model.state_dict().items()}
+    out = Trainer(cfg, rr, _groups()).train()
+    assert out["step"] == 1 and torch.isfinite(torch.tensor(out["history"][-1]["loss"]))
+    changed = [k for k, v in rr.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "no parameter was updated"
+    reloaded = load_reranker(os.path.join(cfg.output_dir, "final"))
+    assert type(reloaded) is type(rr)
+
+
+def test_kill_and_resume_gives_the_same_weights(tokenizer, tmp_path):
+    straight = _cfg(tmp_path / "a", "mice")
+    Trainer(straight, _reranker(straight, tokenizer), _groups()).train()
+    resumed = _cfg(tmp_path / "b", "mice")
+    Trainer(resumed, _reranker(resumed, tokenizer), _groups()).train(stop_after=2)  # "killed" after step 2
+    assert not os.path.exists(os.path.join(resumed.output_dir, "final"))
+    fresh = _reranker(resumed, tokenizer)  # a new process: new model, state from the checkpoint
+    out = Trainer(resumed, fresh, _groups()).train()
+    assert out["step"] == 4
+    a = load_reranker(os.path.join(straight.output_dir, "final")).model.state_dict()
+    b = load_reranker(os.path.join(resumed.output_dir, "final")).model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_validation_keeps_best_and_beir_groups(tokenizer, beir_folder, tmp_path):
+    ds = BeirFolder(beir_folder)
+    data = beir_groups(ds, "test", str(tmp_path), k=10, negatives=2, seed=0)
+    assert len(data) == 10 and all(len(g.docs) == 3 for g in data.groups)
+    from pyterrier_mice.training import bm25_run
+    run = bm25_run(ds, ds.get_topics("test"), str(tmp_path), 5)
+    cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", eval={"every": 2, "measure": "nDCG@10"})
+    out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
+    vals = [h["val"] for h in out["history"] if "val" in h]
+    assert len(vals) == 3 and out["best"]["nDCG@10"] == max(vals)
+    assert os.path.exists(os.path.join(cfg.output_dir, "best", "config.json"))
+
+
+def test_config_errors_and_overrides(tmp_path):
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="unknown keys in 'model'"):
+        TrainConfig.from_dict({"model": {"typ": "mice"}})
+    with pytest.raises(ValueError, match="needs teacher scores"):
+        get_loss("margin_mse")(torch.zeros(2, 2), None)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"steps": 10, "model": {"type": "mice"}}))
+    cfg = TrainConfig.from_yaml(str(path), ["steps=3", "model.first_interaction_layer=2"])
+    assert cfg.steps == 3 and cfg.model.first_interaction_layer == 2 and cfg.lr == 7e-6
+    with pytest.raises(ValueError, match="unknown model type"):
+        build_reranker(ModelConfig(type="bert"))
