@@ -49,8 +49,27 @@ def frame(num_docs: int) -> pd.DataFrame:
                          "text": [f"{i} " + LOREM * 40 for i in range(num_docs)]})
 
 
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    try:
+        return _status_mb("VmHWM")
+    except OSError:  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    try:
+        return _status_mb("VmRSS")
+    except OSError:
+        return float("nan")
 
 
 def time_it(fn, warmup: int, runs: int) -> tuple[float, float]:

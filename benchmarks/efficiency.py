@@ -5,8 +5,9 @@
 Systems: the cross-encoder, MICE-ℓ4+3 on the fly, MICE from a precomputed index (fp16
 states), MICE from an index with cached per-layer K/V, and ColBERT (128d, documents of 512
 tokens as in the paper's table) on the fly and from an index, all with the MiniLM-L12-H384 shape.
-Each system runs in its own process so that its peak memory (max RSS, which includes the
-weights and the Python runtime) is its own; "increase" is the peak minus the RSS after loading.
+Each system runs in its own process so that its peak memory (VmHWM: peak resident memory,
+which includes the weights and the Python runtime) is its own; "increase" is the peak minus
+the resident memory after loading. CPU numbers: the paper's are on a GPU.
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ import warnings
 
 import torch
 
-from common import frame, minilm_l12_encoder, peak_rss_mb, time_it, tokenizer
+from common import frame, minilm_l12_encoder, peak_rss_mb, rss_mb, time_it, tokenizer
 
 SYSTEMS = ["cross-encoder", "mice", "mice-index", "mice-index-kv", "colbert", "colbert-index"]
 LABELS = {"cross-encoder": "Cross-encoder (MiniLM-L12)", "mice": "MICE-ℓ4+3, on the fly",
@@ -64,7 +65,7 @@ def prepare(workdir, docs):
 def measure(system, workdir, docs, runs, warmup):
     rr = build(system, workdir, docs)
     df = frame(docs)
-    loaded = peak_rss_mb()
+    loaded = rss_mb()
     mean, sd = time_it(lambda: rr(df), warmup, runs)
     params = sum(p.numel() for p in rr.model.parameters())
     return {"system": system, "params": params, "mean": mean, "sd": sd, "docs_per_s": docs / mean,
@@ -97,6 +98,8 @@ def main():
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"  measured {system}", file=sys.stderr)
     base = next((r for r in rows if r["system"] == "cross-encoder"), rows[0])
+    for r in rows:
+        print(f"{r['system']}: {r['docs_per_s']:.1f} docs/s, {r['docs_per_s'] / base['docs_per_s']:.2f}x", file=sys.stderr)
     lines = [f"Re-ranking 1 query × {args.docs} docs × 512 tokens; MiniLM-L12-H384 shape; fp32; CPU, "
              f"{args.threads} threads; {args.runs} timed runs after {args.warmup} warm-up; tokenisation included.",
              "", "| system | params | latency (ms) | docs/s | × cross-encoder | peak RSS (MB) | increase (MB) |",

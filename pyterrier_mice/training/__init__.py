@@ -1,6 +1,6 @@
 """Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, BCE, InfoNCE)."""
 from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
-from .data import GroupData, Group, beir_groups, bm25_run, msmarco_teacher_groups
+from .data import Group, GroupData, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups
 from .losses import LOSSES, get_loss
 from .models import MODEL_TYPES, build_reranker, load_reranker
 from .trainer import Trainer
@@ -20,13 +20,21 @@ def run(cfg: TrainConfig) -> dict:
         data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
     elif cfg.data.kind == "beir":
         teacher = load_reranker(cfg.data.teacher) if cfg.data.teacher else None
-        data = beir_groups(BeirFolder(cfg.data.path), cfg.data.split, work, k=cfg.data.bm25_k,
-                           negatives=cfg.data.negatives, teacher=teacher, seed=cfg.seed)
+        ds = BeirFolder(cfg.data.path)
+        held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.seed) if cfg.eval.split == "holdout" else set()
+        data = beir_groups(ds, cfg.data.split, work, k=cfg.data.bm25_k, negatives=cfg.data.negatives,
+                           teacher=teacher, seed=cfg.seed, exclude_qids=held)
     else:
         raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
     validation = None
     eval_path = cfg.eval.path or (cfg.data.path if cfg.data.kind == "beir" else None)
-    if eval_path and cfg.eval.every:
+    if cfg.eval.split == "holdout":
+        if cfg.data.kind != "beir":
+            raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
+        topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
+        validation = (bm25_run(ds, topics[topics["qid"].isin(held)], work, cfg.eval.k),
+                      qrels[qrels["qid"].isin(held)])
+    elif eval_path and cfg.eval.every:
         eval_ds = BeirFolder(eval_path)
         topics = eval_ds.get_topics(cfg.eval.split)
         validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))

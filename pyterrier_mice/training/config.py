@@ -41,7 +41,8 @@ class DataConfig:
 @dataclasses.dataclass
 class EvalConfig:
     path: str | None = None               # BEIR folder of the validation queries (default: data.path)
-    split: str = "dev"
+    split: str = "dev"                    # a qrels split, or "holdout": a fraction of data.split's queries
+    holdout: float = 0.2                  # with split "holdout": the fraction held out from training
     k: int = 100                          # re-rank BM25 top-k
     measure: str = "RR@10"
     every: int = 10000                    # steps between validations (0: never)

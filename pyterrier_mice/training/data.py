@@ -66,13 +66,21 @@ def bm25_run(dataset, topics: pd.DataFrame, work_dir: str, k: int) -> pd.DataFra
     return run
 
 
+def holdout_qids(dataset, split: str, fraction: float, seed: int) -> set[str]:
+    """A seeded random ``fraction`` of the judged queries of ``split`` (for validation)."""
+    qids = sorted(set(dataset.get_qrels(split)["qid"]))
+    n = max(1, int(round(fraction * len(qids))))
+    return set(np.random.RandomState(seed).choice(qids, size=n, replace=False))
+
+
 def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1,
-                teacher=None, seed: int = 0) -> GroupData:
+                teacher=None, seed: int = 0, exclude_qids=frozenset()) -> GroupData:
     """Groups from a BEIR folder's ``split``: each judged-relevant document of a query with
     ``negatives`` BM25 top-k documents not judged relevant (random documents where BM25 finds too
     few; queries BM25 finds nothing for are skipped); teacher scores from ``teacher``
     (any re-ranker with ``score_pairs``) when given."""
     topics, qrels = dataset.get_topics(split), dataset.get_qrels(split)
+    topics = topics[~topics["qid"].isin(exclude_qids)]
     run = bm25_run(dataset, topics, work_dir, k)
     texts = dataset.texts()
     rel = qrels[qrels["label"] > 0].groupby("qid")["docno"].apply(list).to_dict()
