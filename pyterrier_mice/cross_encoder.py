@@ -8,7 +8,6 @@ from transformers import AutoConfig
 from .modeling_base import load_tokenizer
 from .modeling_masked import MaskedCrossEncoderModel
 from .modeling_prettr import PreTTRModel
-from .policies import get_policy
 from .reranker_base import Reranker, logits_to_scores, run_batched
 from .text import InputBuilder, tokenize
 

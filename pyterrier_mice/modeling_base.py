@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
+from .attention import key_padding_mask, window_mask
 from .backbone import adapter, check_model_type
 
 
@@ -53,6 +54,24 @@ class BackboneModel(PreTrainedModel):
     @property
     def hidden_size(self) -> int:
         return self.encoder.config.hidden_size
+
+    def encode_sequences(self, input_ids, attention_mask, num_layers: int, token_type: int = 0,
+                         position_ids=None, unmasked_local_layers: bool = False) -> torch.Tensor:
+        """States after the first ``num_layers`` layers of single sequences (no segments): full
+        attention over the valid tokens, ModernBERT's window on local layers (no mask at all
+        there with ``unmasked_local_layers``, the MICE reference implementation's quirk)."""
+        bb = self.backbone
+        n = input_ids.shape[1]
+        x = bb.embed(input_ids, torch.full_like(input_ids, token_type), position_ids)
+        base = key_padding_mask(attention_mask, n)
+        for i in range(num_layers):
+            hw = bb.half_window(i)
+            if hw is None:
+                mask = base
+            else:
+                mask = None if unmasked_local_layers else base & window_mask(n, hw, x.device)
+            x, _ = bb.layer_forward(bb.layers[i], i, x, mask, position_ids)
+        return x
 
 
 def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:

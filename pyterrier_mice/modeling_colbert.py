@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import key_padding_mask, window_mask
 from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
 from .modeling_masked import CrossEncoderOutput
 
@@ -73,15 +72,8 @@ class ColBERTModel(BackboneModel):
 
     def encode(self, input_ids, attention_mask) -> torch.Tensor:
         """L2-normalised token embeddings ``[B, L, dim]``."""
-        bb = self.backbone
-        length = input_ids.shape[1]
-        x = bb.embed(input_ids, torch.zeros_like(input_ids))
-        base = key_padding_mask(attention_mask, length)
-        for i, layer in enumerate(bb.layers):
-            hw = bb.half_window(i)
-            m = base if hw is None else base & window_mask(length, hw, x.device)
-            x, _ = bb.layer_forward(layer, i, x, m)
-        return F.normalize(self.projection(bb.final_states(x)), p=2, dim=-1)
+        x = self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers))
+        return F.normalize(self.projection(self.backbone.final_states(x)), p=2, dim=-1)
 
     @staticmethod
     def maxsim(q_emb, d_emb, d_mask) -> torch.Tensor:

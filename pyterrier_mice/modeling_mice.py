@@ -101,13 +101,8 @@ class MiceModel(BackboneModel):
     # ----------------------------------------------------------------------- encoding
     def encode(self, input_ids, attention_mask) -> torch.Tensor:
         """States after the first ℓ* layers of ``[CLS] x [SEP]`` sequences (queries or documents)."""
-        bb = self.backbone
-        length = input_ids.shape[1]
-        x = bb.embed(input_ids, torch.zeros_like(input_ids))
-        base = key_padding_mask(attention_mask, length)
-        for i, layer in enumerate(bb.layers):
-            x, _ = bb.layer_forward(layer, i, x, self._local_mask(base, i, length, x.device))
-        return x
+        return self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers),
+                                     unmasked_local_layers=self.config.reference_compat)
 
     encode_queries = encode
     encode_documents = encode

@@ -21,7 +21,6 @@ import torch
 
 from .modeling_base import load_encoder, load_tokenizer, special_ids
 from .modeling_masked import CrossEncoderOutput, MaskedCrossEncoderConfig, MaskedCrossEncoderModel
-from .attention import key_padding_mask, window_mask
 from .policies import get_policy
 from .segments import CLS, D, PAD, Q, SEP1, SEP2
 
@@ -99,21 +98,10 @@ class PreTTRModel(MaskedCrossEncoderModel):
         return super().forward(input_ids, attention_mask, token_type_ids, position_ids, output_attentions)
 
     # ----------------------------------------------------------------------- split path
-    def _encode_part(self, input_ids, attention_mask, token_type, position_ids):
-        bb = self.backbone
-        n = input_ids.shape[1]
-        x = bb.embed(input_ids, torch.full_like(input_ids, token_type), position_ids)
-        base = key_padding_mask(attention_mask, n)
-        for i in range(self.config.split_layer):
-            hw = bb.half_window(i)
-            m = base if hw is None else base & window_mask(n, hw, x.device)
-            x, _ = bb.layer_forward(bb.layers[i], i, x, m, position_ids)
-        return x
-
     def encode_queries(self, input_ids, attention_mask) -> torch.Tensor:
         """``[CLS] q [SEP]`` after the first ℓ layers (positions from 0, token type 0)."""
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
-        return self._encode_part(input_ids, attention_mask, 0, pos)
+        return self.encode_sequences(input_ids, attention_mask, self.config.split_layer, 0, pos)
 
     def encode_documents(self, input_ids, attention_mask, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """``d [SEP]`` after the first ℓ layers, token j at position ``offset + j`` (token type 1).
@@ -126,7 +114,7 @@ class PreTTRModel(MaskedCrossEncoderModel):
                                  "length; pass offsets=|q|+2 per row")
             offsets = torch.full((input_ids.shape[0],), self.config.doc_position_offset, device=input_ids.device)
         pos = offsets[:, None] + torch.arange(input_ids.shape[1], device=input_ids.device)[None]
-        return self._encode_part(input_ids, attention_mask, 1, pos)
+        return self.encode_sequences(input_ids, attention_mask, self.config.split_layer, 1, pos)
 
     def join(self, q_states: list[torch.Tensor], d_states: list[torch.Tensor]) -> torch.Tensor:
         """Logits of pairs from per-pair query ``[Lq, H]`` and document ``[Ld, H]`` lower states."""

@@ -1,7 +1,5 @@
 """The document-state index: same scores as on the fly, and it never gives a wrong score."""
-import json
 import os
-import warnings
 
 import numpy as np
 import pandas as pd

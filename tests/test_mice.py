@@ -1,5 +1,4 @@
 """MICE equals a slow, unbatched reference path; round-trips; shares compute; has the paper's size."""
-import copy
 import math
 
 import numpy as np
