@@ -1,78 +1,99 @@
-"""BM25 (PISA) top-k → re-rank, compared in pt.Experiment with significance tests.
+"""BM25 (PISA) top-k → re-rank, on one or more datasets, in the paper's table layout.
 
     python experiments/rerank.py --dataset irds:beir/scifact/test \\
-        --model cross-encoder/ms-marco-MiniLM-L6-v2 --kind cross-encoder --policy full mask1
+        --model cross-encoder/ms-marco-MiniLM-L6-v2 --policy full mask1 mask2
     python experiments/rerank.py --dataset ../shared/data/cranfield --split test \\
-        --model ./my-mice-checkpoint --kind mice
+        --model runs/cranfield_mice/best --model runs/cranfield_ce/best
 
-``--dataset`` is a local BEIR-layout folder or ``irds:<ir_datasets id>``. The PISA index is
-built once under ``--work`` and reused. Prints nDCG@10 / RR@10 / AP with paired t-tests
-against BM25 (Holm-corrected by default).
+``--dataset`` (repeatable) is a local BEIR-layout folder or ``irds:<ir_datasets id>``; ``--model``
+(repeatable) a checkpoint of this package (its kind is read from its config) or any HF
+cross-encoder (run under each ``--policy``). Prints nDCG@10 per dataset and system with ↑/↓
+marks (paired t-test against BM25, Holm-corrected; ``--test welch`` for the reference's unpaired
+test), ID/OOD averages, as Markdown (and LaTeX with ``--latex``). Runs are saved under
+``--work`` and reused on reruns.
 """
 import argparse
 import os
 import warnings
 
-import pandas as pd
 import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
-from pyterrier_mice import CrossEncoderReranker, MiceIndex, MiceReranker
 from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.evaluation import paper_table, to_latex, to_markdown
+from pyterrier_mice.training import load_reranker
+
+IN_DOMAIN = ("msmarco-passage/dev/small", "msmarco-passage/trec-dl-2019/judged",
+             "msmarco-passage/trec-dl-2020/judged")
 
 
 def load_dataset(spec: str, split: str):
-    """``(corpus_iter_fn, topics, qrels, text_source)`` for a BEIR folder or an irds: id."""
+    """``(name, corpus_iter_fn, topics, qrels, text_source)`` for a BEIR folder or an irds: id."""
     if os.path.isdir(spec):
         ds = BeirFolder(spec)
-        return ds.get_corpus_iter, ds.get_topics(split), ds.get_qrels(split), ds
-    ds = pt.get_dataset(spec if spec.startswith("irds:") else f"irds:{spec}")
-    return ds.get_corpus_iter, ds.get_topics("text"), ds.get_qrels(), ds
+        return os.path.basename(os.path.normpath(spec)), ds.get_corpus_iter, ds.get_topics(split), ds.get_qrels(split), ds
+    irds = spec[len("irds:"):] if spec.startswith("irds:") else spec
+    ds = pt.get_dataset(f"irds:{irds}")
+    return irds, ds.get_corpus_iter, ds.get_topics("text"), ds.get_qrels(), ds
+
+
+def systems_for(args):
+    common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    for model in args.model:
+        from transformers import AutoConfig
+        kind = AutoConfig.from_pretrained(model).model_type
+        if kind in ("mice", "mice_colbert", "mice_prettr"):
+            yield f"{kind.replace('mice_', '').upper()} {os.path.basename(os.path.normpath(model))}", load_reranker(model, **common)
+        else:
+            for policy in args.policy:
+                rr = load_reranker(model, policy=policy, **common)
+                yield f"CE {os.path.basename(os.path.normpath(model))} {rr.policy.name}", rr
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--model", action="append", required=True, help="checkpoint path or hub id (repeatable)")
-    ap.add_argument("--kind", choices=["cross-encoder", "mice"], default="cross-encoder")
-    ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for cross-encoders")
-    ap.add_argument("--index", help="a MiceIndex of document states for --kind mice")
-    ap.add_argument("--k", type=int, default=100, help="BM25 depth to re-rank")
+    ap.add_argument("--dataset", action="append", required=True)
+    ap.add_argument("--split", default="test", help="qrels split of local BEIR folders")
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for plain cross-encoders")
+    ap.add_argument("--k", type=int, default=100, help="BM25 depth to re-rank (paper: 1000)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default=None)
-    ap.add_argument("--correction", default="holm")
-    ap.add_argument("--work", default="runs", help="where the PISA index and runs are kept")
+    ap.add_argument("--test", default="t", choices=["t", "welch", "wilcoxon"])
+    ap.add_argument("--correction", default="holm", help="a statsmodels multipletests method, or 'none'")
+    ap.add_argument("--measure", default="nDCG@10")
+    ap.add_argument("--latex", action="store_true")
+    ap.add_argument("--work", default="runs/experiments", help="PISA indexes and saved runs")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*truncated.*")
 
     from pyterrier_pisa import PisaIndex
-    corpus_iter, topics, qrels, text_source = load_dataset(args.dataset, args.split)
-    name = os.path.basename(os.path.normpath(args.dataset)).replace(":", "_").replace("/", "_")
-    os.makedirs(args.work, exist_ok=True)
-    pisa = PisaIndex(os.path.join(args.work, f"{name}.pisa"), text_field="text")
-    if not pisa.built():
-        pisa.index(corpus_iter())
-    bm25 = pisa.bm25(num_results=1000)
-    get_text = pt.text.get_text(text_source, "text")
-    systems, names = [bm25], ["BM25"]
-    common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
-    for model in args.model:
-        if args.kind == "mice":
-            index = MiceIndex(args.index) if args.index else None
-            systems.append(bm25 % args.k >> get_text >> MiceReranker.from_pretrained(model, index=index, **common))
-            names.append(f"MICE {os.path.basename(model)}")
-        else:
-            for policy in args.policy:
-                rr = CrossEncoderReranker.from_pretrained(model, policy, **common)
-                systems.append(bm25 % args.k >> get_text >> rr)
-                names.append(f"CE {os.path.basename(model)} {rr.policy.name}")
-    res = pt.Experiment(systems, topics, qrels, [nDCG @ 10, RR @ 10, AP], names=names, baseline=0,
-                        correction=args.correction, round=4)
-    with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(res)
-    return res
+    rerankers = list(systems_for(args))
+    results, groups = {}, {"ID": [], "OOD": []}
+    for spec in args.dataset:
+        name, corpus_iter, topics, qrels, text_source = load_dataset(spec, args.split)
+        work = os.path.join(args.work, name.replace("/", "_"))
+        os.makedirs(work, exist_ok=True)
+        pisa = PisaIndex(os.path.join(work, "bm25.pisa"), text_field="text")
+        if not pisa.built():
+            pisa.index(corpus_iter())
+        bm25 = pisa.bm25(num_results=1000)
+        get_text = pt.text.get_text(text_source, "text")
+        names = ["BM25"] + [n for n, _ in rerankers]
+        systems = [bm25] + [bm25 % args.k >> get_text >> rr for _, rr in rerankers]
+        os.makedirs(os.path.join(work, "runs"), exist_ok=True)
+        results[name] = pt.Experiment(systems, topics, qrels, [nDCG @ 10, RR @ 10, AP], names=names,
+                                      perquery=True, save_dir=os.path.join(work, "runs"), save_mode="reuse")
+        groups["ID" if name in IN_DOMAIN else "OOD"].append(name)
+    correction = None if args.correction == "none" else args.correction
+    table = paper_table(results, args.measure, "BM25", groups, args.test, correction)
+    print(f"{args.measure} (×100); ↑/↓: significantly better/worse than BM25 "
+          f"({args.test}-test, correction={correction}, α=0.05)\n")
+    print(to_markdown(table))
+    if args.latex:
+        print("\n" + to_latex(table))
+    return table
 
 
 if __name__ == "__main__":

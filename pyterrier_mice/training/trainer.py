@@ -140,7 +140,7 @@ class Trainer:
             self.optimizer.zero_grad()
             self.step += 1
             done += 1
-            entry = {"step": self.step, "loss": float(loss), "lr": self.scheduler.get_last_lr()[0]}
+            entry = {"step": self.step, "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]}
             if cfg.eval.every and self.validation is not None and self.step % cfg.eval.every == 0:
                 value = self.validate()
                 entry["val"] = value
