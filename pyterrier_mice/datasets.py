@@ -11,14 +11,6 @@ from typing import Iterator
 import pandas as pd
 import pyterrier as pt
 
-# Document text as the reference implementation builds it (datamaestro_text), per BEIR set.
-REFERENCE_DOC_TEXT = {
-    "beir/trec-covid": "{text} {title}",      # field-order quirk: abstract then title
-    "beir/fiqa": "{text}", "beir/quora": "{text}",
-    "beir/webis-touche2020": "{text}", "beir/scidocs": "{text}",
-}
-
-
 def _doc_text(title: str, text: str, template: str) -> str:
     return template.format(title=title or "", text=text or "").strip()
 
