@@ -37,17 +37,23 @@ def load_dataset(spec: str, split: str):
     return irds, ds.get_corpus_iter, ds.get_topics("text"), ds.get_qrels(), ds
 
 
+def short_name(path: str) -> str:
+    """The last two parts of a checkpoint path (e.g. ``cranfield_mice/best``)."""
+    parts = os.path.normpath(path).split(os.sep)
+    return "/".join(parts[-2:])
+
+
 def systems_for(args):
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     for model in args.model:
         from transformers import AutoConfig
         kind = AutoConfig.from_pretrained(model).model_type
         if kind in ("mice", "mice_colbert", "mice_prettr"):
-            yield f"{kind.replace('mice_', '').upper()} {os.path.basename(os.path.normpath(model))}", load_reranker(model, **common)
+            yield f"{kind.replace('mice_', '').upper()} {short_name(model)}", load_reranker(model, **common)
         else:
             for policy in args.policy:
                 rr = load_reranker(model, policy=policy, **common)
-                yield f"CE {os.path.basename(os.path.normpath(model))} {rr.policy.name}", rr
+                yield f"CE {short_name(model)} {rr.policy.name}", rr
 
 
 def main(argv=None):
