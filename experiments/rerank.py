@@ -38,9 +38,9 @@ def load_dataset(spec: str, split: str):
 
 
 def short_name(path: str) -> str:
-    """The last two parts of a checkpoint path (e.g. ``cranfield_mice/best``)."""
+    """The last two parts of a checkpoint path (e.g. ``cranfield_mice-best``; no "/" for save_dir)."""
     parts = os.path.normpath(path).split(os.sep)
-    return "/".join(parts[-2:])
+    return "-".join(parts[-2:])
 
 
 def systems_for(args):
