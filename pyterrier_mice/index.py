@@ -20,6 +20,7 @@ file sizes and the model's fingerprint; a mismatch is a clear error, never a wro
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -187,7 +188,7 @@ MiceIndex = DocStateIndex
 class DocStateIndexer(pt.Indexer):
     """Streams a corpus through a split re-ranker's document encoder and writes an index atomically."""
 
-    def __init__(self, index: MiceIndex, reranker, *, kv=False, dtype="fp16", batch_size=None,
+    def __init__(self, index: DocStateIndex, reranker, *, kv=False, dtype="fp16", batch_size=None,
                  overwrite=False, verbose=False, text_field="text"):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype={dtype!r}; expected one of {list(_DTYPES)}")
@@ -214,7 +215,7 @@ class DocStateIndexer(pt.Indexer):
         state_shape = extras_shape = None
         progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
         with open(os.path.join(tmp, "states.bin"), "wb") as fs, \
-                open(os.path.join(tmp, "extras.bin"), "wb") if self.kv else _Null() as fkv:
+                open(os.path.join(tmp, "extras.bin"), "wb") if self.kv else contextlib.nullcontext() as fkv:
             for batch in _chunks(it, self.batch_size):
                 for d in batch:
                     if "docno" not in d or self.text_field not in d:
@@ -263,14 +264,6 @@ class DocStateIndexer(pt.Indexer):
             shutil.rmtree(path)
         os.replace(tmp, path)
         return DocStateIndex(path)
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def _chunks(it: Iterable[dict], n: int) -> Iterator[list[dict]]:
