@@ -5,7 +5,8 @@
     python experiments/rerank.py --dataset ../shared/data/cranfield --split test \\
         --model runs/cranfield_mice/best --model runs/cranfield_ce/best
 
-``--dataset`` (repeatable) is a local BEIR-layout folder or ``irds:<ir_datasets id>``; ``--model``
+``--dataset`` (repeatable) is a local BEIR-layout folder or ``irds:<ir_datasets id>`` (document
+text built per dataset as the reference implementation does, e.g. TREC-COVID "abstract title"); ``--model``
 (repeatable) a checkpoint of this package (its kind is read from its config) or any HF
 cross-encoder (run under each ``--policy``). Prints nDCG@10 per dataset and system with ↑/↓
 marks (paired t-test against BM25, Holm-corrected; ``--test welch`` for the reference's unpaired
@@ -19,7 +20,7 @@ import warnings
 import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
-from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.datasets import BeirFolder, IrdsCollection
 from pyterrier_mice.evaluation import paper_table, to_latex, to_markdown
 from pyterrier_mice.training import load_reranker
 
@@ -32,9 +33,8 @@ def load_dataset(spec: str, split: str):
     if os.path.isdir(spec):
         ds = BeirFolder(spec)
         return os.path.basename(os.path.normpath(spec)), ds.get_corpus_iter, ds.get_topics(split), ds.get_qrels(split), ds
-    irds = spec[len("irds:"):] if spec.startswith("irds:") else spec
-    ds = pt.get_dataset(f"irds:{irds}")
-    return irds, ds.get_corpus_iter, ds.get_topics("text"), ds.get_qrels(), ds
+    ds = IrdsCollection(spec)  # document text built per dataset as the reference does
+    return ds.irds_id, ds.get_corpus_iter, ds.get_topics(), ds.get_qrels(), ds
 
 
 def short_name(path: str) -> str:

@@ -91,7 +91,7 @@ class BeirFolder:
 
 
 class DocTextLoader(pt.Transformer):
-    """Adds ``text`` to a result frame by ``docno`` from a :class:`BeirFolder`."""
+    """Adds ``text`` to a result frame by ``docno`` from a :class:`BeirFolder` or :class:`IrdsCollection`."""
 
     schematic = {"label": "get_text", "help_url": None}
 
@@ -101,11 +101,12 @@ class DocTextLoader(pt.Transformer):
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         pt.validate.columns(inp, includes=["docno"])
         texts = self.dataset.texts()
-        missing = ~inp["docno"].isin(texts.keys()) if len(inp) else pd.Series(dtype=bool)
-        if missing.any():
-            raise KeyError(f"docno {inp.loc[missing, 'docno'].iloc[0]!r} not in {self.dataset.path}/corpus.jsonl")
+        values = [texts.get(d) for d in inp["docno"]]
+        missing = [d for d, v in zip(inp["docno"], values) if v is None]
+        if missing:
+            raise KeyError(f"docno {missing[0]!r} not in {self.dataset.path}")
         return inp.drop(columns=["text"], errors="ignore").assign(
-            text=inp["docno"].map(texts).astype(object) if len(inp) else pd.Series(dtype=object))
+            text=pd.Series(values, index=inp.index, dtype=object))
 
     def fuse_rank_cutoff(self, k):
         return pt.RankCutoff(k) >> self
@@ -118,3 +119,77 @@ class DocTextLoader(pt.Transformer):
 
     def __repr__(self):
         return f"DocTextLoader({self.dataset.path!r})"
+
+
+# Document text as the MICE reference implementation builds it (datamaestro_text), which is not
+# ir_datasets' default_text(): TREC-COVID swaps abstract and title; these sets drop the title.
+_REFERENCE_TEMPLATES = {
+    "beir/trec-covid": "{text} {title}",
+    "beir/fiqa": "{text}", "beir/quora": "{text}", "beir/webis-touche2020": "{text}", "beir/scidocs": "{text}",
+}
+
+
+def reference_text_template(irds_id: str) -> str:
+    """The reference's ``text`` template for an ir_datasets id (``{title}``/``{text}`` fields)."""
+    irds_id = irds_id[len("irds:"):] if irds_id.startswith("irds:") else irds_id
+    for prefix, template in _REFERENCE_TEMPLATES.items():
+        if irds_id == prefix or irds_id.startswith(prefix + "/"):
+            return template
+    return "{title} {text}" if irds_id.startswith("beir/") else "{text}"
+
+
+class IrdsCollection:
+    """An ir_datasets collection whose ``text`` is built per dataset as the reference does
+    (:func:`reference_text_template`), both for indexing and for ``pt.text.get_text``."""
+
+    def __init__(self, irds_id: str, dataset=None):
+        import ir_datasets
+        self.irds_id = irds_id[len("irds:"):] if irds_id.startswith("irds:") else irds_id
+        self.path = f"irds:{self.irds_id}"
+        self.dataset = dataset if dataset is not None else ir_datasets.load(self.irds_id)
+        self.text_template = reference_text_template(self.irds_id)
+        self._texts = None
+
+    def __repr__(self):
+        return f"IrdsCollection({self.irds_id!r})"
+
+    def _text(self, doc) -> str:
+        return _doc_text(getattr(doc, "title", ""), getattr(doc, "text", ""), self.text_template)
+
+    def get_corpus_iter(self, verbose: bool = False):
+        for doc in self.dataset.docs_iter():
+            yield {"docno": doc.doc_id, "text": self._text(doc)}
+
+    def get_topics(self, split=None) -> pd.DataFrame:
+        return pd.DataFrame([(q.query_id, q.text) for q in self.dataset.queries_iter()], columns=["qid", "query"])
+
+    def get_qrels(self, split=None) -> pd.DataFrame:
+        return pd.DataFrame([(q.query_id, q.doc_id, q.relevance) for q in self.dataset.qrels_iter()],
+                            columns=["qid", "docno", "label"])
+
+    def texts(self) -> "_DocstoreTexts":
+        if self._texts is None:
+            self._texts = _DocstoreTexts(self)
+        return self._texts
+
+    def text_loader(self, fields="*", *, verbose: bool = False, **kwargs) -> pt.Transformer:
+        return DocTextLoader(self)
+
+
+class _DocstoreTexts:
+    """A read-only mapping docno → reference text over an ir_datasets docstore."""
+
+    def __init__(self, coll: IrdsCollection):
+        self.coll, self.store = coll, coll.dataset.docs_store()
+
+    def get(self, docno, default=None):
+        try:
+            return self.coll._text(self.store.get(docno))
+        except KeyError:
+            return default
+
+    def __getitem__(self, docno):
+        text = self.get(docno)
+        if text is None:
+            raise KeyError(docno)
+        return text

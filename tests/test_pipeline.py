@@ -49,3 +49,34 @@ def test_missing_docno_in_text_loader(beir_folder):
     loader = BeirFolder(beir_folder).text_loader()
     with pytest.raises(KeyError, match="docno 'nope'"):
         loader(pd.DataFrame({"qid": ["1"], "docno": ["nope"]}))
+
+
+def test_irds_collection_builds_reference_text():
+    """Per-dataset document text as the reference builds it, on a stand-in ir_datasets object."""
+    from collections import namedtuple
+
+    from pyterrier_mice.datasets import IrdsCollection, reference_text_template
+    assert reference_text_template("irds:beir/trec-covid") == "{text} {title}"
+    assert reference_text_template("beir/scidocs") == "{text}"
+    assert reference_text_template("beir/scifact/test") == "{title} {text}"
+    assert reference_text_template("msmarco-passage/dev/small") == "{text}"
+    Doc = namedtuple("Doc", "doc_id title text")
+    docs = {"a": Doc("a", "Title A", "abstract a"), "b": Doc("b", "Title B", "abstract b")}
+
+    class Store:
+        def get(self, docno):
+            return docs[docno]
+
+    class Fake:
+        def docs_iter(self):
+            return iter(docs.values())
+
+        def docs_store(self):
+            return Store()
+
+    coll = IrdsCollection("beir/trec-covid", dataset=Fake())
+    assert [d["text"] for d in coll.get_corpus_iter()] == ["abstract a Title A", "abstract b Title B"]
+    out = pt.text.get_text(coll, "text")(pd.DataFrame({"qid": ["1", "1"], "docno": ["b", "a"]}))
+    assert out["text"].tolist() == ["abstract b Title B", "abstract a Title A"]
+    with pytest.raises(KeyError, match="docno 'zz'"):
+        coll.text_loader()(pd.DataFrame({"qid": ["1"], "docno": ["zz"]}))
