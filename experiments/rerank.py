@@ -22,7 +22,10 @@ from pyterrier.measures import AP, RR, nDCG
 
 from pyterrier_mice.datasets import BeirFolder, IrdsCollection
 from pyterrier_mice.evaluation import paper_table, to_latex, to_markdown
-from pyterrier_mice.training import load_reranker
+from transformers import AutoConfig
+
+from pyterrier_mice import CrossEncoderReranker, PreTTRModel
+from pyterrier_mice.training.models import load_reranker, reranker_class
 
 IN_DOMAIN = ("msmarco-passage/dev/small", "msmarco-passage/trec-dl-2019/judged",
              "msmarco-passage/trec-dl-2020/judged")
@@ -46,9 +49,8 @@ def short_name(path: str) -> str:
 def systems_for(args):
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     for model in args.model:
-        from transformers import AutoConfig
         kind = AutoConfig.from_pretrained(model).model_type
-        if kind in ("mice", "mice_colbert", "mice_prettr"):
+        if reranker_class(kind) is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
             yield f"{kind.replace('mice_', '').upper()} {short_name(model)}", load_reranker(model, **common)
         else:
             for policy in args.policy:

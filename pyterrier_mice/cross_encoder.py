@@ -7,7 +7,7 @@ from transformers import AutoConfig
 
 from .modeling_base import load_tokenizer
 from .modeling_masked import MaskedCrossEncoderModel
-from .modeling_prettr import PreTTRModel
+from .registry import MODEL_CLASSES
 from .reranker_base import Reranker, logits_to_scores, run_batched
 from .text import InputBuilder, tokenize
 
@@ -43,8 +43,10 @@ class CrossEncoderReranker(Reranker):
         """
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         config = AutoConfig.from_pretrained(name_or_path)
-        saved = _SAVED_TYPES.get(config.model_type)
+        saved = MODEL_CLASSES.get(config.model_type)
         if saved is not None:
+            if not issubclass(saved, MaskedCrossEncoderModel):
+                raise ValueError(f"{name_or_path} holds a {config.model_type!r} model, not a cross-encoder")
             model = saved.from_pretrained(name_or_path)
         else:
             model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)
@@ -56,7 +58,7 @@ class CrossEncoderReranker(Reranker):
         batch = self._inputs.batch([p[0] for p in pairs], [p[1] for p in pairs] if use_types else None)
         return logits_to_scores(self.model(**self._to_device(batch)).logits)
 
-    def pair_scores(self, queries, docs):
+    def forward_pairs(self, queries, docs):
         q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
         return self._forward([self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)])
 
@@ -102,7 +104,3 @@ class SparseCrossEncoderReranker(CrossEncoderReranker):
         if policy not in (None, "sparse_ce"):
             raise ValueError("SparseCrossEncoderReranker's policy is always 'sparse_ce'")
         return super().from_pretrained(name_or_path, "sparse_ce", **kwargs)
-
-
-_SAVED_TYPES = {MaskedCrossEncoderModel.config_class.model_type: MaskedCrossEncoderModel,
-                PreTTRModel.config_class.model_type: PreTTRModel}

@@ -8,6 +8,7 @@ from .modeling_prettr import PreTTRConfig, PreTTRModel
 
 MODELS = [(MaskedCrossEncoderConfig, MaskedCrossEncoderModel), (MiceConfig, MiceModel),
           (ColBERTConfig, ColBERTModel), (PreTTRConfig, PreTTRModel)]
+MODEL_CLASSES = {config_cls.model_type: model_cls for config_cls, model_cls in MODELS}
 
 
 def register() -> None:

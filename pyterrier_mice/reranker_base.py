@@ -127,7 +127,7 @@ class Reranker(pt.Transformer):
         """Scores of pairs ``(queries[qidx[i]], docs[didx[i]])``; queries/docs are unique."""
         raise NotImplementedError
 
-    def pair_scores(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
+    def forward_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
         """Differentiable scores ``[N]`` of aligned pairs in one pass (used for training)."""
         raise NotImplementedError
 

@@ -116,7 +116,7 @@ class SplitReranker(Reranker):
         return out
 
     # ------------------------------------------------------------------ scoring
-    def pair_scores(self, queries, docs):
+    def forward_pairs(self, queries, docs):
         """Differentiable scores of aligned pairs; each distinct query/document encoded once."""
         q_codes, q_uniq = pd.factorize(pd.Series(list(queries)))
         d_codes, d_uniq = pd.factorize(pd.Series(list(docs)))

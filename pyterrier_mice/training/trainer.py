@@ -29,7 +29,7 @@ class PairScorer(nn.Module):
         self._reranker = [reranker]  # not a submodule
 
     def forward(self, queries, docs):
-        return self._reranker[0].pair_scores(queries, docs)
+        return self._reranker[0].forward_pairs(queries, docs)
 
 
 def seed_everything(seed: int) -> None:
