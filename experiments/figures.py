@@ -1,12 +1,14 @@
 """Figures as PNG.
 
     python experiments/figures.py masks --out figures/            # Figure 2: the attention policies
-    python experiments/figures.py sweep results.csv --x first_interaction_layer --out figures/fig3.png
-    python experiments/figures.py sweep results.csv --x dropped_layers --out figures/fig4.png
+    python experiments/figures.py sweep fig3.csv --xlabel "first interaction layer ℓ*" --out fig3.png
+    python experiments/figures.py sweep fig4.csv --xlabel "dropped layers" --out fig4.png
     python experiments/figures.py efficiency benchmarks/results/efficiency_cpu.md --out figures/eff.png
 
-``sweep`` plots nDCG@10 (column ``ndcg``) against a column ``--x`` with one line per ``model``
-(Figures 3 and 4: first interaction layer, dropped layers), from a CSV of results.
+``sweep`` plots a CSV written by ``experiments/sweep.py`` (Figures 3 and 4: nDCG@10 against the
+first interaction layer, or the dropped layers), averaged over its datasets (``--dataset MSM DL19
+DL20`` for the paper's in-domain average), with BM25 and the source cross-encoder as reference
+lines.
 """
 import argparse
 import os
@@ -32,34 +34,60 @@ def masks(out: str, num_layers: int) -> list[str]:
     return paths
 
 
-def sweep(csv: str, x: str, out: str, y: str = "ndcg") -> str:
+def sweep(csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[str] | None = None,
+          xlabel: str | None = None) -> str:
+    """One line per swept ``family``, y averaged over the CSV's datasets (or ``datasets``);
+    rows without ``x`` (BM25, the source cross-encoder) become horizontal reference lines."""
     df = pd.read_csv(csv)
-    missing = {x, y, "model"} - set(df.columns)
+    missing = {x, y, "model", "dataset"} - set(df.columns)
     if missing:
         raise ValueError(f"{csv}: missing column(s) {sorted(missing)}")
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for model, g in df.groupby("model"):
-        g = g.sort_values(x)
-        ax.plot(g[x], g[y], marker="o", label=model)
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel("nDCG@10")
+    if datasets:
+        unknown = set(datasets) - set(df["dataset"])
+        if unknown:
+            raise ValueError(f"{csv}: no rows for dataset(s) {sorted(unknown)}")
+        df = df[df["dataset"].isin(datasets)]
+    n = df["dataset"].nunique()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    swept = df[df[x].notna()]
+    family = swept["family"] if "family" in swept else swept["model"]
+    for fam, g in swept.groupby(family, sort=False):
+        g = g.groupby(x)[y].mean().sort_index()
+        ax.plot(g.index, g.values, marker="o", label=fam)
+    for i, (model, g) in enumerate(df[df[x].isna()].groupby("model", sort=False)):
+        ax.axhline(g[y].mean(), ls="--", lw=1, color=f"C{i + 3}", label=model)
+    ax.set_xlabel(xlabel or x.replace("_", " "))
+    ax.set_ylabel(f"{y}" + (f" (mean of {n} datasets)" if n > 1 else f" ({df['dataset'].iloc[0]})"))
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=130)
+    plt.close(fig)
     return out
 
 
 def efficiency(table_md: str, out: str) -> str:
-    rows = [l for l in open(table_md, encoding="utf8") if l.startswith("| ") and not l.startswith("| system")]
-    names = [r.split("|")[1].strip() for r in rows]
-    speed = [float(r.split("|")[4]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 1))
-    ax.barh(names[::-1], speed[::-1], color="tab:blue")
+    """Documents per second of each system (log scale), labelled with the speed-up over the
+    cross-encoder, from the Markdown table ``benchmarks/efficiency.py`` prints."""
+    rows = [line.split("|")[1:-1] for line in open(table_md, encoding="utf8")
+            if line.startswith("| ") and not line.startswith("| system")]
+    if not rows:
+        raise ValueError(f"{table_md}: no table rows (expected the output of benchmarks/efficiency.py)")
+    names = [r[0].strip() for r in rows]
+    speed = [float(r[3]) for r in rows]
+    ratio = [float(r[4]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.2))
+    bars = ax.barh(names[::-1], speed[::-1], color="tab:blue")
+    for bar, s, r in zip(bars, speed[::-1], ratio[::-1]):
+        ax.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, f"{s:g} docs/s ({r:.1f}×)",
+                va="center", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("documents / second (log)")
+    ax.set_xlim(right=max(speed) * 12)
+    ax.set_xlabel("documents / second (log scale); × the cross-encoder")
     fig.tight_layout()
     fig.savefig(out, dpi=130)
+    plt.close(fig)
     return out
 
 
@@ -70,8 +98,11 @@ def main(argv=None):
     m.add_argument("--out", default="figures")
     m.add_argument("--layers", type=int, default=12)
     s = sub.add_parser("sweep")
-    s.add_argument("csv")
-    s.add_argument("--x", required=True)
+    s.add_argument("csv", help="written by experiments/sweep.py")
+    s.add_argument("--x", default="x", help="column for the x axis (x, first_interaction_layer, dropped_layers)")
+    s.add_argument("--y", default="nDCG@10")
+    s.add_argument("--dataset", nargs="*", help="average over these datasets only (e.g. MSM DL19 DL20)")
+    s.add_argument("--xlabel")
     s.add_argument("--out", required=True)
     e = sub.add_parser("efficiency")
     e.add_argument("table")
@@ -80,7 +111,7 @@ def main(argv=None):
     if args.cmd == "masks":
         print("\n".join(masks(args.out, args.layers)))
     elif args.cmd == "sweep":
-        print(sweep(args.csv, args.x, args.out))
+        print(sweep(args.csv, args.out, args.x, args.y, args.dataset, args.xlabel))
     else:
         print(efficiency(args.table, args.out))
 

@@ -2,102 +2,121 @@
 
     python experiments/rerank.py --dataset irds:beir/scifact/test \\
         --model cross-encoder/ms-marco-MiniLM-L6-v2 --policy full mask1 mask2
-    python experiments/rerank.py --dataset ../shared/data/cranfield --split test \\
-        --model runs/cranfield_mice/best --model runs/cranfield_ce/best
+    python experiments/rerank.py --dataset ../shared/data/cranfield --split test --k 20 \\
+        --model CE=runs/cranfield_ce/best --model MICE=runs/cranfield_mice/best
 
-``--dataset`` (repeatable) is a local BEIR-layout folder or ``irds:<ir_datasets id>`` (document
-text built per dataset as the reference implementation does, e.g. TREC-COVID "abstract title"); ``--model``
-(repeatable) a checkpoint of this package (its kind is read from its config) or any HF
-cross-encoder (run under each ``--policy``). Prints nDCG@10 per dataset and system with ↑/↓
-marks (paired t-test against BM25, Holm-corrected; ``--test welch`` for the reference's unpaired
-test), ID/OOD averages, as Markdown (and LaTeX with ``--latex``). Runs are saved under
-``--work`` and reused on reruns.
+``--dataset`` (repeatable): a local BEIR-layout folder or ``irds:<ir_datasets id>`` (document
+text built per dataset as the reference implementation does, e.g. TREC-COVID "abstract title");
+``--paper-datasets`` runs the paper's 3 in-domain sets and 13 BEIR sets. ``--model``
+(repeatable, ``[NAME=]PATH``): a checkpoint of this package (its kind is read from its config)
+or any HF cross-encoder, run under each ``--policy`` (the paper's Table 2: masks applied to an
+off-the-shelf cross-encoder without fine-tuning); ``NAME=PATH,PATH,…`` are repetitions (seeds)
+whose per-query values are averaged before testing, as in the paper.
+
+Prints nDCG@10 per dataset and system (paper's columns: MSM, DL19, …, T-C) with ↑/↓ where a
+system differs significantly from ``--baseline`` (paired t-test, Holm-corrected; ``--test
+welch --correction none`` for the reference's test), then the ID, OOD and BM25-hard averages
+(see pyterrier_mice.experiment.BM25_HARD; more with ``--group NAME=DS,DS``), as Markdown and
+``--latex``. Each system's run is saved under ``--work`` with a fingerprint of its checkpoint,
+``k`` and the topics, and reused on reruns.
 """
 import argparse
 import os
 import warnings
 
-import pyterrier as pt
-from pyterrier.measures import AP, RR, nDCG
-
-from pyterrier_mice.datasets import BeirFolder, IrdsCollection
-from pyterrier_mice.evaluation import paper_table, to_latex, to_markdown
 from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
+from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
+from pyterrier_mice.experiment import (PAPER_DATASETS, checkpoint_fingerprint, open_dataset, paper_order,
+                                       rerank_experiment, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 
-IN_DOMAIN = ("msmarco-passage/dev/small", "msmarco-passage/trec-dl-2019/judged",
-             "msmarco-passage/trec-dl-2020/judged")
 
-
-def load_dataset(spec: str, split: str):
-    """``(name, corpus_iter_fn, topics, qrels, text_source)`` for a BEIR folder or an irds: id."""
-    if os.path.isdir(spec):
-        ds = BeirFolder(spec)
-        return os.path.basename(os.path.normpath(spec)), ds.get_corpus_iter, ds.get_topics(split), ds.get_qrels(split), ds
-    ds = IrdsCollection(spec)  # document text built per dataset as the reference does
-    return ds.irds_id, ds.get_corpus_iter, ds.get_topics(), ds.get_qrels(), ds
+def parse_model(spec: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` or ``PATH`` (a path may itself contain "=" only after a name)."""
+    name, sep, path = spec.partition("=")
+    return (name, path) if sep and not os.path.exists(spec) else (None, spec)
 
 
 def short_name(path: str) -> str:
-    """The last two parts of a checkpoint path (e.g. ``cranfield_mice-best``; no "/" for save_dir)."""
-    parts = os.path.normpath(path).split(os.sep)
-    return "-".join(parts[-2:])
+    """The last two parts of a checkpoint path (e.g. ``cranfield_mice-best``)."""
+    return "-".join(os.path.normpath(path).split(os.sep)[-2:])
 
 
-def systems_for(args):
+def systems_for(args) -> dict:
+    """name → (re-ranker, what identifies it) for every ``--model`` × ``--policy``; the
+    repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
-    for model in args.model:
-        kind = AutoConfig.from_pretrained(model).model_type
-        if reranker_class(kind) is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
-            yield f"{kind.replace('mice_', '').upper()} {short_name(model)}", load_reranker(model, **common)
-        else:
+    systems = {}
+    for spec in args.model:
+        label, paths = parse_model(spec)
+        paths = paths.split(",") if label else [paths]
+        for rep, path in enumerate(paths, 1):
+            kind = AutoConfig.from_pretrained(path).model_type
+            suffix = f"#{rep}" if len(paths) > 1 else ""
+            if reranker_class(kind) is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
+                rr = load_reranker(path, **common)
+                name = label or f"{kind.replace('mice_', '').upper()} {short_name(path)}"
+                systems[name + suffix] = (rr, (checkpoint_fingerprint(path), rr._config_key()))
+                continue
             for policy in args.policy:
-                rr = load_reranker(model, policy=policy, **common)
-                yield f"CE {short_name(model)} {rr.policy.name}", rr
+                rr = load_reranker(path, policy=policy, **common)
+                name = label or f"CE {short_name(path)}"
+                if len(args.policy) > 1 or policy is not None:
+                    name += f" {rr.policy.name}"
+                systems[name + suffix] = (rr, (checkpoint_fingerprint(path), rr._config_key()))
+    return systems
+
+
+def parse_groups(specs) -> dict[str, list[str]]:
+    groups = {}
+    for spec in specs or []:
+        name, sep, members = spec.partition("=")
+        if not sep or not members:
+            raise SystemExit(f"--group {spec!r}: expected NAME=DATASET,DATASET")
+        groups[name] = members.split(",")
+    return groups
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", action="append", required=True)
+    ap.add_argument("--dataset", action="append", default=[])
+    ap.add_argument("--paper-datasets", action="store_true", help="the paper's 16 test sets (ir_datasets)")
     ap.add_argument("--split", default="test", help="qrels split of local BEIR folders")
-    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--model", action="append", required=True, help="[NAME=]checkpoint (repeatable)")
     ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for plain cross-encoders")
-    ap.add_argument("--k", type=int, default=100, help="BM25 depth to re-rank (paper: 1000)")
+    ap.add_argument("--k", type=int, default=1000, help="BM25 depth to re-rank (the paper's: 1000)")
+    ap.add_argument("--baseline", default="BM25", help="system the ↑/↓ tests compare with")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default=None)
     ap.add_argument("--test", default="t", choices=["t", "welch", "wilcoxon"])
     ap.add_argument("--correction", default="holm", help="a statsmodels multipletests method, or 'none'")
     ap.add_argument("--measure", default="nDCG@10")
+    ap.add_argument("--group", action="append", help="another average: NAME=DS,DS (paper columns or names)")
     ap.add_argument("--latex", action="store_true")
-    ap.add_argument("--work", default="runs/experiments", help="PISA indexes and saved runs")
+    ap.add_argument("--work", default="runs/experiments", help="BM25 indexes and saved runs")
     args = ap.parse_args(argv)
+    specs = args.dataset + ([f"irds:{i}" for i, _, _ in PAPER_DATASETS] if args.paper_datasets else [])
+    if not specs:
+        ap.error("give --dataset (repeatable) or --paper-datasets")
     warnings.filterwarnings("ignore", message=".*truncated.*")
 
-    from pyterrier_pisa import PisaIndex
-    rerankers = list(systems_for(args))
-    results, groups = {}, {"ID": [], "OOD": []}
-    for spec in args.dataset:
-        name, corpus_iter, topics, qrels, text_source = load_dataset(spec, args.split)
-        work = os.path.join(args.work, name.replace("/", "_"))
-        os.makedirs(work, exist_ok=True)
-        pisa = PisaIndex(os.path.join(work, "bm25.pisa"), text_field="text")
-        if not pisa.built():
-            pisa.index(corpus_iter())
-        bm25 = pisa.bm25(num_results=1000)
-        get_text = pt.text.get_text(text_source, "text")
-        names = ["BM25"] + [n for n, _ in rerankers]
-        systems = [bm25] + [bm25 % args.k >> get_text >> rr for _, rr in rerankers]
-        os.makedirs(os.path.join(work, "runs"), exist_ok=True)
-        results[name] = pt.Experiment(systems, topics, qrels, [nDCG @ 10, RR @ 10, AP], names=names,
-                                      perquery=True, save_dir=os.path.join(work, "runs"), save_mode="reuse")
-        groups["ID" if name in IN_DOMAIN else "OOD"].append(name)
+    systems = systems_for(args)
+    names = ["BM25", *dict.fromkeys(n.split("#")[0] for n in systems)]
+    if args.baseline not in names:
+        ap.error(f"--baseline {args.baseline!r} is not a system; systems: {names}")
+    results = {}
+    for spec in specs:
+        ds = open_dataset(spec, args.split)
+        results[ds.label] = pool_repetitions(rerank_experiment(ds, systems, k=args.k, work=args.work))
+    results = {label: results[label] for label in paper_order(list(results))}
     correction = None if args.correction == "none" else args.correction
-    table = paper_table(results, args.measure, "BM25", groups, args.test, correction)
-    print(f"{args.measure} (×100); ↑/↓: significantly better/worse than BM25 "
-          f"({args.test}-test, correction={correction}, α=0.05)\n")
+    groups = table_groups(list(results), parse_groups(args.group))
+    table = paper_table(results, args.measure, args.baseline, groups, args.test, correction)
+    print(f"\n{args.measure} (×100), BM25 top-{args.k} re-ranked; ↑/↓: significantly better/worse than "
+          f"{args.baseline} ({args.test}-test, correction={correction}, α=0.05)\n")
     print(to_markdown(table))
     if args.latex:
         print("\n" + to_latex(table))

@@ -14,7 +14,19 @@ TESTS = ("t", "welch", "wilcoxon")
 def per_query(res: pd.DataFrame, measure: str) -> pd.DataFrame:
     """``pt.Experiment(..., perquery=True)`` output → ``qid × system`` values of one measure."""
     sub = res[res["measure"] == measure]
-    return sub.pivot_table(index="qid", columns="name", values="value", aggfunc="first")
+    if sub.empty:
+        raise ValueError(f"measure {measure!r} not in the results; measures: {sorted(res['measure'].unique())}")
+    table = sub.pivot_table(index="qid", columns="name", values="value", aggfunc="first")
+    return table[list(pd.unique(sub["name"]))]  # systems in their order in the experiment
+
+
+def pool_repetitions(res: pd.DataFrame, sep: str = "#") -> pd.DataFrame:
+    """Averages the per-query values of repetitions of a system (e.g. seeds) named ``name#1``,
+    ``name#2``, … into one system ``name``, as the paper does before testing."""
+    out = res.copy()
+    out["name"] = out["name"].astype(str).str.replace(rf"{sep}\d+$", "", regex=True)
+    keys = [c for c in ("name", "qid", "measure") if c in out.columns]
+    return out.groupby(keys, as_index=False, sort=False)["value"].mean()
 
 
 def significance(values: pd.DataFrame, baseline: str, test: str = "t", correction: str | None = "holm",
@@ -54,7 +66,8 @@ def paper_table(results: dict[str, pd.DataFrame], measure: str, baseline: str,
                 groups: dict[str, list[str]] | None = None, test: str = "t",
                 correction: str | None = "holm", scale: float = 100.0) -> pd.DataFrame:
     """``results``: dataset → ``pt.Experiment(perquery=True)`` frame. Returns a systems × datasets
-    table of strings like ``'42.1↑'`` plus one column per group average (e.g. ``ID``, ``OOD``)."""
+    table of strings like ``'42.1↑'`` plus one column per group average (e.g. ``ID``, ``OOD``),
+    over the group's members that were run; a group only partly run is headed ``name avg (n/m)``."""
     cells, means = {}, {}
     for ds, res in results.items():
         sig = significance(per_query(res, measure), baseline, test, correction)
@@ -65,7 +78,8 @@ def paper_table(results: dict[str, pd.DataFrame], measure: str, baseline: str,
     for group, members in (groups or {}).items():
         present = [m for m in members if m in mean_df.columns]
         if present:
-            table[f"{group} avg"] = mean_df[present].mean(axis=1).map(lambda x: f"{x:.1f}")
+            label = f"{group} avg" + ("" if len(present) == len(members) else f" ({len(present)}/{len(members)})")
+            table[label] = mean_df[present].mean(axis=1).map(lambda x: f"{x:.1f}")
     return table
 
 

@@ -75,13 +75,20 @@ class BackboneModel(PreTrainedModel):
 
 
 def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:
-    """A HF sequence-classification model from a hub id or local path (a fresh head if absent)."""
+    """A HF sequence-classification model from a hub id or local path (a fresh head if absent);
+    from a cross-encoder checkpoint of this package (masked or PreTTR), the encoder it wraps."""
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    if config.model_type in _WRAPPED_CROSS_ENCODERS:
+        from .registry import MODEL_CLASSES
+        return MODEL_CLASSES[config.model_type].from_pretrained(name_or_path, **kwargs).encoder
     check_model_type(config.model_type)
     kw = dict(kwargs)
     if getattr(config, "num_labels", None) != num_labels and not _has_classifier(config):
         kw["num_labels"] = num_labels
     return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
+
+
+_WRAPPED_CROSS_ENCODERS = ("masked_cross_encoder", "mice_prettr")
 
 
 def _has_classifier(config) -> bool:

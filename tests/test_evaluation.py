@@ -34,8 +34,19 @@ def test_paper_table_layout():
     b = rng.uniform(0.2, 0.6, 30)
     res = {"dl19": perquery({"BM25": list(b), "MICE": list(b + 0.1)}),
            "scifact": perquery({"BM25": list(b), "MICE": list(b - 0.1)})}
-    table = paper_table(res, "nDCG@10", "BM25", {"ID": ["dl19"], "OOD": ["scifact"]})
-    assert list(table.columns) == ["dl19", "scifact", "ID avg", "OOD avg"]
+    table = paper_table(res, "nDCG@10", "BM25", {"ID": ["dl19"], "OOD": ["scifact"], "hard": ["scifact", "arguana"]})
+    assert list(table.columns) == ["dl19", "scifact", "ID avg", "OOD avg", "hard avg (1/2)"]
     assert table.loc["MICE", "dl19"].endswith("↑") and table.loc["MICE", "scifact"].endswith("↓")
     md, tex = to_markdown(table), to_latex(table)
     assert "| MICE |" in md and r"$^\uparrow$" in tex and tex.startswith(r"\begin{tabular}")
+
+
+def test_pool_repetitions_and_system_order():
+    from pyterrier_mice.evaluation import per_query, pool_repetitions
+    res = perquery({"ZZ": [0.5, 0.7], "M#1": [0.2, 0.4], "M#2": [0.4, 0.6]})
+    pooled = pool_repetitions(res)
+    values = per_query(pooled, "nDCG@10")
+    assert list(values.columns) == ["ZZ", "M"]
+    assert values["M"].tolist() == pytest.approx([0.3, 0.5])
+    with pytest.raises(ValueError, match="measure 'AP' not in the results"):
+        per_query(res, "AP")

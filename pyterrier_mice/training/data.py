@@ -3,10 +3,11 @@ a BEIR-layout folder with BM25-mined negatives, and the validation run to re-ran
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
+
 import numpy as np
 import pandas as pd
+
+from ..retrieval import bm25
 
 
 @dataclasses.dataclass
@@ -57,13 +58,7 @@ def msmarco_teacher_groups(path: str, limit: int | None = None) -> GroupData:
 def bm25_run(dataset, topics: pd.DataFrame, work_dir: str, k: int) -> pd.DataFrame:
     """BM25 (PISA) top-k with texts for ``topics`` over a :class:`BeirFolder`'s corpus."""
     import pyterrier as pt
-    from pyterrier_pisa import PisaIndex
-    key = hashlib.sha1(os.path.abspath(dataset.path).encode()).hexdigest()[:10]
-    index = PisaIndex(os.path.join(work_dir, f"bm25-{key}.pisa"), text_field="text")
-    if not index.built():
-        index.index(dataset.get_corpus_iter())
-    run = (index.bm25(num_results=k) >> pt.text.get_text(dataset, "text"))(topics)
-    return run
+    return (bm25(dataset, work_dir, num_results=k) >> pt.text.get_text(dataset, "text"))(topics)
 
 
 def holdout_qids(dataset, split: str, fraction: float, seed: int) -> set[str]:

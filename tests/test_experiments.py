@@ -1,0 +1,111 @@
+"""The experiment scripts end to end on the tiny BEIR folder: the paper's table, saved runs reused
+(and not reused once the checkpoint changes), the layer sweeps and every figure."""
+import importlib.util
+import os
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny_encoder
+from pyterrier_mice import MiceModel
+from pyterrier_mice.experiment import (BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
+                                       paper_order, table_groups)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(ROOT, "experiments", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tokenizer, tmp_path_factory):
+    """A tiny HF cross-encoder and a MICE model saved as checkpoints."""
+    d = tmp_path_factory.mktemp("ckpt")
+    ce = d / "ce"
+    tiny_encoder("bert", seed=1).save_pretrained(ce)
+    tokenizer.save_pretrained(ce)
+    mice = d / "mice"
+    MiceModel.from_backbone(str(ce), 2, 1).save_pretrained(mice)
+    tokenizer.save_pretrained(mice)
+    return str(ce), str(mice)
+
+
+def test_dataset_labels_groups_and_order():
+    assert dataset_label("irds:beir/scifact/test") == "SF"
+    assert dataset_label("irds:msmarco-passage/trec-dl-2019/judged") == "DL19"
+    assert dataset_label("/data/beir/webis-touche2020/") == "T-v2"
+    assert dataset_label("../shared/data/cranfield") == "cranfield"
+    assert paper_order(["cranfield", "T-C", "SF", "MSM"]) == ["MSM", "SF", "T-C", "cranfield"]
+    groups = table_groups(["SF", "cranfield"])
+    assert groups == {"OOD": ["SF", "cranfield"], "BM25-hard": BM25_HARD}
+    assert "ID" in table_groups(["DL19"]) and "BM25-hard" not in table_groups(["DL19"])
+    assert table_groups(["SF"], {"mine": ["SF"]})["mine"] == ["SF"]
+
+
+def test_open_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        open_dataset(str(tmp_path / "nope"))
+
+
+def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints, tmp_path, capsys):
+    ce, mice = checkpoints
+    rerank = script("rerank")
+    args = ["--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work"),
+            "--model", f"CE={ce}", "--model", f"MICE={mice}", "--policy", "full", "mask1", "--latex"]
+    table = rerank.main(args)
+    assert list(table.index) == ["BM25", "CE full", "CE mask1", "MICE"]
+    assert list(table.columns) == [os.path.basename(beir_folder), "OOD avg"]
+    out = capsys.readouterr().out
+    assert "| BM25 |" in out and r"\begin{tabular}" in out and "running MICE" in out
+    runs = tmp_path / "work" / os.path.basename(beir_folder) / "runs"
+    saved = sorted(os.listdir(runs))
+    assert len(saved) == 4
+
+    again = rerank.main(args)                        # rerun: every run read back, none recomputed
+    pd.testing.assert_frame_equal(table, again)
+    assert "running" not in capsys.readouterr().out and sorted(os.listdir(runs)) == saved
+
+    before = checkpoint_fingerprint(mice)             # a retrained checkpoint is never reused
+    model = MiceModel.from_pretrained(mice)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(mice)
+    assert checkpoint_fingerprint(mice) != before
+    rerank.main(args)
+    assert "running MICE" in capsys.readouterr().out and len(os.listdir(runs)) == 5
+
+    with pytest.raises(SystemExit):
+        rerank.main(args + ["--baseline", "nope"])
+
+
+def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
+    ce, _ = checkpoints
+    sweep, figures = script("sweep"), script("figures")
+    common = ["--from", ce, "--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work")]
+    rows = sweep.main(["first-layer", "--values", "1", "2", "3", "--csv", str(tmp_path / "f3.csv"), *common])
+    models = [r["model"] for r in rows]
+    assert models == ["BM25", "cross-encoder", "MICE-ℓ1+3", "MICE-ℓ2+2", "MICE-ℓ3+1"]
+    rows = sweep.main(["dropped-layers", "--first-layer", "1", "--values", "0", "2",
+                       "--csv", str(tmp_path / "f4.csv"), *common])
+    assert [r["dropped_layers"] for r in rows if r["x"] != ""] == [0, 2]
+    rows = sweep.main(["mask3", "--values", "0", "4", "--csv", str(tmp_path / "m3.csv"), *common])
+    assert [r["model"] for r in rows][2:] == ["Mask 3-ℓ0", "Mask 3-ℓ4"]
+    with pytest.raises(SystemExit, match="does not fit"):
+        sweep.main(["first-layer", "--values", "4", "--csv", str(tmp_path / "x.csv"), *common])
+
+    pngs = [figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "f3.png"), xlabel="first interaction layer"),
+            figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
+            *figures.masks(str(tmp_path / "masks"), 4),
+            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),
+                               str(tmp_path / "eff.png"))]
+    for png in pngs:
+        with Image.open(png) as im:
+            assert im.format == "PNG" and im.size[0] > 200
+    with pytest.raises(ValueError, match="no rows for dataset"):
+        figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "x.png"), datasets=["MSM"])
