@@ -28,7 +28,7 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.experiment import (PAPER_DATASETS, checkpoint_fingerprint, open_dataset, paper_order,
+from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, checkpoint_fingerprint, open_dataset, paper_order,
                                        rerank_experiment, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 
@@ -67,6 +67,14 @@ def systems_for(args) -> dict:
                     name += f" {rr.policy.name}"
                 systems[name + suffix] = (rr, (checkpoint_fingerprint(path), rr._config_key()))
     return systems
+
+
+def latex_spans(datasets: list[str], table) -> list[tuple[str, int]]:
+    """The paper's header row: in-domain datasets, out-of-domain datasets, averages."""
+    n_id = sum(d in IN_DOMAIN for d in datasets)
+    spans = [("In-domain", n_id), ("Out-of-domain", len(datasets) - n_id),
+             ("Average", len(table.columns) - len(datasets))]
+    return [(label, n) for label, n in spans if n]
 
 
 def parse_groups(specs) -> dict[str, list[str]]:
@@ -119,7 +127,7 @@ def main(argv=None):
           f"{args.baseline} ({args.test}-test, correction={correction}, α=0.05)\n")
     print(to_markdown(table))
     if args.latex:
-        print("\n" + to_latex(table))
+        print("\n" + to_latex(table, latex_spans(list(results), table)))
     return table
 
 

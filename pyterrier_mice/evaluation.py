@@ -90,9 +90,22 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    esc = lambda s: str(s).replace("_", r"\_").replace("↑", r"$^\uparrow$").replace("↓", r"$^\downarrow$")
-    lines = [r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
-             " & ".join(["system", *map(esc, table.columns)]) + r" \\", r"\midrule"]
+def to_latex(table: pd.DataFrame, spans: list[tuple[str, int]] | None = None) -> str:
+    """A booktabs ``tabular``; ``spans`` (label, number of consecutive columns) adds the paper's
+    header row over column groups, e.g. ``[("In-domain", 3), ("BEIR (OOD)", 13), ("Average", 3)]``."""
+    esc = lambda s: str(s).replace("_", r"\_").replace("&", r"\&").replace("%", r"\%") \
+        .replace("↑", r"$^\uparrow$").replace("↓", r"$^\downarrow$")
+    lines = [r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule"]
+    if spans:
+        if sum(n for _, n in spans) != len(table.columns):
+            raise ValueError(f"spans cover {sum(n for _, n in spans)} columns; the table has {len(table.columns)}")
+        heads, rules, col = [""], [], 2
+        for label, n in spans:
+            heads.append(rf"\multicolumn{{{n}}}{{c}}{{{esc(label)}}}" if n > 1 else esc(label))
+            if label:
+                rules.append(rf"\cmidrule(lr){{{col}-{col + n - 1}}}")
+            col += n
+        lines += [" & ".join(heads) + r" \\", "".join(rules)]
+    lines += [" & ".join(["system", *map(esc, table.columns)]) + r" \\", r"\midrule"]
     lines += [" & ".join([esc(i), *map(esc, r)]) + r" \\" for i, r in zip(table.index, table.values)]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])

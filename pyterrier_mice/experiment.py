@@ -93,7 +93,12 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
     if not spec.startswith("irds:"):
         raise FileNotFoundError(f"dataset {spec!r}: not a folder; use a BEIR-layout folder or irds:<ir_datasets id>")
     coll = IrdsCollection(spec)
-    return Dataset(dataset_label(spec), coll, coll.get_topics(), coll.get_qrels())
+    try:
+        topics, qrels = coll.get_topics(), coll.get_qrels()
+    except (OSError, ConnectionError) as e:  # requests' ConnectionError is an OSError
+        raise RuntimeError(f"dataset {spec!r}: ir_datasets could not fetch its queries/qrels ({type(e).__name__}); "
+                           "without internet, pass a local BEIR-layout folder to --dataset instead") from e
+    return Dataset(dataset_label(spec), coll, topics, qrels)
 
 
 def checkpoint_fingerprint(path: str) -> str:

@@ -50,3 +50,11 @@ def test_pool_repetitions_and_system_order():
     assert values["M"].tolist() == pytest.approx([0.3, 0.5])
     with pytest.raises(ValueError, match="measure 'AP' not in the results"):
         per_query(res, "AP")
+
+
+def test_latex_header_spans():
+    table = pd.DataFrame({"DL19": ["70.1↑"], "SF": ["60.0"], "ID avg": ["70.1"]}, index=["MICE"])
+    tex = to_latex(table, [("In-domain", 1), ("BEIR (OOD)", 1), ("Average", 1)])
+    assert r"\cmidrule(lr){2-2}\cmidrule(lr){3-3}\cmidrule(lr){4-4}" in tex and "BEIR (OOD)" in tex
+    with pytest.raises(ValueError, match="spans cover 2 columns; the table has 3"):
+        to_latex(table, [("In-domain", 2)])

@@ -48,9 +48,20 @@ def test_dataset_labels_groups_and_order():
     assert table_groups(["SF"], {"mine": ["SF"]})["mine"] == ["SF"]
 
 
-def test_open_dataset_errors(tmp_path):
+def test_open_dataset_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nope"):
         open_dataset(str(tmp_path / "nope"))
+
+    class Offline:
+        def __init__(self, spec):
+            pass
+
+        def get_topics(self):
+            raise ConnectionError("Failed to resolve host")
+
+    monkeypatch.setattr("pyterrier_mice.experiment.IrdsCollection", Offline)
+    with pytest.raises(RuntimeError, match="irds:beir/scifact/test.*local BEIR-layout folder"):
+        open_dataset("irds:beir/scifact/test")
 
 
 def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints, tmp_path, capsys):
