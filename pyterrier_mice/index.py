@@ -215,7 +215,8 @@ class DocStateIndexer(pt.Indexer):
         state_shape = extras_shape = None
         progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
         with open(os.path.join(tmp, "states.bin"), "wb") as fs, \
-                open(os.path.join(tmp, "extras.bin"), "wb") if self.kv else contextlib.nullcontext() as fkv:
+                open(os.path.join(tmp, "extras.bin"), "wb") if self.kv else contextlib.nullcontext() as fkv, \
+                rr.collect_truncation():
             for batch in _chunks(it, self.batch_size):
                 for d in batch:
                     if "docno" not in d or self.text_field not in d:

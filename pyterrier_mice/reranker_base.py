@@ -7,6 +7,7 @@ implement :meth:`Reranker._score`.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Callable, Sequence
 
@@ -146,9 +147,26 @@ class Reranker(pt.Transformer):
         return pt.tqdm(total=total, desc=desc, unit="pair")
 
     def _warn_truncated(self, n: int, total: int, what: str, limit: int | None = None) -> None:
+        summary = getattr(self, "_truncation_summary", None)
+        if summary is not None:  # inside collect_truncation(): one warning at the end
+            n0, total0, _ = summary.get(what, (0, 0, limit))
+            summary[what] = (n0 + n, total0 + total, limit)
+            return
         if n:
             warnings.warn(f"{type(self).__name__}: {n} of {total} {what} exceeded "
                           f"{limit or self.max_length} tokens and were truncated")
+
+    @contextlib.contextmanager
+    def collect_truncation(self):
+        """Within this block, truncation is reported once at the end (e.g. over a whole index
+        build) instead of once per batch."""
+        self._truncation_summary = {}
+        try:
+            yield
+        finally:
+            summary, self._truncation_summary = self._truncation_summary, None
+            for what, (n, total, limit) in summary.items():
+                self._warn_truncated(n, total, what, limit)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}

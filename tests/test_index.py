@@ -120,3 +120,13 @@ def test_saved_and_reloaded_model_matches_its_index(mice_path, tmp_path):
     fly.tokenizer.save_pretrained(tmp_path / "copy")
     idx = MiceIndex(str(tmp_path / "idx")).indexer(fly).index(corpus())
     MiceReranker.from_pretrained(str(tmp_path / "copy"), index=idx)
+
+
+def test_index_build_reports_truncation_once(mice_path, tmp_path):
+    """Truncation over a whole build is one warning, not one per batch."""
+    rr = MiceReranker.from_pretrained(mice_path, batch_size=2, doc_max_length=6)
+    with pytest.warns(UserWarning) as record:
+        MiceIndex(str(tmp_path / "idx")).indexer(rr, dtype="fp32").index(corpus())
+    messages = [str(w.message) for w in record if "truncated" in str(w.message)]
+    long_docs = sum(len(rr.tokenizer(d["text"], add_special_tokens=False)["input_ids"]) > 4 for d in corpus())
+    assert messages == [f"MiceReranker: {long_docs} of {len(DOCS)} documents exceeded 6 tokens and were truncated"]
