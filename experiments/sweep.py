@@ -124,6 +124,9 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*truncated.*")
 
     if args.source:
+        kind = AutoConfig.from_pretrained(args.source).model_type
+        if kind in ("mice", "mice_colbert"):
+            ap.error(f"--from {args.source!r} is a {kind} model; variants are built from a cross-encoder checkpoint")
         total = num_layers(args.source)
     else:
         from pyterrier_mice.training import TrainConfig

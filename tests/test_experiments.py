@@ -109,6 +109,9 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
     assert [r["model"] for r in rows][2:] == ["Mask 3-ℓ0", "Mask 3-ℓ4"]
     with pytest.raises(SystemExit, match="does not fit"):
         sweep.main(["first-layer", "--values", "4", "--csv", str(tmp_path / "x.csv"), *common])
+    with pytest.raises(SystemExit):  # a MICE checkpoint is not a source of variants
+        sweep.main(["first-layer", "--values", "1", "--csv", str(tmp_path / "x.csv"),
+                    *[checkpoints[1] if a == ce else a for a in common]])
 
     pngs = [figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "f3.png"), xlabel="first interaction layer"),
             figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
