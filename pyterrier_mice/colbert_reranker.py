@@ -16,6 +16,7 @@ class ColBERTReranker(SplitReranker):
     """
 
     schematic = {"label": "ColBERT", "help_url": None}
+    pads_stored_memory = True
 
     def __init__(self, model: ColBERTModel, tokenizer, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
@@ -61,7 +62,7 @@ class ColBERTReranker(SplitReranker):
 
     def score_batch(self, q, d):
         q, _ = pad_tensors(q)
-        d, dm = pad_tensors(d)
+        d, dm = pad_tensors(d, dtype=q.dtype)
         return self.model.maxsim(q, d, dm)
 
     def _config_key(self):

@@ -21,6 +21,7 @@ class MiceReranker(SplitReranker):
     """
 
     schematic = {"label": "MICE", "help_url": None}
+    pads_stored_memory = True
 
     def __init__(self, model: MiceModel, tokenizer, *, query_max_length: int | None = None,
                  doc_max_length: int | None = None, **kwargs):
@@ -70,7 +71,7 @@ class MiceReranker(SplitReranker):
 
     def score_batch(self, q, d):
         q, qm = pad_tensors(q)
-        mem, dm = pad_tensors(d)
+        mem, dm = pad_tensors(d, dtype=q.dtype)
         if mem.dim() == 3:  # document states [B, L, H]
             logits = self.model.interact(q, qm, dm, doc_states=mem)
         else:  # cached keys/values [B, L, k, 2, H]

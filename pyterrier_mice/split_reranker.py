@@ -20,10 +20,12 @@ from .reranker_base import Reranker, run_batched
 from .text import InputBuilder, tokenize
 
 
-def pad_tensors(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[L_i, ...]`` tensors into ``[B, L, ...]`` plus a 0/1 mask ``[B, L]``."""
+def pad_tensors(tensors: list[torch.Tensor], dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``[L_i, ...]`` tensors into ``[B, L, ...]`` (cast to ``dtype`` if given) plus a
+    0/1 mask ``[B, L]``."""
     n = max(t.shape[0] for t in tensors)
-    out = tensors[0].new_zeros((len(tensors), n, *tensors[0].shape[1:]))
+    out = torch.zeros((len(tensors), n, *tensors[0].shape[1:]), dtype=dtype or tensors[0].dtype,
+                      device=tensors[0].device)
     mask = torch.zeros((len(tensors), n), dtype=torch.long, device=tensors[0].device)
     for i, t in enumerate(tensors):
         out[i, :t.shape[0]] = t
@@ -33,6 +35,8 @@ def pad_tensors(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 
 class SplitReranker(Reranker):
     """Base of re-rankers whose documents can be encoded without the query (see module doc)."""
+
+    pads_stored_memory = False  # True: score_batch casts index memories while padding them
 
     def __init__(self, model, tokenizer, *, index=None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
@@ -105,7 +109,8 @@ class SplitReranker(Reranker):
         missing = [j for j, r in enumerate(rows) if r is None]
         stats["encoded"] = stats.get("encoded", 0) + len(missing)
         stats["from_index"] = stats.get("from_index", 0) + len(seqs) - len(missing)
-        dtype = next(self.model.parameters()).dtype
+        # stored memories stay in the index's dtype (e.g. fp16) until score_batch pads them
+        dtype = None if self.pads_stored_memory else next(self.model.parameters()).dtype
         out = [None if r is None else self.index.read(r).to(self.device, dtype) for r in rows]
         if missing:
             fresh = self.encode_docs([seqs[j] for j in missing])
