@@ -19,6 +19,8 @@ rows (empty ``x``), drawn as horizontal lines. Runs and trained variants are reu
 """
 import argparse
 import csv
+import hashlib
+import json
 import os
 import warnings
 
@@ -59,9 +61,10 @@ def variants(args, total: int) -> list[dict]:
 
 
 def train_variant(args, var: dict) -> str:
-    """Train one variant with the training CLI's config (resumed/skipped if done); its best/ or final/."""
+    """Train one variant with the training CLI's config; its best/ (else final/) checkpoint. The
+    output folder is keyed by a hash of the whole config, so a finished run is reused only for
+    the same config (and an interrupted one resumes)."""
     from pyterrier_mice.training import TrainConfig, run
-    out = os.path.join(args.work, "sweep-models", f"{args.sweep}-{var['x']}")
     sets = list(args.set or [])
     if args.source:
         sets.append(f"model.backbone={args.source}")
@@ -70,9 +73,12 @@ def train_variant(args, var: dict) -> str:
     else:
         sets += ["model.type=mice", f"model.first_interaction_layer={var['first_interaction_layer']}",
                  f"model.interaction_layers={var['interaction_layers']}"]
-    sets.append(f"output_dir={out}")
+    cfg = TrainConfig.from_yaml(args.train, sets)
+    cfg.output_dir = "-"  # the folder is named after everything else in the config
+    digest = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    cfg.output_dir = out = os.path.join(args.work, "sweep-models", f"{args.sweep}-{var['x']}-{digest}")
     if not os.path.exists(os.path.join(out, "final", "config.json")):
-        run(TrainConfig.from_yaml(args.train, sets))
+        run(cfg)
     best = os.path.join(out, "best")
     return best if os.path.exists(os.path.join(best, "config.json")) else os.path.join(out, "final")
 

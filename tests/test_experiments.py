@@ -123,3 +123,26 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
             assert im.format == "PNG" and im.size[0] > 200
     with pytest.raises(ValueError, match="no rows for dataset"):
         figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "x.png"), datasets=["MSM"])
+
+
+def test_sweep_trains_each_variant_once_per_config(beir_folder, checkpoints, tmp_path):
+    import yaml
+    ce, _ = checkpoints
+    cfg = {"steps": 1, "batch_size": 2, "warmup": 0, "lr": 1e-4, "loss": "bce", "device": "cpu",
+           "log_every": 0, "save_every": 0, "model": {"type": "mice", "backbone": ce},
+           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
+           "eval": {"every": 0}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    sweep = script("sweep")
+    args = ["first-layer", "--train", str(tmp_path / "c.yaml"), "--values", "2", "--interaction-layers", "1",
+            "--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work"), "--csv", str(tmp_path / "t.csv")]
+    rows = sweep.main(args)
+    assert [r["model"] for r in rows] == ["BM25", "MICE-ℓ2+1"] and rows[1]["family"] == "MICE (trained)"
+    models = tmp_path / "work" / "sweep-models"
+    (trained,) = os.listdir(models)
+    stamp = os.stat(models / trained / "final" / "model.safetensors").st_mtime_ns
+    sweep.main(args)                                                  # same config: reused
+    assert os.listdir(models) == [trained]
+    assert os.stat(models / trained / "final" / "model.safetensors").st_mtime_ns == stamp
+    sweep.main(args + ["--set", "seed=5"])                            # another config: trained anew
+    assert len(os.listdir(models)) == 2
