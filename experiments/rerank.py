@@ -28,8 +28,8 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, checkpoint_fingerprint, open_dataset, paper_order,
-                                       rerank_experiment, table_groups)
+from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, open_dataset, paper_order, rerank_experiment,
+                                       system_identity, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 
 
@@ -58,14 +58,14 @@ def systems_for(args) -> dict:
             if reranker_class(kind) is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
                 rr = load_reranker(path, **common)
                 name = label or f"{kind.replace('mice_', '').upper()} {short_name(path)}"
-                systems[name + suffix] = (rr, (checkpoint_fingerprint(path), rr._config_key()))
+                systems[name + suffix] = (rr, system_identity(rr, path))
                 continue
             for policy in args.policy:
                 rr = load_reranker(path, policy=policy, **common)
                 name = label or f"CE {short_name(path)}"
                 if len(args.policy) > 1 or policy is not None:
                     name += f" {rr.policy.name}"
-                systems[name + suffix] = (rr, (checkpoint_fingerprint(path), rr._config_key()))
+                systems[name + suffix] = (rr, system_identity(rr, path))
     return systems
 
 

@@ -28,7 +28,7 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, MiceModel, MiceReranker
 from pyterrier_mice.evaluation import per_query
-from pyterrier_mice.experiment import checkpoint_fingerprint, open_dataset, paper_order, rerank_experiment
+from pyterrier_mice.experiment import open_dataset, paper_order, rerank_experiment, system_identity
 from pyterrier_mice.modeling_base import load_tokenizer
 
 SWEEPS = ("first-layer", "dropped-layers", "mask3")
@@ -88,21 +88,20 @@ def build_systems(args, total: int) -> dict:
     systems = {}
     if args.source and not args.train:
         ce = CrossEncoderReranker.from_pretrained(args.source, **common)
-        systems["cross-encoder"] = (ce, (checkpoint_fingerprint(args.source), ce._config_key()))
+        systems["cross-encoder"] = (ce, system_identity(ce, args.source))
     for var in variants(args, total):
         if args.train:
             path = train_variant(args, var)
             kind = AutoConfig.from_pretrained(path).model_type
             rr = (MiceReranker if kind == "mice" else CrossEncoderReranker).from_pretrained(path, **common)
-            systems[var["label"]] = (rr, (checkpoint_fingerprint(path), rr._config_key()), var)
+            systems[var["label"]] = (rr, system_identity(rr, path), var)
         elif args.sweep == "mask3":
             rr = CrossEncoderReranker.from_pretrained(args.source, f"mask3-{var['x']}", **common)
-            systems[var["label"]] = (rr, (checkpoint_fingerprint(args.source), rr._config_key()), var)
+            systems[var["label"]] = (rr, system_identity(rr, args.source), var)
         else:
             model = MiceModel.from_backbone(args.source, var["first_interaction_layer"], var["interaction_layers"])
             rr = MiceReranker(model, load_tokenizer(args.source), **common)
-            what = (checkpoint_fingerprint(args.source), "mice", var["first_interaction_layer"],
-                    var["interaction_layers"], rr._config_key()[1:])
+            what = system_identity(rr, args.source, "mice", var["first_interaction_layer"], var["interaction_layers"])
             systems[var["label"]] = (rr, what, var)
     return systems
 

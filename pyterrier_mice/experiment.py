@@ -117,6 +117,12 @@ def checkpoint_fingerprint(path: str) -> str:
     return os.path.abspath(path) + "\0" + "\0".join(parts)
 
 
+def system_identity(reranker, checkpoint: str, *extra) -> tuple:
+    """What determines a re-ranker's run: its checkpoint's fingerprint, ``extra`` (e.g. how a
+    variant was derived from that checkpoint) and the re-ranker's settings (policy, lengths, dtype)."""
+    return (checkpoint_fingerprint(checkpoint), *extra, reranker._config_key()[1:])
+
+
 def run_key(name: str, *what) -> str:
     """A file name for a system's saved run: its name and a hash of everything that produced it."""
     digest = hashlib.sha1(json.dumps([str(w) for w in what]).encode()).hexdigest()[:12]
