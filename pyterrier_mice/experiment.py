@@ -15,7 +15,7 @@ import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
 from .datasets import BeirFolder, IrdsCollection
-from .retrieval import bm25
+from .retrieval import bm25, corpus_key
 
 # (ir_datasets id, the paper's column, the BEIR folder name) in the paper's column order.
 PAPER_DATASETS = [
@@ -133,18 +133,19 @@ def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tupl
                       measures=(nDCG @ 10, RR @ 10, AP), verbose: bool = True) -> pd.DataFrame:
     """BM25 and BM25 top-``k`` → each re-ranker of ``systems`` (name → (re-ranker, what identifies
     it)) on ``ds``, as ``pt.Experiment(perquery=True)``. Runs are saved as TREC files under
-    ``work/<dataset>/runs`` keyed by name, identity, ``k`` and topics, and reused when present."""
+    ``work/<dataset>/runs`` keyed by name, identity, ``k``, corpus and topics, and reused when present."""
     ds_work = os.path.join(work, re.sub(r"[^A-Za-z0-9.+-]+", "_", ds.label))
     runs_dir = os.path.join(ds_work, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     first = bm25(ds.collection, os.path.join(work, "indexes"), num_results=1000)
     get_text = pt.text.get_text(ds.collection, "text")
     topics_id = hashlib.sha1(pd.util.hash_pandas_object(ds.topics[["qid", "query"]], index=False).values.tobytes()).hexdigest()
+    corpus_id = corpus_key(ds.collection)
     runs = []
     pipelines = {"BM25": (first, ("bm25-pisa-1000",))}
     pipelines.update({n: (first % k >> get_text >> rr, (*what, f"k={k}")) for n, (rr, what) in systems.items()})
     for name, (pipeline, what) in pipelines.items():
-        path = os.path.join(runs_dir, run_key(name, *what, topics_id) + ".res.gz")
+        path = os.path.join(runs_dir, run_key(name, *what, corpus_id, topics_id) + ".res.gz")
         if os.path.exists(path):
             run = pt.io.read_results(path)
         else:

@@ -8,8 +8,9 @@ import re
 
 def corpus_key(collection) -> str:
     """A file-name-safe key for ``collection``'s corpus and document text: a :class:`BeirFolder`'s
-    absolute path, or the ir_datasets id that provides an :class:`IrdsCollection`'s documents
-    (``msmarco-passage`` for its dev and TREC DL sets), plus the text template."""
+    absolute path with its ``corpus.jsonl``'s size and modification time, or the ir_datasets id
+    that provides an :class:`IrdsCollection`'s documents (``msmarco-passage`` for its dev and
+    TREC DL sets), plus the text template."""
     irds_id = getattr(collection, "irds_id", None)
     if irds_id is not None:
         import ir_datasets
@@ -17,10 +18,13 @@ def corpus_key(collection) -> str:
             source = ir_datasets.docs_parent_id(irds_id)
         except Exception:  # a stand-in dataset object, or an id ir_datasets does not know
             source = irds_id
+        version = ""
     else:
         source = os.path.abspath(collection.path)
+        st = os.stat(os.path.join(source, "corpus.jsonl"))
+        version = f"{st.st_size}:{st.st_mtime_ns}"  # an edited corpus gets a new index
     template = getattr(collection, "text_template", "")
-    digest = hashlib.sha1(f"{source}\0{template}".encode()).hexdigest()[:10]
+    digest = hashlib.sha1(f"{source}\0{version}\0{template}".encode()).hexdigest()[:10]
     slug = re.sub(r"[^A-Za-z0-9]+", "_", os.path.basename(os.path.normpath(source))).strip("_")
     return f"{slug}-{digest}"
 

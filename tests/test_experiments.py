@@ -146,3 +146,21 @@ def test_sweep_trains_each_variant_once_per_config(beir_folder, checkpoints, tmp
     assert os.stat(models / trained / "final" / "model.safetensors").st_mtime_ns == stamp
     sweep.main(args + ["--set", "seed=5"])                            # another config: trained anew
     assert len(os.listdir(models)) == 2
+
+
+def test_edited_corpus_is_indexed_and_run_again(beir_folder, checkpoints, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "coll"
+    shutil.copytree(beir_folder, folder)
+    rerank = script("rerank")
+    args = ["--dataset", str(folder), "--k", "5", "--work", str(tmp_path / "work"), "--model", f"CE={checkpoints[0]}"]
+    rerank.main(args)
+    assert "running BM25" in capsys.readouterr().out
+    rerank.main(args)
+    assert "running" not in capsys.readouterr().out
+    with open(folder / "corpus.jsonl", "a") as f:
+        f.write('{"_id": "d13", "title": "wing", "text": "a new wing boundary layer report"}\n')
+    rerank.main(args)
+    out = capsys.readouterr().out
+    assert "running BM25" in out and "running CE" in out
+    assert len(os.listdir(tmp_path / "work" / "indexes")) == 2
