@@ -16,7 +16,6 @@ class ColBERTReranker(SplitReranker):
     """
 
     schematic = {"label": "ColBERT", "help_url": None}
-    pads_stored_memory = True
 
     def __init__(self, model: ColBERTModel, tokenizer, **kwargs):
         super().__init__(model, tokenizer, **kwargs)

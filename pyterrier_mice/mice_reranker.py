@@ -21,7 +21,6 @@ class MiceReranker(SplitReranker):
     """
 
     schematic = {"label": "MICE", "help_url": None}
-    pads_stored_memory = True
 
     def __init__(self, model: MiceModel, tokenizer, *, query_max_length: int | None = None,
                  doc_max_length: int | None = None, **kwargs):

@@ -123,7 +123,7 @@ class PreTTRModel(MaskedCrossEncoderModel):
         q_len = torch.tensor([q.shape[0] for q in q_states], device=device)
         d_len = torch.tensor([d.shape[0] for d in d_states], device=device)
         n = int((q_len + d_len).max())
-        x = q_states[0].new_zeros((len(q_states), n, q_states[0].shape[-1]))
+        x = q_states[0].new_zeros((len(q_states), n, q_states[0].shape[-1]))  # documents cast to its dtype
         pos = torch.zeros((len(q_states), n), dtype=torch.long, device=device)
         offset = self.config.doc_position_offset
         for i, (q, d) in enumerate(zip(q_states, d_states)):

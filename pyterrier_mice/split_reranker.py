@@ -36,8 +36,6 @@ def pad_tensors(tensors: list[torch.Tensor], dtype: torch.dtype | None = None) -
 class SplitReranker(Reranker):
     """Base of re-rankers whose documents can be encoded without the query (see module doc)."""
 
-    pads_stored_memory = False  # True: score_batch casts index memories while padding them
-
     def __init__(self, model, tokenizer, *, index=None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
         self._inputs = InputBuilder(tokenizer)
@@ -68,7 +66,8 @@ class SplitReranker(Reranker):
         raise NotImplementedError(f"{type(self).__name__} stores no extras")
 
     def score_batch(self, q: list[torch.Tensor], d: list[torch.Tensor]) -> torch.Tensor:
-        """Scores ``[B]`` of aligned query encodings and document memories."""
+        """Scores ``[B]`` of aligned query encodings and document memories; memories read from an
+        index come in its stored dtype (e.g. fp16) and are cast to the queries' dtype here."""
         raise NotImplementedError
 
     def fingerprint_modules(self, with_extras: bool) -> list[torch.nn.Module]:
@@ -109,9 +108,8 @@ class SplitReranker(Reranker):
         missing = [j for j, r in enumerate(rows) if r is None]
         stats["encoded"] = stats.get("encoded", 0) + len(missing)
         stats["from_index"] = stats.get("from_index", 0) + len(seqs) - len(missing)
-        # stored memories stay in the index's dtype (e.g. fp16) until score_batch pads them
-        dtype = None if self.pads_stored_memory else next(self.model.parameters()).dtype
-        out = [None if r is None else self.index.read(r).to(self.device, dtype) for r in rows]
+        # stored memories stay in the index's dtype (e.g. fp16): score_batch casts them as it pads them
+        out = [None if r is None else self.index.read(r).to(self.device) for r in rows]
         if missing:
             fresh = self.encode_docs([seqs[j] for j in missing])
             if self.index.has_extras:

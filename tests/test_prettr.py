@@ -77,6 +77,12 @@ def test_reranker_index_and_joint_reranker_agree(tokenizer, tmp_path):
     c = fast(frame).set_index(["qid", "docno"])["score"]
     assert fast.last_stats["from_index"] == len(DOCS)
     np.testing.assert_allclose(c.loc[b.index], b, atol=1e-5)
+    idx16 = DocStateIndex(str(tmp_path / "idx16")).indexer(split, dtype="fp16").index(
+        [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    half = PreTTRReranker.from_pretrained(str(tmp_path / "m"), index=idx16)
+    h = half(frame).set_index(["qid", "docno"])["score"]   # fp16 memories cast in join
+    assert half.last_stats["from_index"] == len(DOCS)
+    np.testing.assert_allclose(h.loc[b.index], b, atol=5e-3)
 
 
 def test_split_reranker_needs_fixed_offset(tokenizer):
