@@ -1,4 +1,14 @@
-"""Masked multi-head attention on top of torch SDPA, and the boolean masks it takes."""
+"""Masked multi-head attention on top of torch SDPA, and the masks it takes.
+
+Two mask semantics:
+
+- **boolean** (True: may attend), this package's own: a row with no allowed key gets a zero
+  output (attention over an empty set), never NaN and never a uniform average;
+- **additive** (a float bias: 0 allowed, ``finfo(dtype).min`` blocked), the MICE authors' own
+  numerics: the bias is added to the logits, so a fully blocked row saturates to a *uniform*
+  average over all keys, and autograd still differentiates the softmax through it
+  (see :func:`additive_bias`).
+"""
 from __future__ import annotations
 
 import torch
@@ -17,14 +27,31 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b, n, nh * d)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-           dropout_p: float = 0.0, return_probs: bool = False):
-    """Scaled dot-product attention with a boolean ``mask`` (True: may attend).
+def additive_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean ``allowed`` → the reference's additive mask: 0 where allowed, ``finfo(dtype).min``
+    where blocked (a very large negative float, not −∞)."""
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return bias.masked_fill_(~allowed, torch.finfo(dtype).min)
 
-    ``mask`` broadcasts to ``[B, heads, Lq, Lk]``. A row with no allowed key gets a zero
-    output (attention over an empty set), never NaN and never a uniform average.
-    With ``return_probs`` the eager path runs and the attention probabilities are returned too.
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa"):
+    """Scaled dot-product attention under a boolean or an additive ``mask`` (see module doc).
+
+    ``mask`` broadcasts to ``[B, heads, Lq, Lk]``. ``kernel`` chooses how an additive mask is
+    applied: ``"eager"`` (explicit softmax, as HF BERT's eager attention) or ``"sdpa"`` (torch's
+    fused kernel, as HF's SDPA attention); boolean masks always run on SDPA. With
+    ``return_probs`` the eager path runs and the attention probabilities are returned too.
     """
+    if mask is not None and mask.dtype.is_floating_point:
+        if return_probs or kernel == "eager":
+            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask
+            probs = torch.softmax(scores, dim=-1)
+            if dropout_p:
+                probs = F.dropout(probs, dropout_p)
+            out = probs @ v
+            return (out, probs) if return_probs else out
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout_p)
     empty_rows = None
     if mask is not None:
         empty_rows = ~mask.any(dim=-1, keepdim=True)  # [B, 1|h, Lq, 1]
@@ -53,6 +80,18 @@ def key_padding_mask(attention_mask: torch.Tensor, num_queries: int | None = Non
     keys = attention_mask.bool()[:, None, None, :]
     n = keys.shape[-1] if num_queries is None else num_queries
     return keys.expand(-1, 1, n, -1)
+
+
+def pair_mask(query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[B, 1, Lq, Lk]``: both the row and the column are valid (the reference's rule,
+    under which a padding row reads nothing)."""
+    return (query_mask.bool()[:, :, None] & key_mask.bool()[:, None, :])[:, None]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [B, heads, L, d]`` over the valid positions of ``mask [B, L]`` → ``[B, heads, d]``."""
+    m = mask.to(values.dtype)[:, None, :, None]
+    return (values * m).sum(dim=2) / m.sum(dim=2).clamp(min=1)
 
 
 def window_mask(length: int, half_window: int, device=None) -> torch.Tensor:

@@ -21,6 +21,9 @@ class Backbone:
     """Access to the parts of a HF sequence-classification model (see :func:`adapter`)."""
 
     model_type: str = ""
+    #: how additive (reference-numerics) masks are applied in interaction layers: the kernel the
+    #: MICE authors' top layers ran on (HF BERT built fresh: eager; ModernBERT: SDPA)
+    reference_kernel: str = "sdpa"
 
     def __init__(self, hf_model: nn.Module):
         self.hf = hf_model
@@ -77,8 +80,8 @@ class Backbone:
     def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
         """Cross-attention sub-block (queries ``x``, keys/values ``kv``) with residual and norm.
 
-        ``cls_context``, when given, replaces the attention output of position 0 (used for
-        the reference implementation's uniform-over-padding ``[CLS]`` row).
+        ``cls_context`` (``[B, H]``), when given, replaces the attention output of position 0
+        (MICE's ``mean`` mode for ``[CLS]``).
         """
         raise NotImplementedError
 
@@ -100,7 +103,7 @@ class Backbone:
 
     def _attend(self, q_states, k, v, mask, return_probs, layer_training):
         q = split_heads(q_states, self.num_heads)
-        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs)
+        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs, self.reference_kernel)
         if return_probs:
             ctx, probs = out
             return merge_heads(ctx), probs
@@ -111,6 +114,7 @@ class BertBackbone(Backbone):
     """BERT / MiniLM: absolute positions, token types, post-LN layers, pooler + classifier."""
 
     model_type = "bert"
+    reference_kernel = "eager"
 
     @property
     def base(self):
@@ -230,7 +234,7 @@ class ModernBertBackbone(Backbone):
             rope = self.position_embeddings(x, position_ids, layer_idx)
         cos, sin = rope
         q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
-        out = attend(q, k, v, mask, self.attention_dropout(attn.training), return_probs)
+        out = attend(q, k, v, mask, self.attention_dropout(attn.training), return_probs, self.reference_kernel)
         ctx, probs = out if return_probs else (out, None)
         return x + attn.out_drop(attn.Wo(merge_heads(ctx))), probs
 

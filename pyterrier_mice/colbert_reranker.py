@@ -1,6 +1,7 @@
 """``ColBERTReranker``: late-interaction (MaxSim) re-ranking with a :class:`ColBERTModel`."""
 from __future__ import annotations
 
+from .loading import check_model_kind
 from .modeling_base import load_tokenizer
 from .modeling_colbert import ColBERTModel
 from .split_reranker import SplitReranker, pad_tensors
@@ -25,6 +26,7 @@ class ColBERTReranker(SplitReranker):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "ColBERTReranker":
+        check_model_kind(name_or_path, ColBERTModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(ColBERTModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 
@@ -51,10 +53,17 @@ class ColBERTReranker(SplitReranker):
     def doc_sequences(self, docs):
         return self._with_marker(docs, self.doc_max_length, self.model.config.doc_marker_id, "documents")
 
+    @property
+    def query_pad_id(self) -> int:
+        """The id queries are padded with: ``[MASK]`` in both forms (attended in the standard form,
+        masked out as keys in the reference form, as PyLate does)."""
+        mask_id = self.model.config.mask_token_id
+        return self.tokenizer.mask_token_id if mask_id is None else mask_id
+
     def encode_queries(self, seqs):
-        # every query position is scored: [MASK] expansions (standard) or [PAD]s (reference form)
+        # every query position is scored, the [MASK] padding included
         return self._run_encoder(seqs, self.model.encode, length=self.query_length,
-                                 valid=[self.query_length] * len(seqs))
+                                 valid=[self.query_length] * len(seqs), pad_id=self.query_pad_id)
 
     def encode_docs(self, seqs):
         return self._run_encoder(seqs, self.model.encode)

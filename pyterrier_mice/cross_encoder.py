@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import AutoConfig
-
+from .loading import KINDS, describe, model_type_of
 from .modeling_base import load_tokenizer
 from .modeling_masked import MaskedCrossEncoderModel
 from .registry import MODEL_CLASSES
@@ -32,7 +31,9 @@ class CrossEncoderReranker(Reranker):
             self.model.set_policy(policy)
         self.policy = self.model.policy
         if self.max_length is None:
-            self.max_length = min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+            trained = (getattr(model.config, "trained_lengths", None) or {}).get("max_length")
+            self.max_length = trained or min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+        self._check_lengths(max_length=self.max_length)
         self._inputs = InputBuilder(tokenizer)
 
     @classmethod
@@ -41,12 +42,13 @@ class CrossEncoderReranker(Reranker):
 
         ``policy`` overrides a saved policy; for plain HF checkpoints it defaults to ``'full'``.
         """
+        kind = model_type_of(name_or_path)
+        saved = MODEL_CLASSES.get(kind)
+        if saved is not None and not issubclass(saved, MaskedCrossEncoderModel):
+            raise ValueError(f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; "
+                             f"load it with {KINDS[kind][1]}")
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        config = AutoConfig.from_pretrained(name_or_path)
-        saved = MODEL_CLASSES.get(config.model_type)
         if saved is not None:
-            if not issubclass(saved, MaskedCrossEncoderModel):
-                raise ValueError(f"{name_or_path} holds a {config.model_type!r} model, not a cross-encoder")
             model = saved.from_pretrained(name_or_path)
         else:
             model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)

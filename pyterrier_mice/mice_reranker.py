@@ -1,12 +1,13 @@
 """``MiceReranker``: MICE as a PyTerrier re-ranker."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .attention import merge_heads, split_heads
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
-from .reranker_base import logits_to_scores
+from .reranker_base import logits_to_scores, run_batched
 from .split_reranker import SplitReranker, pad_tensors
 
 
@@ -14,10 +15,19 @@ class MiceReranker(SplitReranker):
     """Re-ranks with a :class:`~pyterrier_mice.MiceModel`.
 
     Queries and documents are truncated independently to ``query_max_length`` /
-    ``doc_max_length`` tokens (default: the backbone's position limit). Each distinct query
-    and document in a frame is encoded once. With ``index=DocStateIndex(...)`` document states
-    (or, for an index built with ``kv=True``, every interaction layer's keys/values) are read
-    from disk instead of being computed.
+    ``doc_max_length`` tokens (default: the lengths the checkpoint was trained at, else the
+    backbone's position limit).
+
+    In the padding-invariant ``[CLS]`` modes (``none``, ``mean``, ``attend``) each distinct
+    query and document of a frame is encoded once, and with ``index=DocStateIndex(...)``
+    document states (or, for an index built with ``kv=True``, every interaction layer's
+    keys/values) are read from disk instead of being computed.
+
+    In ``reference`` mode a score depends on the padding of its batch, as in the authors'
+    implementation. The re-ranker then reproduces their batching: each query's candidates, in
+    the frame's row order (rank order for ``bm25 % k``), are scored in consecutive batches of
+    ``batch_size`` rows (the paper: 64), queries and documents each padded to the longest of the
+    batch. An index cannot reproduce that and is refused.
     """
 
     schematic = {"label": "MICE", "help_url": None}
@@ -26,16 +36,37 @@ class MiceReranker(SplitReranker):
                  doc_max_length: int | None = None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
         max_pos = model.encoder.config.max_position_embeddings
-        self.query_max_length = query_max_length or max_pos
-        self.doc_max_length = doc_max_length or self.max_length or max_pos
+        trained = getattr(model.config, "trained_lengths", None) or {}
+        self.query_max_length = query_max_length or trained.get("query_max_length") or max_pos
+        self.doc_max_length = doc_max_length or self.max_length or trained.get("doc_max_length") or max_pos
+        self._check_lengths(query_max_length=self.query_max_length, doc_max_length=self.doc_max_length)
+        if self.index is not None and not model.config.padding_invariant:
+            raise ValueError(self._not_indexable())
         self._attach_index()
+
+    def _not_indexable(self) -> str:
+        cfg = self.model.config
+        what = (f"cls_cross_attention={cfg.cls_cross_attention!r}" if cfg.cls_cross_attention == "reference"
+                else "unmasked_local_layers=True on ModernBERT")
+        return (f"MICE with {what} scores each pair from its whole padded batch (the authors' numerics), which "
+                "precomputed document states cannot reproduce; use it without index=, or a model in a "
+                "padding-invariant [CLS] mode ('mean', 'none', 'attend')")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
-        """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer.
+        """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer, or one of the
+        authors' checkpoints (converted in reference mode; tokenizer from its ``hf_id``).
 
-        Pass ``index=DocStateIndex(path)`` to read document states from a precomputed index.
+        Pass ``index=DocStateIndex(path)`` (or a path) to read document states from a precomputed index.
         """
+        from .authors_checkpoint import find_authors_checkpoint, load_authors_mice
+        from .loading import check_model_kind
+        folder = find_authors_checkpoint(name_or_path)
+        if folder is not None:
+            model, tokenizer_source = load_authors_mice(folder)
+            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_source)
+            return cls(model, tokenizer, model_name=name_or_path, **kwargs)
+        check_model_kind(name_or_path, MiceModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(MiceModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 
@@ -79,6 +110,41 @@ class MiceReranker(SplitReranker):
                   for i in range(mem.shape[2])]
             logits = self.model.interact(q, qm, dm, doc_kv=kv)
         return logits_to_scores(logits)
+
+    # ------------------------------------------------------------------ reference mode: padded batches
+    def _padded_forward(self, q_seqs, d_seqs) -> torch.Tensor:
+        """The model's own forward over aligned rows, each side padded to its longest (the
+        authors' computation of a batch)."""
+        q = self._to_device(self._inputs.batch(q_seqs))
+        d = self._to_device(self._inputs.batch(d_seqs))
+        return logits_to_scores(self.model(q["input_ids"], q["attention_mask"],
+                                           d["input_ids"], d["attention_mask"]).logits)
+
+    def forward_pairs(self, queries, docs):
+        if self.model.config.padding_invariant:
+            return super().forward_pairs(queries, docs)
+        return self._padded_forward(self.query_sequences(list(queries)), self.doc_sequences(list(docs)))
+
+    def _score(self, queries, docnos, docs, qidx, didx):
+        if self.model.config.padding_invariant:
+            return super()._score(queries, docnos, docs, qidx, didx)
+        self.last_stats = {"encoded": len(docs)}
+        q_seqs, d_seqs = self.query_sequences(list(queries)), self.doc_sequences(list(docs))
+        rows_of_query: dict[int, list[int]] = {}
+        for p, q in enumerate(qidx):
+            rows_of_query.setdefault(int(q), []).append(p)
+        batches = [rows[s:s + self.batch_size] for rows in rows_of_query.values()
+                   for s in range(0, len(rows), self.batch_size)]
+        scores = np.empty(len(qidx), dtype=np.float32)
+        progress = self._progress(len(qidx), self.schematic["label"])
+        for rows in batches:  # never re-batched: the batch is part of the computation
+            got = self._padded_forward([q_seqs[qidx[p]] for p in rows], [d_seqs[didx[p]] for p in rows])
+            scores[rows] = got.float().cpu().numpy()
+            if progress is not None:
+                progress.update(len(rows))
+        if progress is not None:
+            progress.close()
+        return scores
 
     def _config_key(self):
         return super()._config_key() + (self.query_max_length, self.doc_max_length)

@@ -77,7 +77,12 @@ class BackboneModel(PreTrainedModel):
 def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:
     """A HF sequence-classification model from a hub id or local path (a fresh head if absent);
     from a cross-encoder checkpoint of this package (masked or PreTTR), the encoder it wraps."""
+    from .loading import KINDS, local_or_hub
+    name_or_path = local_or_hub(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    if config.model_type in KINDS and config.model_type not in _WRAPPED_CROSS_ENCODERS:
+        raise ValueError(f"{name_or_path!r} holds {KINDS[config.model_type][0]}, not an encoder or cross-encoder "
+                         "to build a model from")
     if config.model_type in _WRAPPED_CROSS_ENCODERS:
         from .registry import MODEL_CLASSES
         return MODEL_CLASSES[config.model_type].from_pretrained(name_or_path, **kwargs).encoder
@@ -105,6 +110,10 @@ def special_ids(tokenizer) -> dict:
 
 
 def load_tokenizer(name_or_path: str, **kwargs):
+    """The tokenizer saved with a checkpoint (a clear error when a local folder has none)."""
+    from .loading import check_tokenizer_files, local_or_hub
+    name_or_path = local_or_hub(name_or_path)
+    check_tokenizer_files(name_or_path)
     return AutoTokenizer.from_pretrained(name_or_path, **kwargs)
 
 

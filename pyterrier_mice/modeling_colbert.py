@@ -6,9 +6,11 @@ Two input forms:
 - ``"standard"`` (ColBERT): ``[CLS] [Q] q [SEP]`` padded with ``[MASK]`` to ``query_length``
   (query augmentation: the masks are attended and scored), ``[CLS] [D] d [SEP]`` truncated to
   ``doc_length``; the markers default to ``[unused0]``/``[unused1]``.
-- ``"reference"`` (the MICE authors' baseline): no markers, the query padded with ``[PAD]`` to
-  exactly ``query_length`` (pads are not attended as keys but their contextualised embeddings
-  are still summed), documents padded/truncated to ``doc_length``.
+- ``"reference"`` (the MICE authors' baseline, PyLate 1.3.4 with its plain-tokenizer path): no
+  markers; the query padded to exactly ``query_length`` with ``[MASK]`` (PyLate makes the mask
+  token the tokenizer's pad token), with attention mask 0: the ``[MASK]`` positions are not
+  attended as keys, but their contextualised embeddings are still summed; documents
+  truncated to ``doc_length``.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class ColBERTModel(BackboneModel):
     @classmethod
     def from_encoder(cls, encoder, tokenizer, **config_kwargs) -> "ColBERTModel":
         config = ColBERTConfig(backbone=encoder.config.to_dict(), **special_ids(tokenizer), **config_kwargs)
+        config.mask_token_id = tokenizer.mask_token_id
+        if config.input_form == "reference" and tokenizer.mask_token_id is None:
+            raise ValueError("the tokenizer has no [MASK] token, with which the reference ColBERT form pads queries")
         if config.input_form == "standard":
             unk = tokenizer.unk_token_id
             ids = {m: tokenizer.convert_tokens_to_ids(m) for m in (config.query_marker, config.doc_marker)}
@@ -67,7 +72,6 @@ class ColBERTModel(BackboneModel):
                 raise ValueError(f"the tokenizer has no {bad or '[MASK]'} token needed by the standard ColBERT "
                                  "input form; pass query_marker=/doc_marker= or input_form='reference'")
             config.query_marker_id, config.doc_marker_id = ids[config.query_marker], ids[config.doc_marker]
-            config.mask_token_id = tokenizer.mask_token_id
         return cls(config, encoder=encoder)
 
     def encode(self, input_ids, attention_mask) -> torch.Tensor:

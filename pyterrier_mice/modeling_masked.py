@@ -2,6 +2,7 @@
 segment policy (Mask 0–3, Sparse CE, PreTTR-ℓ, ...) through SDPA."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +10,7 @@ from transformers.utils import ModelOutput
 
 from .attention import key_padding_mask, window_mask
 from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
-from .policies import AttentionPolicy, get_policy, layer_tables
+from .policies import AttentionPolicy, document_reaches_cls, get_policy, layer_tables
 from .segments import segment_ids
 
 
@@ -48,6 +49,10 @@ class MaskedCrossEncoderModel(BackboneModel):
         """Switch the attention policy (also recorded in the config, so it is saved)."""
         self._policy = get_policy(policy)
         self._policy.table(self.num_layers)  # validates
+        if not document_reaches_cls(self._policy, self.num_layers):
+            warnings.warn(f"attention policy {self._policy.name!r} on this {self.num_layers}-layer model never lets "
+                          "[CLS] receive information from the document: every document of a query gets the same "
+                          "score")
         self.config.policy = self._policy.to_dict()
         self._tables, self._table_index = layer_tables(self._policy, self.num_layers)
 

@@ -4,37 +4,74 @@ Query ``[CLS] q [SEP]`` and document ``[CLS] d [SEP]`` are encoded apart (token 
 positions from 0) by the backbone's first ℓ* layers. Then k interaction layers, copies of
 backbone layers ℓ*..ℓ*+k-1, update the query tokens only: query self-attention (query
 tokens do not read ``[CLS]``), cross-attention from the query to the document states frozen
-at ℓ* (its weights seeded from the same layer's self-attention), then the FFN. ``[CLS]``
-does not read the document (Mask 1). Layers above ℓ*+k are dropped; the score is the
-backbone's head on ``[CLS]``.
+at ℓ* (its weights seeded from the same layer's self-attention), then the FFN. Layers above
+ℓ*+k are dropped; the score is the backbone's head on ``[CLS]``.
 
-``reference_compat=True`` reproduces two quirks of the authors' implementation: the blocked
-``[CLS]`` cross-attention row becomes a uniform average over *all* padded document positions
-(so scores depend on the batch's padding), and ModernBERT local layers get no mask at all.
+What ``[CLS]`` reads in the cross-attention is ``config.cls_cross_attention``
+(:data:`CLS_MODES`):
+
+- ``"none"``: nothing (the paper's Mask 1 as written; its context is zero);
+- ``"mean"``: the uniform mean of the values over the document's valid positions (padding
+  invariant, so it works from an index and from cached keys/values);
+- ``"reference"``: exactly the authors' computation: every mask is additive (``finfo.min``)
+  and goes through the softmax, so the blocked ``[CLS]`` row becomes a uniform average over
+  *all* positions of the padded document batch (``[PAD]`` positions carry the bottom layers'
+  states of ``[PAD]`` tokens), a score depends on the longest document of its batch, and the
+  gradients are the authors' (the saturated softmax still sends gradient into the keys);
+- ``"attend"``: attention over the document like the query tokens (the authors'
+  ``mask_cls_to_doc=False``).
+
+``unmasked_local_layers`` is the authors' ModernBERT quirk, a switch of its own: local
+(sliding-window) layers get no mask at all (no window, no padding mask).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .attention import key_padding_mask, merge_heads, window_mask
+from .attention import additive_bias, key_padding_mask, masked_mean, merge_heads, pair_mask, window_mask
 from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
 from .modeling_masked import CrossEncoderOutput
+
+CLS_MODES = ("none", "mean", "reference", "attend")
+DEFAULT_CLS_MODE = "mean"
+PADDING_INVARIANT_MODES = ("none", "mean", "attend")
+
+
+def check_cls_mode(mode: str) -> str:
+    if mode not in CLS_MODES:
+        raise ValueError(f"cls_cross_attention={mode!r}; expected one of {CLS_MODES}")
+    return mode
 
 
 class MiceConfig(BackboneConfig):
     model_type = "mice"
 
     def __init__(self, first_interaction_layer: int = 4, interaction_layers: int | None = 3,
-                 reference_compat: bool = False, **kwargs):
+                 cls_cross_attention: str | None = None, query_reads_cls: bool = False,
+                 interaction_self_attention: bool = True, unmasked_local_layers: bool = False,
+                 reference_compat: bool | None = None, **kwargs):
+        if cls_cross_attention is None:  # configs saved before the option existed keep their behaviour
+            cls_cross_attention = DEFAULT_CLS_MODE if reference_compat is None else (
+                "reference" if reference_compat else "none")
+            unmasked_local_layers = unmasked_local_layers or bool(reference_compat)
         self.first_interaction_layer = first_interaction_layer
         self.interaction_layers = interaction_layers
-        self.reference_compat = reference_compat
+        self.cls_cross_attention = check_cls_mode(cls_cross_attention)
+        self.query_reads_cls = query_reads_cls
+        self.interaction_self_attention = interaction_self_attention
+        self.unmasked_local_layers = unmasked_local_layers
         super().__init__(**kwargs)
 
     def num_interaction_layers(self, total_layers: int) -> int:
         k = self.interaction_layers
         return total_layers - self.first_interaction_layer if k is None else k
+
+    @property
+    def padding_invariant(self) -> bool:
+        """Whether a pair's score is independent of the other pairs of its batch."""
+        return self.cls_cross_attention in PADDING_INVARIANT_MODES and not (
+            self.unmasked_local_layers and self.backbone_type == "modernbert")
 
 
 class InteractionLayer(nn.Module):
@@ -58,9 +95,10 @@ class MiceModel(BackboneModel):
         layers = list(bb.layers)
         ls = config.first_interaction_layer
         k = config.num_interaction_layers(len(layers))
-        if not 0 <= ls < len(layers) or not 1 <= k <= len(layers) - ls:
+        if not 1 <= ls < len(layers) or not 1 <= k <= len(layers) - ls:
             raise ValueError(f"first_interaction_layer={ls}, interaction_layers={config.interaction_layers} "
-                             f"do not fit a backbone of {len(layers)} layers")
+                             f"do not fit a backbone of {len(layers)} layers: need 1 ≤ ℓ* < {len(layers)} "
+                             f"and 1 ≤ interaction_layers ≤ {len(layers)} - ℓ*")
         self.interaction = nn.ModuleList(
             InteractionLayer(layers[ls + i], bb.make_cross_attention(layers[ls + i]), ls + i) for i in range(k))
         bb.set_layers(layers[:ls])
@@ -69,7 +107,7 @@ class MiceModel(BackboneModel):
     # ----------------------------------------------------------------------- constructors
     @classmethod
     def from_backbone(cls, name_or_path: str, first_interaction_layer: int = 4,
-                      interaction_layers: int | None = 3, *, tokenizer=None, reference_compat: bool = False,
+                      interaction_layers: int | None = 3, *, tokenizer=None, cls_cross_attention: str | None = None,
                       **kwargs) -> "MiceModel":
         """MICE from a HF checkpoint: a base encoder (new head) or a cross-encoder (its head kept).
 
@@ -78,31 +116,66 @@ class MiceModel(BackboneModel):
         encoder = load_encoder(name_or_path, num_labels=1, **kwargs)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls.from_encoder(encoder, tokenizer, first_interaction_layer, interaction_layers,
-                                reference_compat=reference_compat)
+                                cls_cross_attention=cls_cross_attention)
 
     @classmethod
     def from_encoder(cls, encoder, tokenizer, first_interaction_layer: int = 4,
-                     interaction_layers: int | None = 3, reference_compat: bool = False) -> "MiceModel":
+                     interaction_layers: int | None = 3, **options) -> "MiceModel":
+        """MICE around an already-built HF sequence-classification model; ``options`` are
+        :class:`MiceConfig` fields (``cls_cross_attention``, ``unmasked_local_layers``, …)."""
         config = MiceConfig(first_interaction_layer=first_interaction_layer,
-                            interaction_layers=interaction_layers, reference_compat=reference_compat,
-                            backbone=encoder.config.to_dict(), **special_ids(tokenizer))
+                            interaction_layers=interaction_layers, backbone=encoder.config.to_dict(),
+                            **special_ids(tokenizer), **options)
         return cls(config, encoder=encoder)
 
+    @classmethod
+    def from_pretrained(cls, name_or_path, *args, **kwargs) -> "MiceModel":
+        """A MICE saved by this package, or one of the authors' checkpoints (an ``xpm_torch``
+        folder or hub id holding ``definition.json`` + ``parameters.pth``), converted."""
+        from .authors_checkpoint import find_authors_checkpoint, load_authors_mice
+        folder = find_authors_checkpoint(name_or_path)
+        if folder is not None:
+            return load_authors_mice(folder)[0]
+        return super().from_pretrained(name_or_path, *args, **kwargs)
+
     # ----------------------------------------------------------------------- masks
-    def _local_mask(self, mask, layer_idx, length, device):
-        """Add ModernBERT's sliding window on local layers (or drop all masking, reference_compat)."""
-        hw = self.backbone.half_window(layer_idx)
-        if hw is None:
-            return mask
-        if self.config.reference_compat:
-            return None
-        return mask & window_mask(length, hw, device)
+    def _self_masks(self, query_mask, dtype):
+        """Query self-attention mask per interaction layer (shared where layers agree)."""
+        cfg, lq = self.config, query_mask.shape[1]
+        reference = cfg.cls_cross_attention == "reference"
+        allowed = pair_mask(query_mask, query_mask) if reference else key_padding_mask(query_mask, lq).clone()
+        if not cfg.query_reads_cls:
+            allowed[:, :, 1:, 0] = False  # query tokens and [SEP] do not read [CLS]
+        masks, cache = [], {}
+        for il in self.interaction:
+            hw = self.backbone.half_window(il.layer_idx)
+            if hw not in cache:
+                if hw is None:
+                    m = allowed
+                elif cfg.unmasked_local_layers:
+                    m = None
+                else:
+                    m = allowed & window_mask(lq, hw, query_mask.device)
+                cache[hw] = additive_bias(m, dtype) if reference and m is not None else m
+            masks.append(cache[hw])
+        return masks
+
+    def _cross_mask(self, query_mask, doc_mask, dtype):
+        mode = self.config.cls_cross_attention
+        if mode == "reference":
+            allowed = pair_mask(query_mask, doc_mask).clone()
+            allowed[:, :, 0, :] = False  # the authors' blocked [CLS] row: uniform in the softmax
+            return additive_bias(allowed, dtype)
+        allowed = key_padding_mask(doc_mask, query_mask.shape[1]).clone()
+        if mode != "attend":
+            allowed[:, :, 0, :] = False  # Mask 1 ("mean" then replaces the empty row's zero context)
+        return allowed
 
     # ----------------------------------------------------------------------- encoding
     def encode(self, input_ids, attention_mask) -> torch.Tensor:
         """States after the first ℓ* layers of ``[CLS] x [SEP]`` sequences (queries or documents)."""
         return self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers),
-                                     unmasked_local_layers=self.config.reference_compat)
+                                     unmasked_local_layers=self.config.unmasked_local_layers)
 
     encode_queries = encode
     encode_documents = encode
@@ -118,18 +191,15 @@ class MiceModel(BackboneModel):
             if doc_states is None:
                 raise ValueError("interact needs doc_states or doc_kv")
             doc_kv = self.document_kv(doc_states)
-        bb = self.backbone
+        bb, cfg = self.backbone, self.config
         x = query_states
-        lq = x.shape[1]
-        compat = self.config.reference_compat
-        self_mask = key_padding_mask(query_mask, lq).clone()
-        self_mask[:, :, 1:, 0] = False  # query tokens and [SEP] do not read [CLS]
-        cross_mask = key_padding_mask(doc_mask, lq).clone()
-        cross_mask[:, :, 0, :] = False  # Mask 1: [CLS] does not read the document
-        for il, (k, v) in zip(self.interaction, doc_kv):
-            m = self._local_mask(self_mask, il.layer_idx, lq, x.device)
-            x, _ = bb.self_attention(il.layer, il.layer_idx, x, m)
-            cls_context = merge_heads(v.mean(dim=2, keepdim=True))[:, 0] if compat else None
+        self_masks = self._self_masks(query_mask, x.dtype)
+        cross_mask = self._cross_mask(query_mask, doc_mask, x.dtype)
+        for il, (k, v), self_mask in zip(self.interaction, doc_kv, self_masks):
+            if cfg.interaction_self_attention:
+                x, _ = bb.self_attention(il.layer, il.layer_idx, x, self_mask)
+            cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] \
+                if cfg.cls_cross_attention == "mean" else None
             x = bb.cross_attention(il.layer, il.cross, x, (k, v), cross_mask, cls_context)
             x = bb.feed_forward(il.layer, x)
         return bb.score_head(bb.final_states(x), query_mask)

@@ -61,7 +61,10 @@ class AttentionPolicy:
         """Boolean ``[num_layers, 5, 5]`` array: ``table[l, r, s]`` iff receiver r may read sender s."""
         allowed = np.ones((num_layers, NUM_SEGMENTS, NUM_SEGMENTS), dtype=bool)
         for b in self.blocks:
-            end = num_layers if b.end is None else min(b.end, num_layers)
+            if b.start > num_layers or (b.end is not None and b.end > num_layers):
+                raise ValueError(f"policy {self.name!r}: {b} reaches layer {max(b.start, b.end or 0)}, but the model "
+                                 f"has {num_layers} layers (0..{num_layers - 1}); use a layer number ≤ {num_layers}")
+            end = num_layers if b.end is None else b.end
             rows = [segment_index(s) for s in b.src]
             cols = [segment_index(s) for s in b.dst]
             for layer in range(b.start, end):
@@ -153,6 +156,16 @@ def get_policy(spec: "str | dict | AttentionPolicy | None") -> AttentionPolicy:
         return _LAYERED[m.group(1)](int(m.group(2)))
     raise ValueError(f"unknown attention policy {spec!r}; expected one of {POLICY_NAMES} "
                      "(L a layer number, e.g. 'mask3-4'), a dict, or an AttentionPolicy")
+
+
+def document_reaches_cls(policy: AttentionPolicy, num_layers: int) -> bool:
+    """Whether, under ``policy``, information from D can reach ``[CLS]`` by the last layer (if not,
+    every document of a query gets the same score)."""
+    has_doc = np.zeros(NUM_SEGMENTS, dtype=bool)
+    has_doc[segment_index("D")] = True
+    for t in policy.table(num_layers):
+        has_doc = has_doc | (t & has_doc[None, :]).any(axis=1)
+    return bool(has_doc[segment_index("CLS")])
 
 
 def layer_tables(policy: AttentionPolicy, num_layers: int) -> tuple[torch.Tensor, list[int]]:

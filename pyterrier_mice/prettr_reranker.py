@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from .loading import check_model_kind
 from .modeling_base import load_tokenizer
 from .modeling_prettr import PreTTRModel
 from .reranker_base import logits_to_scores
@@ -34,6 +35,7 @@ class PreTTRReranker(SplitReranker):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "PreTTRReranker":
+        check_model_kind(name_or_path, PreTTRModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(PreTTRModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 

@@ -20,10 +20,17 @@ from .modeling_base import inference_dtype
 
 
 def infer_device(device=None) -> torch.device:
-    """``None`` → cuda if available, else cpu."""
+    """``None`` → cuda if available, else cpu; asking for an unavailable CUDA device is an error."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ValueError(f"device={str(device)!r}, but CUDA is not available here (torch {torch.__version__}, "
+                         f"{build}); pass device='cpu', or device=None to use CUDA only when present")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 
 def run_batched(order: np.ndarray, batch_size: int, fn: Callable[[np.ndarray], np.ndarray],
@@ -141,6 +148,18 @@ class Reranker(pt.Transformer):
         return self.transform(df).sort_values("docno", key=lambda s: s.astype(int))["score"].to_numpy()
 
     # ------------------------------------------------------------------ helpers
+    def _check_lengths(self, **lengths) -> None:
+        """Each length argument must fit the model: at least room for one token with its specials
+        (``[CLS] x [SEP]``: 3; a pair ``[CLS] q [SEP] d [SEP]``: 5), at most the position limit."""
+        max_pos = self.model.encoder.config.max_position_embeddings
+        for name, value in lengths.items():
+            low = 5 if name == "max_length" else 3
+            if value is None:
+                continue
+            if not isinstance(value, (int, np.integer)) or not low <= value <= max_pos:
+                raise ValueError(f"{type(self).__name__}: {name}={value!r} is out of range; it must be an integer "
+                                 f"from {low} to {max_pos} (the model's max_position_embeddings)")
+
     def _progress(self, total: int, desc: str):
         if not self.verbose or total == 0:
             return None

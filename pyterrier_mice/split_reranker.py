@@ -39,6 +39,9 @@ class SplitReranker(Reranker):
     def __init__(self, model, tokenizer, *, index=None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)
         self._inputs = InputBuilder(tokenizer)
+        if isinstance(index, (str, os.PathLike)):
+            from .index import DocStateIndex
+            index = DocStateIndex(index)
         self.index = index
         self.last_stats: dict[str, int] = {}
 
@@ -81,14 +84,15 @@ class SplitReranker(Reranker):
         self._warn_truncated(sum(s[1] for s in singles), len(singles), what, max_length)
         return [s[0] for s in singles]
 
-    def _run_encoder(self, seqs, encode, length=None, valid=None) -> list[torch.Tensor]:
+    def _run_encoder(self, seqs, encode, length=None, valid=None, pad_id=None) -> list[torch.Tensor]:
         """``encode(input_ids, attention_mask)`` over ``seqs`` batched longest first; row i
-        trimmed to ``valid[i]`` positions (default: its length; ``length`` pads to a fixed size)."""
+        trimmed to ``valid[i]`` positions (default: its length; ``length`` pads to a fixed size
+        with ``pad_id``, default the tokenizer's pad token)."""
         order = np.argsort([-len(s) for s in seqs], kind="stable")
         out: list[torch.Tensor | None] = [None] * len(seqs)
 
         def run(idx):
-            batch = self._to_device(self._inputs.batch([seqs[i] for i in idx], length=length))
+            batch = self._to_device(self._inputs.batch([seqs[i] for i in idx], length=length, pad_id=pad_id))
             x = encode(batch["input_ids"], batch["attention_mask"])
             for j, i in enumerate(idx):
                 out[i] = x[j, :(valid[i] if valid is not None else len(seqs[i]))]

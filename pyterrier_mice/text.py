@@ -49,10 +49,11 @@ class InputBuilder:
         return [self.cls, *x[:k], self.sep], k != len(x)
 
     def batch(self, seqs: Sequence[list[int]], types: Sequence[list[int]] | None = None,
-              length: int | None = None) -> dict:
-        """Right-padded ``input_ids``/``attention_mask`` (and ``token_type_ids``) tensors."""
+              length: int | None = None, pad_id: int | None = None) -> dict:
+        """Right-padded ``input_ids``/``attention_mask`` (and ``token_type_ids``) tensors; padding
+        uses ``pad_id`` (default the tokenizer's pad token) with attention mask 0."""
         n = length if length is not None else max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), n), self.pad, dtype=torch.long)
+        ids = torch.full((len(seqs), n), self.pad if pad_id is None else pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), n), dtype=torch.long)
         for i, s in enumerate(seqs):
             ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)

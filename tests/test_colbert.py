@@ -40,7 +40,7 @@ def test_scores_equal_direct_maxsim(form, kind, tokenizer, tmp_path):
         else:
             qseq = [tok.cls_token_id] + qids + [tok.sep_token_id]
             qmask = [1] * len(qseq) + [0] * (cfg.query_length - len(qseq))
-            qseq += [tok.pad_token_id] * (cfg.query_length - len(qseq))
+            qseq += [tok.mask_token_id] * (cfg.query_length - len(qseq))  # PyLate pads with [MASK]
             dseq = [tok.cls_token_id] + dids + [tok.sep_token_id]
         with torch.no_grad():
             qe = rr.model.encode(torch.tensor([qseq]), torch.tensor([qmask]))[0]
@@ -48,6 +48,26 @@ def test_scores_equal_direct_maxsim(form, kind, tokenizer, tmp_path):
         assert torch.allclose(qe.norm(dim=-1), torch.ones(len(qseq)), atol=1e-5)
         direct = sum(max(float(qe[i] @ de[j]) for j in range(len(dseq))) for i in range(cfg.query_length))
         assert abs(score - direct) < 1e-4
+
+
+def test_reference_query_ids_are_padded_with_mask(tokenizer, tmp_path):
+    """The reference form pads a query to query_length with [MASK] ids under attention mask 0 (PyLate)."""
+    rr = _reranker(tokenizer, tmp_path, "reference")
+    seqs = rr.query_sequences(["heat flow"])
+    seen = {}
+    original = rr.model.encode
+
+    def capture(ids, mask):
+        seen["ids"], seen["mask"] = ids, mask
+        return original(ids, mask)
+
+    rr.model.encode = capture
+    rr.encode_queries(seqs)
+    body = [tokenizer.cls_token_id, *tokenizer("heat flow", add_special_tokens=False)["input_ids"], tokenizer.sep_token_id]
+    n = rr.query_length
+    assert seen["ids"][0].tolist() == body + [tokenizer.mask_token_id] * (n - len(body))
+    assert seen["mask"][0].tolist() == [1] * len(body) + [0] * (n - len(body))
+    assert tokenizer.mask_token_id != tokenizer.pad_token_id
 
 
 def test_save_load_and_index(tokenizer, tmp_path):

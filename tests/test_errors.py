@@ -1,0 +1,92 @@
+"""Bad input gets one clear error naming the argument, file or folder, and what to do."""
+import os
+
+import pytest
+import torch
+
+from pyterrier_mice import (ColBERTModel, ColBERTReranker, CrossEncoderReranker, MaskedCrossEncoderModel, MiceIndex,
+                            MiceModel, MiceReranker, PreTTRReranker)
+
+from conftest import tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def folders(tokenizer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("kinds")
+    out = {}
+
+    def save(name, model, with_tokenizer=True):
+        out[name] = str(root / name)
+        model.save_pretrained(out[name])
+        if with_tokenizer:
+            tokenizer.save_pretrained(out[name])
+
+    save("hf", tiny_encoder("bert", num_hidden_layers=6))
+    save("masked", MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, "mask1"))
+    save("mice", MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2))
+    save("mice_no_tok", MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2), False)
+    save("colbert", ColBERTModel.from_encoder(tiny_encoder("bert"), tokenizer))
+    return out
+
+
+def test_nonexistent_path(tmp_path):
+    missing = str(tmp_path / "runs" / "nothing" / "best")
+    for load in (MiceReranker.from_pretrained, CrossEncoderReranker.from_pretrained, ColBERTReranker.from_pretrained):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            load(missing)
+
+
+@pytest.mark.parametrize("loader,folder,expected", [
+    (MiceReranker, "hf", "plain Hugging Face 'bert' model.*MiceModel.from_backbone"),
+    (PreTTRReranker, "hf", "plain Hugging Face 'bert' model.*PreTTRModel.from_backbone"),
+    (MiceReranker, "masked", "masked\\) cross-encoder.*CrossEncoderReranker.*MiceModel.from_backbone"),
+    (MiceReranker, "colbert", "holds a ColBERT model.*ColBERTReranker"),
+    (ColBERTReranker, "mice", "holds a MICE model.*MiceReranker"),
+    (CrossEncoderReranker, "mice", "holds a MICE model, not a cross-encoder.*MiceReranker"),
+])
+def test_wrong_kind_of_checkpoint(folders, loader, folder, expected):
+    with pytest.raises(ValueError, match=expected) as err:
+        loader.from_pretrained(folders[folder])
+    assert folders[folder] in str(err.value)
+
+
+def test_model_saved_without_tokenizer(folders):
+    with pytest.raises(FileNotFoundError, match="no tokenizer files.*tokenizer.save_pretrained"):
+        MiceReranker.from_pretrained(folders["mice_no_tok"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(folders):
+    with pytest.raises(ValueError, match="device='cuda', but CUDA is not available.*device='cpu'"):
+        MiceReranker.from_pretrained(folders["mice"], device="cuda")
+
+
+def test_index_given_as_a_path(folders, tmp_path):
+    rr = MiceReranker.from_pretrained(folders["mice"])
+    MiceIndex(str(tmp_path / "idx")).indexer(rr).index([{"docno": "a", "text": "wing"}])
+    again = MiceReranker.from_pretrained(folders["mice"], index=str(tmp_path / "idx"))
+    assert isinstance(again.index, MiceIndex) and len(again.index) == 1
+
+
+@pytest.mark.parametrize("policy", ["mask3-99", "prettr-99", "mask3-7"])
+def test_policy_deeper_than_the_model(folders, policy):
+    with pytest.raises(ValueError, match="the model has 6 layers"):
+        CrossEncoderReranker.from_pretrained(folders["hf"], policy)
+
+
+def test_policy_that_never_lets_the_document_reach_cls_warns(folders):
+    with pytest.warns(UserWarning, match="every document of a query gets the same score"):
+        CrossEncoderReranker.from_pretrained(folders["hf"], "mask3-6")
+
+
+@pytest.mark.parametrize("kwargs", [{"query_max_length": 1}, {"doc_max_length": 2}, {"doc_max_length": 129}])
+def test_mice_lengths_out_of_range(folders, kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=f"{name}=.* out of range.*from 3 to 128"):
+        MiceReranker.from_pretrained(folders["mice"], **kwargs)
+
+
+@pytest.mark.parametrize("max_length", [2, 999])
+def test_cross_encoder_length_out_of_range(folders, max_length):
+    with pytest.raises(ValueError, match=f"max_length={max_length} is out of range.*from 5 to 128"):
+        CrossEncoderReranker.from_pretrained(folders["hf"], max_length=max_length)
