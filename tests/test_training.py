@@ -1,4 +1,5 @@
 """Training: one step per model type and loss; kill-and-resume equals an uninterrupted run."""
+import json
 import os
 
 import pytest
@@ -77,9 +78,9 @@ def test_validation_keeps_best_and_beir_groups(tokenizer, beir_folder, tmp_path)
 
 
 def test_config_errors_and_overrides(tmp_path):
-    with pytest.raises(ValueError, match="unknown training config keys"):
+    with pytest.raises(ValueError, match="unknown key.* in the training config.*stepz"):
         TrainConfig.from_dict({"stepz": 3})
-    with pytest.raises(ValueError, match="unknown keys in 'model'"):
+    with pytest.raises(ValueError, match="unknown key.* in 'model'.*typ"):
         TrainConfig.from_dict({"model": {"typ": "mice"}})
     with pytest.raises(ValueError, match="needs teacher scores"):
         get_loss("margin_mse")(torch.zeros(2, 2), None)
@@ -106,3 +107,67 @@ def test_cli_train_on_a_beir_folder(tokenizer, beir_folder, tmp_path):
     assert main(["train", str(path), "--set", "seed=3"]) == 0
     assert os.path.exists(tmp_path / "out" / "final" / "config.json")
     assert os.path.exists(tmp_path / "out" / "best" / "config.json")
+
+
+def _cli_config(tmp_path, tokenizer, beir_folder, **over):
+    backbone = tmp_path / "backbone"
+    if not backbone.exists():
+        tiny_encoder("bert").save_pretrained(backbone)
+        tokenizer.save_pretrained(backbone)
+    cfg = {"output_dir": str(tmp_path / "out"), "steps": 2, "batch_size": 2, "warmup": 0, "lr": 1e-4,
+           "loss": "infonce", "device": "cpu", "log_every": 0, "save_every": 1,
+           "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
+           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
+           "eval": {"every": 0}}
+    cfg.update(over)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsys):
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.training.trainer import CONFIG_FILE
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    assert main(["train", path]) == 0
+    saved = yaml.safe_load(open(tmp_path / "out" / CONFIG_FILE))
+    assert saved["lr"] == 1e-4 and saved["model"]["type"] == "mice"
+    for change, shown in [("lr=0.5", "lr: 0.0001 → 0.5"), ("loss=bce", "loss: 'infonce' → 'bce'"),
+                          ("steps=8", "steps: 2 → 8"), ("model.type=cross-encoder", "model.type: 'mice' → 'cross-encoder'")]:
+        capsys.readouterr()
+        assert main(["train", path, "--set", change]) == 2
+        err = capsys.readouterr().err
+        assert shown in err and "--overwrite" in err and "--resume-anyway" in err and "Traceback" not in err
+    # continuing deliberately: the schedule follows the new config (linear decay to 0 at the new last step)
+    assert main(["train", path, "--set", "steps=4", "--resume-anyway"]) == 0
+    state = json.load(open(tmp_path / "out" / "checkpoint" / "trainer.json"))
+    assert state["step"] == 4 and [h["step"] for h in state["history"]] == [1, 2, 3, 4]
+    assert state["history"][2]["lr"] == pytest.approx(1e-4 * 1 / 4) and state["history"][3]["lr"] == 0
+    assert main(["train", path, "--set", "model.type=cross-encoder", "--overwrite"]) == 0
+
+
+def test_cli_config_errors_are_one_line_before_any_work(tokenizer, beir_folder, tmp_path, capsys):
+    from pyterrier_mice.cli import main
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    for args, shown in [(["--set", "steps=abc"], "steps='abc' is not a valid int"),
+                        (["--set", "model=foo"], "'model' is a section"),
+                        (["--set", "loss=bcx"], "loss='bcx'; expected one of"),
+                        (["--set", "loss=margin_mse"], "needs teacher scores")]:
+        capsys.readouterr()
+        assert main(["train", path, *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert shown in err and len(err.splitlines()) == 1, err
+        assert not os.path.exists(tmp_path / "out"), "work started before the config was checked"
+    with pytest.raises(ValueError):
+        main(["--debug", "train", path, "--set", "steps=abc"])
+    cfg = TrainConfig.from_yaml(path, ["lr=1e-4", "steps=3.0", "model.interaction_layers="])
+    assert cfg.lr == 1e-4 and isinstance(cfg.lr, float) and cfg.steps == 3 and cfg.model.interaction_layers is None
+
+
+def test_checkpoints_record_their_lengths(tokenizer, beir_folder, tmp_path):
+    from pyterrier_mice.cli import main
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    assert main(["train", path, "--set", "model.query_max_length=12", "--set", "model.doc_max_length=40"]) == 0
+    rr = load_reranker(str(tmp_path / "out" / "final"))
+    assert (rr.query_max_length, rr.doc_max_length) == (12, 40)
+    assert load_reranker(str(tmp_path / "out" / "final"), doc_max_length=64).doc_max_length == 64

@@ -6,12 +6,22 @@ from .models import MODEL_TYPES, build_reranker, load_reranker
 from .trainer import Trainer
 
 
-def run(cfg: TrainConfig) -> dict:
-    """Build the model, the data and the validation run from ``cfg``, then train."""
+def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = False) -> dict:
+    """Build the model, the data and the validation run from ``cfg``, then train.
+
+    A run already in ``cfg.output_dir`` resumes if its config is the same, is refused with the
+    difference otherwise (``resume_anyway``: continue it under the new config; ``overwrite``:
+    start again); all of this is checked before any data is prepared.
+    """
     import os
 
     from ..datasets import BeirFolder
+    from .trainer import check_run_config, clear_output_dir
 
+    cfg.check_data()
+    if overwrite:
+        clear_output_dir(cfg.output_dir)
+    check_run_config(cfg, resume_anyway)
     reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size,
                               device=cfg.device)
     work = os.path.join(cfg.output_dir, "work")
@@ -32,13 +42,20 @@ def run(cfg: TrainConfig) -> dict:
         if cfg.data.kind != "beir":
             raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
         topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
-        validation = (bm25_run(ds, topics[topics["qid"].isin(held)], work, cfg.eval.k),
-                      qrels[qrels["qid"].isin(held)])
+        topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.seed)
+        validation = (bm25_run(ds, topics, work, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))])
     elif eval_path and cfg.eval.every:
         eval_ds = BeirFolder(eval_path)
-        topics = eval_ds.get_topics(cfg.eval.split)
+        topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.seed)
         validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))
-    return Trainer(cfg, reranker, data, validation).train()
+    return Trainer(cfg, reranker, data, validation).train(resume_anyway=resume_anyway)
+
+
+def sample_queries(topics, n: int | None, seed: int):
+    """At most ``n`` of ``topics`` (a seeded sample, in their original order)."""
+    if n is None or len(topics) <= n:
+        return topics
+    return topics.sample(n=n, random_state=seed).sort_index()
 
 
 __all__ = ["TrainConfig", "ModelConfig", "DataConfig", "EvalConfig", "Group", "GroupData",

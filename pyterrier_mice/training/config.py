@@ -1,10 +1,17 @@
-"""Training configuration: YAML ↔ dataclasses, with ``key.sub=value`` overrides."""
+"""Training configuration: YAML ↔ dataclasses, with ``key.sub=value`` overrides, every value
+coerced to its field's type and the whole config validated before any work starts."""
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration (one line naming the key and what is expected)."""
 
 
 @dataclasses.dataclass
@@ -14,7 +21,8 @@ class ModelConfig:
     policy: str = "full"                  # cross-encoder only
     first_interaction_layer: int = 4      # mice
     interaction_layers: int | None = 3    # mice (None: all remaining)
-    reference_compat: bool = False        # mice
+    cls_cross_attention: str | None = None  # mice: none | mean | reference | attend (None: the package default)
+    unmasked_local_layers: bool = False   # mice on ModernBERT: the authors' unmasked local layers
     split_layer: int = 4                  # prettr
     doc_position_offset: int | None = None  # prettr (fixed offset → precomputable)
     dim: int = 128                        # colbert
@@ -44,6 +52,7 @@ class EvalConfig:
     split: str = "dev"                    # a qrels split, or "holdout": a fraction of data.split's queries
     holdout: float = 0.2                  # with split "holdout": the fraction held out from training
     k: int = 100                          # re-rank BM25 top-k
+    max_queries: int | None = None        # validate on at most this many queries (a seeded sample)
     measure: str = "RR@10"
     every: int = 10000                    # steps between validations (0: never)
     batch_size: int = 64
@@ -70,35 +79,130 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}; known: {sorted(known)}")
-        sub = {"model": ModelConfig, "data": DataConfig, "eval": EvalConfig}
-        for key, klass in sub.items():
-            value = d.get(key) or {}
-            names = {f.name for f in dataclasses.fields(klass)}
-            bad = set(value) - names
-            if bad:
-                raise ValueError(f"unknown keys in '{key}': {sorted(bad)}; known: {sorted(names)}")
-            d[key] = klass(**value)
-        return cls(**d)
+        """A validated config from a dict; values are coerced to the fields' types."""
+        if not isinstance(d or {}, dict):
+            raise ConfigError(f"a training config is a mapping of keys to values, got {type(d).__name__}")
+        cfg = _build(cls, dict(d or {}), "")
+        cfg.validate()
+        return cfg
 
     @classmethod
     def from_yaml(cls, path: str, overrides: list[str] = ()) -> "TrainConfig":
-        with open(path, encoding="utf8") as f:
-            d = yaml.safe_load(f) or {}
+        try:
+            with open(path, encoding="utf8") as f:
+                d = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"training config {path!r} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         for item in overrides:
-            key, _, value = item.partition("=")
-            if not _:
-                raise ValueError(f"override {item!r} is not key=value")
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr=1e-4 or --set model.type=mice")
             node = d
             *parents, leaf = key.split(".")
-            for p in parents:
+            for i, p in enumerate(parents):
                 node = node.setdefault(p, {})
-            node[leaf] = yaml.safe_load(value)
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {item!r}: {'.'.join(parents[:i + 1])!r} is a value, not a section")
+            if isinstance(node.get(leaf), dict) or (not parents and leaf in _SECTIONS):
+                raise ConfigError(f"--set {item!r}: {key!r} is a section; set one of its keys, e.g. "
+                                  f"--set {key}.{dataclasses.fields(_SECTIONS.get(leaf, ModelConfig))[0].name}=…")
+            node[leaf] = yaml.safe_load(value) if value != "" else None
         return cls.from_dict(d)
+
+    def validate(self) -> None:
+        """Check the choices and ranges of the whole config (raises :class:`ConfigError`)."""
+        from .losses import LOSSES
+        from .models import MODEL_TYPES
+        from ..modeling_mice import CLS_MODES
+        checks = [
+            ("model.type", self.model.type, MODEL_TYPES), ("loss", self.loss, tuple(LOSSES)),
+            ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
+            ("precision", self.precision, ("no", "bf16", "fp16")),
+            ("model.input_form", self.model.input_form, ("standard", "reference")),
+        ]
+        if self.model.cls_cross_attention is not None:
+            checks.append(("model.cls_cross_attention", self.model.cls_cross_attention, CLS_MODES))
+        for key, value, allowed in checks:
+            if value not in allowed:
+                raise ConfigError(f"{key}={value!r}; expected one of {list(allowed)}")
+        for key, value, low in [("steps", self.steps, 1), ("batch_size", self.batch_size, 1), ("lr", self.lr, 0),
+                                ("warmup", self.warmup, 0), ("eval.k", self.eval.k, 1), ("data.negatives",
+                                self.data.negatives, 1), ("eval.every", self.eval.every, 0)]:
+            if value < low:
+                raise ConfigError(f"{key}={value!r} must be ≥ {low}")
+        if not 0 < self.eval.holdout < 1:
+            raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")
+
+    def check_data(self) -> None:
+        """What the data preparation needs (checked by ``run`` before any work)."""
+        if self.loss == "margin_mse" and self.data.kind == "beir" and not self.data.teacher:
+            raise ConfigError("loss 'margin_mse' needs teacher scores: set data.teacher=CHECKPOINT "
+                              "(or use loss=infonce / loss=bce)")
+        if self.data.kind == "beir" and not self.data.path:
+            raise ConfigError("data.path is empty: set it to a BEIR-layout folder")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "eval": EvalConfig}
+
+
+def _build(klass, d: dict, prefix: str):
+    """``klass(**d)`` with unknown keys refused and every value coerced to its field's type."""
+    fields = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        where = f"in '{prefix[:-1]}'" if prefix else "in the training config"
+        raise ConfigError(f"unknown key(s) {where}: {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(klass)
+    values = {}
+    for name, value in d.items():
+        if name in _SECTIONS and klass is TrainConfig:
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{name!r} is a section of keys (e.g. {name}.type: …), got {value!r}")
+            values[name] = _build(_SECTIONS[name], dict(value or {}), f"{name}.")
+        else:
+            values[name] = _coerce(value, hints[name], prefix + name)
+    return klass(**values)
+
+
+def _coerce(value, hint, key: str):
+    """``value`` as ``hint`` (int, float, str, bool, or ``X | None``); a clear error otherwise."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{key} must be set (a {options[0].__name__})")
+    for t in (o for o in options if o is not type(None)):
+        if t is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "false", "yes", "no", "1", "0"):
+                return str(value).lower() in ("true", "yes", "1")
+        elif t is int:
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+                return int(value)
+            try:
+                f = float(str(value).replace("_", ""))
+                if f.is_integer():
+                    return int(f)
+            except ValueError:
+                pass
+        elif t is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            try:
+                return float(str(value))
+            except ValueError:
+                pass
+        elif t is str:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                return str(value)
+    names = " or ".join(o.__name__ for o in options if o is not type(None))
+    raise ConfigError(f"{key}={value!r} is not a valid {names}")

@@ -29,7 +29,8 @@ def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kw
         return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)
     if cfg.type == "mice":
         model = MiceModel.from_encoder(encoder, tokenizer, cfg.first_interaction_layer, cfg.interaction_layers,
-                                       reference_compat=cfg.reference_compat)
+                                       cls_cross_attention=cfg.cls_cross_attention,
+                                       unmasked_local_layers=cfg.unmasked_local_layers)
         return MiceReranker(model, tokenizer, query_max_length=cfg.query_max_length,
                             doc_max_length=cfg.doc_max_length, **reranker_kwargs)
     if cfg.type == "colbert":

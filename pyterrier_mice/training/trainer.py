@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import time
 import warnings
 
 import ir_measures
@@ -15,7 +17,9 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
+
+CONFIG_FILE = "train_config.json"
 from .data import GroupData
 from .losses import get_loss
 
@@ -62,11 +66,20 @@ class Trainer:
         return os.path.join(self.cfg.output_dir, *parts)
 
     def save_model(self, name: str) -> str:
+        """The model and tokenizer, with the lengths it trained at (re-rankers use them by default)."""
         path = self._path(name)
         if self.accelerator.is_main_process:
-            self.accelerator.unwrap_model(self.scorer).model.save_pretrained(path)
-            self.reranker.tokenizer.save_pretrained(path)
+            model = self.accelerator.unwrap_model(self.scorer).model
+            rr = self.reranker
+            model.config.trained_lengths = {k: getattr(rr, k) for k in ("max_length", "query_max_length",
+                                                                        "doc_max_length") if getattr(rr, k, None)}
+            model.save_pretrained(path)
+            rr.tokenizer.save_pretrained(path)
         return path
+
+    def check_config(self, resume_anyway: bool = False) -> None:
+        if self.accelerator.is_main_process:
+            check_run_config(self.cfg, resume_anyway)
 
     def save_checkpoint(self) -> None:
         """A resumable checkpoint: weights, optimizer, scheduler, RNG states, step and best."""
@@ -84,31 +97,52 @@ class Trainer:
         with open(os.path.join(path, "trainer.json")) as f:
             state = json.load(f)
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        # the schedule follows this config (lr, warmup, steps), also when resuming under a changed one
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.cfg.lr
+        inner = get_linear_schedule_with_warmup(self.optimizer.optimizer if hasattr(self.optimizer, "optimizer")
+                                                else self.optimizer, self.cfg.warmup, self.cfg.steps,
+                                                last_epoch=self.step - 1)
+        if hasattr(self.scheduler, "scheduler"):
+            self.scheduler.scheduler = inner
+        else:
+            self.scheduler = inner
+        self.accelerator.print(f"resumed {self.cfg.output_dir} at step {self.step}")
         return True
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> float | None:
+        """The validation measure on the validation run, with a progress bar and its value printed."""
         if self.validation is None:
             return None
         run, qrels = self.validation
         model = self.reranker.model
         model.eval()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = self.reranker(run)
+        start, verbose = time.time(), self.reranker.verbose
+        self.reranker.verbose = self.accelerator.is_main_process
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = self.reranker(run)
+        finally:
+            self.reranker.verbose = verbose
         model.train()
-        value = ir_measures.calc_aggregate([self.measure], qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
-                                           res.rename(columns={"qid": "query_id", "docno": "doc_id"}))[self.measure]
-        return float(value)
+        value = float(ir_measures.calc_aggregate(
+            [self.measure], qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
+            res.rename(columns={"qid": "query_id", "docno": "doc_id"}))[self.measure])
+        self.accelerator.print(f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f} "
+                               f"({run['qid'].nunique()} queries, {len(run)} pairs, {time.time() - start:.0f} s)")
+        return value
 
     # ------------------------------------------------------------------ training
-    def train(self, stop_after: int | None = None) -> dict:
-        """Train to ``cfg.steps`` (resuming from a checkpoint if one exists).
+    def train(self, stop_after: int | None = None, resume_anyway: bool = False) -> dict:
+        """Train to ``cfg.steps`` (resuming from a checkpoint if one exists, under the same config
+        unless ``resume_anyway``).
 
         ``stop_after`` stops after that many steps of this call (to simulate an interruption).
         """
         cfg = self.cfg
-        os.makedirs(cfg.output_dir, exist_ok=True)
+        self.check_config(resume_anyway)
         if not self.resume():
             seed_everything(cfg.seed)
             if cfg.eval.every and self.validation is not None:
@@ -153,6 +187,61 @@ class Trainer:
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save_checkpoint()
         if self.step >= cfg.steps:
-            self.save_model("final")
-            self.save_checkpoint()
+            if not os.path.exists(self._path("final", "config.json")) or done:
+                self.save_model("final")
+                self.save_checkpoint()
+            if self.best is not None and self.best["step"] == 0:
+                warnings.warn(f"validation never improved on the untrained model: {self._path('best')} holds the "
+                              f"step-0 weights (random head), {cfg.eval.measure} {self.best[cfg.eval.measure]:.4f}; "
+                              "use final/ or change the recipe (lr, steps, loss)", stacklevel=2)
+                self.accelerator.print(f"WARNING: best/ is the untrained step-0 model ({cfg.eval.measure} "
+                                       f"{self.best[cfg.eval.measure]:.4f}); validation never improved")
         return {"step": self.step, "best": self.best, "history": self.history}
+
+
+def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
+    """Write the resolved config into ``cfg.output_dir``; a run already there under another config
+    is refused with the difference (unless ``resume_anyway``, which continues it under the new one)."""
+    path = os.path.join(cfg.output_dir, CONFIG_FILE)
+    current = cfg.to_dict()
+    if os.path.exists(path):
+        with open(path, encoding="utf8") as f:
+            saved = json.load(f)
+        diff = config_diff(saved, current)
+        if diff and not resume_anyway:
+            raise ConfigError(f"{cfg.output_dir} holds a run with another config ({'; '.join(diff)}); pass "
+                              "--overwrite to start it again, --resume-anyway to continue it under the new config "
+                              "(the learning-rate schedule then follows the new lr/warmup/steps), or choose another "
+                              "output_dir")
+        if diff:
+            print(f"continuing {cfg.output_dir} under a changed config: {'; '.join(diff)}", flush=True)
+    elif os.path.exists(os.path.join(cfg.output_dir, "checkpoint")) and not resume_anyway:
+        raise ConfigError(f"{cfg.output_dir} holds a checkpoint but no {CONFIG_FILE}, so it cannot be checked "
+                          "against this config; pass --overwrite or --resume-anyway")
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    with open(path, "w", encoding="utf8") as f:
+        json.dump(current, f, indent=1)
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old → new`` for every value that differs (``output_dir`` aside)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key == "output_dir" and not prefix:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} → {b!r}")
+    return out
+
+
+def clear_output_dir(path: str) -> None:
+    """``--overwrite``: remove a previous run's checkpoints and models (and nothing else)."""
+    for name in ("checkpoint", "best", "final", CONFIG_FILE):
+        full = os.path.join(path, name)
+        if os.path.isdir(full):
+            shutil.rmtree(full)
+        elif os.path.exists(full):
+            os.remove(full)
