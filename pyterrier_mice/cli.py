@@ -1,4 +1,5 @@
-"""Command line: ``pyterrier-mice train CONFIG.yaml [--set key=value ...]``.
+"""Command line: ``pyterrier-mice train CONFIG.yaml [--set key=value ...]``,
+``pyterrier-mice index verify PATH``.
 
 Errors a user can fix (a bad config value, a run under another config, a missing file) print
 one line; ``--debug`` shows the traceback.
@@ -23,6 +24,10 @@ def main(argv=None) -> int:
     again.add_argument("--resume-anyway", action="store_true",
                        help="continue a previous run in output_dir under a changed config")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    ix = sub.add_parser("index", help="document-state index tools")
+    ix_sub = ix.add_subparsers(dest="action", required=True)
+    ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
+    ver.add_argument("path")
     args = ap.parse_args(argv)
     try:
         if args.command == "train":
@@ -30,6 +35,11 @@ def main(argv=None) -> int:
             cfg = TrainConfig.from_yaml(args.config, args.overrides)
             result = run(cfg, overwrite=args.overwrite, resume_anyway=args.resume_anyway)
             print(json.dumps({"step": result["step"], "best": result["best"], "output_dir": cfg.output_dir}))
+        elif args.command == "index" and args.action == "verify":
+            from .index import DocStateIndex
+            idx = DocStateIndex(args.path).verify()
+            print(f"{args.path}: OK ({len(idx)} documents, {idx.manifest['num_tokens']} tokens, every checksum "
+                  "matches)")
     except (ValueError, FileNotFoundError, KeyError) as e:
         if args.debug:
             raise

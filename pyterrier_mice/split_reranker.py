@@ -102,25 +102,12 @@ class SplitReranker(Reranker):
         return out
 
     # ------------------------------------------------------------------ documents
-    def _doc_memory(self, docnos: list[str], seqs: list[list[int]]) -> list[torch.Tensor]:
-        """Document memories: from the index where it holds the same docno and tokens, else encoded."""
-        stats = self.last_stats
-        if self.index is None:
-            stats["encoded"] = stats.get("encoded", 0) + len(seqs)
-            return self.encode_docs(seqs)
-        rows = self.index.lookup_docs(docnos, seqs)
-        missing = [j for j, r in enumerate(rows) if r is None]
-        stats["encoded"] = stats.get("encoded", 0) + len(missing)
-        stats["from_index"] = stats.get("from_index", 0) + len(seqs) - len(missing)
-        # stored memories stay in the index's dtype (e.g. fp16): score_batch casts them as it pads them
-        out = [None if r is None else self.index.read(r).to(self.device) for r in rows]
-        if missing:
-            fresh = self.encode_docs([seqs[j] for j in missing])
-            if self.index.has_extras:
-                fresh = self.doc_extras(fresh)
-            for j, t in zip(missing, fresh):
-                out[j] = t
-        return out
+    def _encode_memory(self, seqs: list[list[int]]) -> list[torch.Tensor]:
+        """Fresh document memories, in the form the index stores (states, or extras such as K/V)."""
+        fresh = self.encode_docs(seqs)
+        if self.index is not None and self.index.has_extras:
+            fresh = self.doc_extras(fresh)
+        return fresh
 
     # ------------------------------------------------------------------ scoring
     def forward_pairs(self, queries, docs):
@@ -132,19 +119,29 @@ class SplitReranker(Reranker):
         return self.score_batch([q_enc[i] for i in q_codes], [d_enc[j] for j in d_codes])
 
     def _score(self, queries, docnos, docs, qidx, didx):
-        self.last_stats = {}
         q_enc = self.encode_queries(self.query_sequences(list(queries)))
-        d_seqs = self.doc_sequences(list(docs))
+        # documents the index holds (same docno, same raw text) are read, never tokenised
+        rows = self.index.lookup_texts(docnos, docs) if self.index is not None else [None] * len(docs)
+        missing = [j for j, r in enumerate(rows) if r is None]
+        seqs = dict(zip(missing, self.doc_sequences([docs[j] for j in missing]))) if missing else {}
+        self.last_stats = {"encoded": len(missing)}
+        if self.index is not None:
+            self.last_stats["from_index"] = len(docs) - len(missing)
+        lengths = [len(seqs[j]) if r is None else self.index.doc_length(r) for j, r in enumerate(rows)]
         pairs_of_doc: dict[int, list[int]] = {}
         for p, d in enumerate(didx):
             pairs_of_doc.setdefault(int(d), []).append(p)
-        order = np.argsort([-len(s) for s in d_seqs], kind="stable")
+        order = np.argsort([-n for n in lengths], kind="stable")
         scores = np.empty(len(qidx), dtype=np.float32)
         progress = self._progress(len(qidx), self.schematic["label"])
 
         def run(doc_batch):
-            memory = self._doc_memory([docnos[i] for i in doc_batch], [d_seqs[i] for i in doc_batch])
-            pairs = [(p, j) for j, d in enumerate(doc_batch) for p in pairs_of_doc[int(d)]]
+            # stored memories stay in the index's dtype (e.g. fp16): score_batch casts them as it pads them
+            memory = {j: self.index.read(rows[j]).to(self.device) for j in doc_batch if rows[j] is not None}
+            todo = [j for j in doc_batch if rows[j] is None]
+            if todo:
+                memory.update(zip(todo, self._encode_memory([seqs[j] for j in todo])))
+            pairs = [(p, j) for j in doc_batch for p in pairs_of_doc[int(j)]]
             for s in range(0, len(pairs), self.batch_size):
                 sub = pairs[s:s + self.batch_size]
                 got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub])

@@ -1,5 +1,7 @@
 """The document-state index: same scores as on the fly, and it never gives a wrong score."""
+import glob
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -80,11 +82,12 @@ def test_interrupted_build_never_loads(mice_path, tmp_path):
     path = str(tmp_path / "idx")
     with pytest.raises(KeyboardInterrupt):
         MiceIndex(path).indexer(fly).index(dying())
-    assert not os.path.exists(path) and os.path.exists(path + ".building")
-    with pytest.raises(MiceIndexError, match="interrupted build"):
+    assert not os.path.exists(path) and not glob.glob(path + ".building-*")  # an exception cleans up
+    os.makedirs(path + ".building-x1y2")  # what a SIGKILLed build leaves behind
+    with pytest.raises(MiceIndexError, match="interrupted or running build"):
         MiceReranker.from_pretrained(mice_path, index=MiceIndex(path))
-    MiceIndex(path).indexer(fly).index(corpus())  # a rebuild cleans up
-    assert not os.path.exists(path + ".building") and len(MiceIndex(path)) == len(DOCS)
+    MiceIndex(path).indexer(fly).index(corpus())  # the next build cleans up
+    assert not glob.glob(path + ".building-*") and len(MiceIndex(path)) == len(DOCS)
 
 
 def test_truncated_and_corrupt_files(mice_path, tmp_path):
@@ -130,3 +133,119 @@ def test_index_build_reports_truncation_once(mice_path, tmp_path):
     messages = [str(w.message) for w in record if "truncated" in str(w.message)]
     long_docs = sum(len(rr.tokenizer(d["text"], add_special_tokens=False)["input_ids"]) > 4 for d in corpus())
     assert messages == [f"MiceReranker: {long_docs} of {len(DOCS)} documents exceeded 6 tokens and were truncated"]
+
+
+@pytest.fixture(scope="module")
+def other_mice_path(tokenizer, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("mice_other"))
+    torch.manual_seed(7)
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6, seed=7), tokenizer, 2, 2).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _worker(model, index_path, delay, wait="nowait", overwrite="keep"):
+    import subprocess
+    import sys
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, os.path.join(here, "index_build_worker.py"), model, index_path,
+                             str(delay), wait, overwrite], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def _consistent(index_path, model_path, refused_path):
+    """The index equals on-the-fly scores of ``model_path``'s model and refuses the other model."""
+    fly = MiceReranker.from_pretrained(model_path)
+    rr = MiceReranker.from_pretrained(model_path, index=MiceIndex(index_path))
+    np.testing.assert_allclose(rr(frame())["score"], fly(frame())["score"], atol=1e-5)
+    with pytest.raises(MiceIndexError, match="different model"):
+        MiceReranker.from_pretrained(refused_path, index=MiceIndex(index_path))
+
+
+def test_two_processes_building_one_path(mice_path, other_mice_path, tmp_path):
+    """A second build into a path being built fails clearly (or, with wait=True, queues behind it);
+    the index that results always holds the states its own manifest describes."""
+    path = str(tmp_path / "idx")
+    first = _worker(mice_path, path, 0.4)
+    time.sleep(2.0)  # the first holds the lock by now
+    second = _worker(other_mice_path, path, 0.0)
+    assert "being built by another process" in second.communicate(timeout=120)[0]
+    assert first.communicate(timeout=120)[0].strip() == "OK"
+    _consistent(path, mice_path, other_mice_path)
+    # queued behind a running rebuild, then replacing it: the last build wins, whole
+    first = _worker(mice_path, path, 0.3, overwrite="overwrite")
+    time.sleep(2.0)
+    second = _worker(other_mice_path, path, 0.0, wait="wait", overwrite="overwrite")
+    assert first.communicate(timeout=120)[0].strip() == "OK"
+    assert second.communicate(timeout=120)[0].strip() == "OK"
+    _consistent(path, other_mice_path, mice_path)
+    assert not glob.glob(path + ".building-*") and not glob.glob(path + ".old-*")
+
+
+def _corrupt(path, name, offset, n=64):
+    """Overwrite ``n`` bytes of ``name`` in place (its size unchanged) with 0x41 (fp32 12.07)."""
+    with open(os.path.join(path, name), "r+b") as f:
+        f.seek(offset)
+        f.write(b"A" * min(n, os.path.getsize(os.path.join(path, name)) - offset))
+
+
+@pytest.mark.parametrize("kv", [False, True])
+def test_same_size_corruption_is_caught(mice_path, tmp_path, kv):
+    fly = MiceReranker.from_pretrained(mice_path)
+    path = str(tmp_path / "idx")
+    idx = MiceIndex(path).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    name = "extras.bin" if kv else "states.bin"
+    _corrupt(path, name, os.path.getsize(os.path.join(path, name)) // 2)
+    with pytest.raises(MiceIndexError, match=f"{name}: bytes .* do not match their checksums"):
+        MiceIndex(path).verify()
+    with pytest.raises(MiceIndexError, match="do not match their checksums"):
+        len(MiceIndex(path, verify="full"))
+    lazy = MiceReranker.from_pretrained(mice_path, index=MiceIndex(path))  # opening is cheap; reading checks
+    with pytest.raises(MiceIndexError, match=f"{name}.*rebuild the index"):
+        lazy(frame())
+    # what verify prevents: a reader that trusts the disk gets wrong states, silently
+    clean = MiceIndex(str(tmp_path / "clean")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    trusting = MiceIndex(path, verify="none")
+    diff = max(float((trusting.read(r) - clean.read(r)).abs().max()) for r in range(len(DOCS)))
+    assert diff > 1.0 and idx is not None
+
+
+def test_corrupt_small_files_are_caught_on_open(mice_path, tmp_path):
+    fly = MiceReranker.from_pretrained(mice_path)
+    path = str(tmp_path / "idx")
+    MiceIndex(path).indexer(fly).index(corpus())
+    _corrupt(path, "texts.npy", os.path.getsize(os.path.join(path, "texts.npy")) - 3, 1)
+    with pytest.raises(MiceIndexError, match="texts.npy"):
+        len(MiceIndex(path))
+
+
+def test_cli_verify(mice_path, tmp_path, capsys):
+    from pyterrier_mice.cli import main
+    fly = MiceReranker.from_pretrained(mice_path)
+    path = str(tmp_path / "idx")
+    MiceIndex(path).indexer(fly).index(corpus())
+    assert main(["index", "verify", path]) == 0
+    assert "OK" in capsys.readouterr().out
+    _corrupt(path, "states.bin", 100)
+    assert main(["index", "verify", path]) == 2
+    size = os.path.getsize(os.path.join(path, "states.bin"))
+    assert f"states.bin: bytes 0..{size} do not match their checksums" in capsys.readouterr().err
+
+
+def test_bf16_reranker_uses_an_fp32_built_index(mice_path, other_mice_path, tmp_path):
+    fly = MiceReranker.from_pretrained(mice_path)
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, dtype="fp32").index(corpus())
+    rr = MiceReranker.from_pretrained(mice_path, index=idx, dtype="bf16")
+    assert rr.last_stats == {} and np.isfinite(rr(frame())["score"]).all()
+    assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
+    with pytest.raises(MiceIndexError, match="different model.*built by a float32 model.*runs in bfloat16"):
+        MiceReranker.from_pretrained(other_mice_path, index=idx, dtype="bf16")
+
+
+def test_indexer_inherits_the_rerankers_text_field(mice_path, tmp_path):
+    rr = MiceReranker.from_pretrained(mice_path, text_field="body")
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(rr).index([{"docno": d["docno"], "body": d["text"]}
+                                                               for d in corpus()])
+    assert len(idx) == len(DOCS)
+    inp = frame().rename(columns={"text": "body"})
+    assert MiceReranker.from_pretrained(mice_path, text_field="body", index=idx)(inp) is not None

@@ -1,0 +1,166 @@
+"""Building a document-state index atomically: each build writes into its own temporary directory
+beside the target, under an exclusive lock on the target, and renames it into place only when
+complete, so a manifest only ever describes what its own build wrote, a second build into the
+same path waits or fails clearly, and a crash mid-build never leaves an index that loads."""
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import tempfile
+from typing import Iterable, Iterator
+
+import filelock
+import numpy as np
+import pyterrier as pt
+import torch
+
+from .checksums import CHUNK_BYTES, ChecksumWriter
+from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
+from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, STATES,
+                     TEXTS, MiceIndexError, text_hash)
+from .storage import get_storage
+
+
+@contextlib.contextmanager
+def build_lock(path: str, wait: bool | float):
+    """Exclusive lock on ``<path>.lock`` for the duration of a build (``wait``: block, or seconds)."""
+    lock = filelock.FileLock(path + ".lock")
+    timeout = -1 if wait is True else (0 if wait is False else float(wait))
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise MiceIndexError(f"{path} is being built by another process (lock {path}.lock is held); wait for it "
+                             "to finish, pass wait=True to queue behind it, or build into another path") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class DocStateIndexer(pt.Indexer):
+    """Streams a corpus through a split re-ranker's document encoder and writes an index atomically."""
+
+    def __init__(self, index, reranker, *, kv=False, dtype="fp16", batch_size=None, overwrite=False,
+                 verbose=False, text_field=None, wait: bool | float = False):
+        self.storage = get_storage(dtype)
+        if kv and not hasattr(reranker, "doc_extras"):
+            raise ValueError(f"kv=True: {type(reranker).__name__} stores no keys/values")
+        if getattr(getattr(reranker.model, "config", None), "padding_invariant", True) is False:
+            raise ValueError(reranker._not_indexable())
+        self.target = index
+        self.reranker = reranker
+        self.kv = kv
+        self.dtype = dtype
+        self.batch_size = batch_size or reranker.batch_size
+        self.overwrite = overwrite
+        self.verbose = verbose
+        self.text_field = text_field if text_field is not None else reranker.text_field
+        self.wait = wait
+
+    def index(self, it: Iterable[dict]):
+        from .store import DocStateIndex
+        path = os.path.abspath(self.target.path)
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        with build_lock(path, self.wait):
+            if os.path.exists(path) and not self.overwrite:
+                raise FileExistsError(f"{path} already exists (pass overwrite=True to rebuild)")
+            for stale in glob.glob(path + ".building-*"):  # left by builds that died (we hold the lock)
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + ".building-", dir=parent)
+            try:
+                self._write(it, tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            old = None
+            if os.path.exists(path):
+                old = tempfile.mkdtemp(prefix=os.path.basename(path) + ".old-", dir=parent)
+                os.replace(path, os.path.join(old, "index"))
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        return DocStateIndex(self.target.path, verify=getattr(self.target, "verify_mode", "lazy"))
+
+    def _write(self, it: Iterable[dict], tmp: str) -> None:
+        rr = self.reranker
+        docnos, offsets, hashes, seen = [], [0], [], set()
+        state_shape = extras_shape = None
+        progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
+        states = self.storage.writer(tmp, STATES)
+        extras = self.storage.writer(tmp, EXTRAS) if self.kv else None
+        with rr.collect_truncation():
+            for batch in _chunks(it, self.batch_size):
+                texts = []
+                for d in batch:
+                    if "docno" not in d or self.text_field not in d:
+                        raise KeyError(f"indexing needs 'docno' and {self.text_field!r} in every document; got "
+                                       f"{list(d)} (pass text_field= to the indexer)")
+                    if d["docno"] in seen:
+                        raise ValueError(f"duplicate docno {d['docno']!r} while indexing")
+                    if "\n" in str(d["docno"]):
+                        raise ValueError(f"docno {d['docno']!r} contains a newline")
+                    seen.add(d["docno"])
+                    texts.append(d[self.text_field] if isinstance(d[self.text_field], str) else "")
+                seqs = rr.doc_sequences(texts)
+                with torch.inference_mode():
+                    enc = rr.encode_docs(seqs)
+                    ext = rr.doc_extras(enc) if self.kv else None
+                state_shape = list(enc[0].shape[1:])
+                extras_shape = list(ext[0].shape[1:]) if self.kv else None
+                for i, d in enumerate(batch):
+                    states.write(enc[i])
+                    if self.kv:
+                        extras.write(ext[i])
+                    docnos.append(str(d["docno"]))
+                    offsets.append(offsets[-1] + len(seqs[i]))
+                    hashes.append(text_hash(texts[i]))
+                if progress is not None:
+                    progress.update(len(batch))
+        if progress is not None:
+            progress.close()
+        checksums = states.close()
+        if extras is not None:
+            checksums.update(extras.close())
+        if not docnos:
+            raise ValueError("no documents to index: the corpus iterator was empty")
+        for name, data in ((DOCNOS, "\n".join(docnos).encode("utf8")),
+                           (OFFSETS, _npy(np.asarray(offsets, dtype=np.int64))),
+                           (TEXTS, _npy(np.asarray(hashes, dtype=np.uint64)))):
+            with ChecksumWriter(os.path.join(tmp, name)) as w:
+                w.write(data)
+                checksums[name] = w.close()
+        with open(os.path.join(tmp, "pt_meta.json"), "w") as f:
+            json.dump({"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}, f)
+        manifest = {
+            "format_version": FORMAT_VERSION, "num_docs": len(docnos), "num_tokens": offsets[-1],
+            "reranker": type(rr).__name__, "state_shape": state_shape, "extras_shape": extras_shape,
+            "storage": self.storage.name, "doc_max_length": rr.doc_max_length,
+            "model_precision": model_precision(rr), "model_fingerprints": model_fingerprints(rr, self.kv),
+            "tokenizer_fingerprint": tokenizer_fingerprint(rr.tokenizer), "model_name": rr.model_name,
+            "text_field": self.text_field,
+            "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},
+        }
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=1)
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _chunks(it: Iterable[dict], n: int) -> Iterator[list[dict]]:
+    batch = []
+    for d in it:
+        batch.append(d)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
