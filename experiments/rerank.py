@@ -28,8 +28,8 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, open_dataset, paper_order, rerank_experiment,
-                                       system_identity, table_groups)
+from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_dataset, paper_order,
+                                       rerank_experiment, system_identity, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 
 
@@ -48,6 +48,8 @@ def systems_for(args) -> dict:
     """name → (re-ranker, what identifies it) for every ``--model`` × ``--policy``; the
     repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    lengths = {k: getattr(args, k) for k in ("max_length", "query_max_length", "doc_max_length")
+               if getattr(args, k) is not None}
     systems = {}
     for spec in args.model:
         label, paths = parse_model(spec)
@@ -55,13 +57,15 @@ def systems_for(args) -> dict:
         for rep, path in enumerate(paths, 1):
             kind = AutoConfig.from_pretrained(path).model_type
             suffix = f"#{rep}" if len(paths) > 1 else ""
-            if reranker_class(kind) is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
-                rr = load_reranker(path, **common)
+            cls = reranker_class(kind)
+            own = {k: v for k, v in lengths.items() if k != "max_length" or cls is CrossEncoderReranker}
+            if cls is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
+                rr = load_reranker(path, **common, **own)
                 name = label or f"{kind.replace('mice_', '').upper()} {short_name(path)}"
                 systems[name + suffix] = (rr, system_identity(rr, path))
                 continue
             for policy in args.policy:
-                rr = load_reranker(path, policy=policy, **common)
+                rr = load_reranker(path, policy=policy, **common, **own)
                 name = label or f"CE {short_name(path)}"
                 if len(args.policy) > 1 or policy is not None:
                     name += f" {rr.policy.name}"
@@ -70,9 +74,10 @@ def systems_for(args) -> dict:
 
 
 def latex_spans(datasets: list[str], table) -> list[tuple[str, int]]:
-    """The paper's header row: in-domain datasets, out-of-domain datasets, averages."""
+    """The paper's header row: in-domain datasets, out-of-domain (BEIR) datasets, others, averages."""
     n_id = sum(d in IN_DOMAIN for d in datasets)
-    spans = [("In-domain", n_id), ("Out-of-domain", len(datasets) - n_id),
+    n_other = sum(not is_paper_dataset(d) for d in datasets)
+    spans = [("In-domain", n_id), ("Out-of-domain", len(datasets) - n_id - n_other), ("Other", n_other),
              ("Average", len(table.columns) - len(datasets))]
     return [(label, n) for label, n in spans if n]
 
@@ -92,13 +97,16 @@ def main(argv=None):
     ap.add_argument("--dataset", action="append", default=[])
     ap.add_argument("--paper-datasets", action="store_true", help="the paper's 16 test sets (ir_datasets)")
     ap.add_argument("--split", default="test", help="qrels split of local BEIR folders")
-    ap.add_argument("--model", action="append", required=True, help="[NAME=]checkpoint (repeatable)")
+    ap.add_argument("--model", action="append", default=[], help="[NAME=]checkpoint (repeatable; none: BM25 alone)")
     ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for plain cross-encoders")
     ap.add_argument("--k", type=int, default=1000, help="BM25 depth to re-rank (the paper's: 1000)")
     ap.add_argument("--baseline", default="BM25", help="system the ↑/↓ tests compare with")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default=None)
+    ap.add_argument("--max-length", type=int, help="cross-encoder pair length (default: as trained, else the model's)")
+    ap.add_argument("--query-max-length", type=int, help="MICE query length (default: as trained)")
+    ap.add_argument("--doc-max-length", type=int, help="MICE document length (default: as trained)")
     ap.add_argument("--test", default="t", choices=["t", "welch", "wilcoxon"])
     ap.add_argument("--correction", default="holm", help="a statsmodels multipletests method, or 'none'")
     ap.add_argument("--measure", default="nDCG@10")
@@ -123,8 +131,13 @@ def main(argv=None):
     correction = None if args.correction == "none" else args.correction
     groups = table_groups(list(results), parse_groups(args.group))
     table = paper_table(results, args.measure, args.baseline, groups, args.test, correction)
-    print(f"\n{args.measure} (×100), BM25 top-{args.k} re-ranked; ↑/↓: significantly better/worse than "
-          f"{args.baseline} ({args.test}-test, correction={correction}, α=0.05)\n")
+    print(f"\n{args.measure} (×100); every system ranks the same BM25 top-{args.k} per query (BM25 itself is cut "
+          f"at {args.k}); ↑/↓: significantly better/worse than {args.baseline} ({args.test}-test, "
+          f"correction={correction}, α=0.05)")
+    others = [d for d in results if not is_paper_dataset(d)]
+    if others:
+        print(f"{', '.join(others)}: not among the paper's datasets, so in none of its averages")
+    print()
     print(to_markdown(table))
     if args.latex:
         print("\n" + to_latex(table, latex_spans(list(results), table)))

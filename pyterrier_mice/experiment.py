@@ -60,14 +60,20 @@ def dataset_label(spec: str) -> str:
     return name if spec.startswith("irds:") else os.path.basename(os.path.normpath(name))
 
 
+def is_paper_dataset(label: str) -> bool:
+    return label in COLUMN_ORDER
+
+
 def table_groups(labels: list[str], extra: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The averages to print for the datasets ``labels``: ID (the paper's three in-domain sets),
-    OOD (every other dataset run), BM25-hard (:data:`BM25_HARD`), then ``extra``. A group is left
-    out when none of its members was run; a partial group keeps its full member list, so the
-    table says how many of them its average covers."""
-    groups = {"ID": IN_DOMAIN, "OOD": [lb for lb in labels if lb not in IN_DOMAIN], "BM25-hard": BM25_HARD}
-    groups.update(extra or {})
-    return {name: members for name, members in groups.items() if any(m in labels for m in members)}
+    OOD (the paper's 13 BEIR sets), BM25-hard (:data:`BM25_HARD`), each only when at least two
+    of its members were run (an average of one dataset is that dataset), then the user's ``extra``
+    groups. Datasets that are not the paper's are in no paper average. A partial group keeps its
+    full member list, so the table says how many of them its average covers."""
+    groups = {name: members for name, members in PAPER_GROUPS.items()
+              if sum(m in labels for m in members) >= 2}
+    groups.update({name: members for name, members in (extra or {}).items() if any(m in labels for m in members)})
+    return groups
 
 
 def paper_order(labels: list[str]) -> list[str]:
@@ -101,6 +107,18 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
     return Dataset(dataset_label(spec), coll, topics, qrels)
 
 
+def _record_name(path: str, name: str, what) -> None:
+    """The names a saved run was produced or reused under, for humans reading ``runs/``."""
+    info = {"names": [], "identity": [str(w) for w in what]}
+    if os.path.exists(path):
+        with open(path) as f:
+            info = json.load(f)
+    if name not in info["names"]:
+        info["names"].append(name)
+        with open(path, "w") as f:
+            json.dump(info, f, indent=1)
+
+
 def checkpoint_fingerprint(path: str) -> str:
     """What identifies a checkpoint's weights: a local folder's config and weight files (name,
     size, modification time), or the hub id itself."""
@@ -118,43 +136,49 @@ def checkpoint_fingerprint(path: str) -> str:
 
 
 def system_identity(reranker, checkpoint: str, *extra) -> tuple:
-    """What determines a re-ranker's run: its checkpoint's fingerprint, ``extra`` (e.g. how a
-    variant was derived from that checkpoint) and the re-ranker's settings (policy, lengths, dtype)."""
-    return (checkpoint_fingerprint(checkpoint), *extra, reranker._config_key()[1:])
+    """What determines a re-ranker's run: its kind, its checkpoint's fingerprint, ``extra`` (e.g.
+    how a variant was derived from that checkpoint) and its settings (policy, lengths, dtype)."""
+    return (type(reranker).__name__, checkpoint_fingerprint(checkpoint), *extra, reranker._config_key()[1:])
 
 
-def run_key(name: str, *what) -> str:
-    """A file name for a system's saved run: its name and a hash of everything that produced it."""
-    digest = hashlib.sha1(json.dumps([str(w) for w in what]).encode()).hexdigest()[:12]
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") + "-" + digest
+def run_key(*what) -> str:
+    """A saved run's file name: a hash of everything that produced it, not of the name it was given
+    (so the same system under two names shares one run, and two systems never share one)."""
+    return hashlib.sha1(json.dumps([str(w) for w in what]).encode()).hexdigest()[:16]
 
 
 def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tuple]], *, k: int, work: str,
                       measures=(nDCG @ 10, RR @ 10, AP), verbose: bool = True) -> pd.DataFrame:
-    """BM25 and BM25 top-``k`` → each re-ranker of ``systems`` (name → (re-ranker, what identifies
-    it)) on ``ds``, as ``pt.Experiment(perquery=True)``. Runs are saved as TREC files under
-    ``work/<dataset>/runs`` keyed by name, identity, ``k``, corpus and topics, and reused when present."""
+    """BM25 top-``k`` and BM25 top-``k`` → each re-ranker of ``systems`` (name → (re-ranker, what
+    identifies it)) on ``ds``, as ``pt.Experiment(perquery=True)``: every system ranks the same
+    ``k`` candidates per query, so the comparison is at one depth. Runs are saved as TREC files
+    under ``work/<dataset>/runs`` keyed by identity, ``k``, corpus and topics (a JSON beside each
+    names the systems that used it), and reused when present."""
     ds_work = os.path.join(work, re.sub(r"[^A-Za-z0-9.+-]+", "_", ds.label))
     runs_dir = os.path.join(ds_work, "runs")
     os.makedirs(runs_dir, exist_ok=True)
-    first = bm25(ds.collection, os.path.join(work, "indexes"), num_results=1000)
+    first = bm25(ds.collection, os.path.join(work, "indexes"), num_results=k)
     get_text = pt.text.get_text(ds.collection, "text")
     topics_id = hashlib.sha1(pd.util.hash_pandas_object(ds.topics[["qid", "query"]], index=False).values.tobytes()).hexdigest()
     corpus_id = corpus_key(ds.collection)
     runs = []
-    pipelines = {"BM25": (first, ("bm25-pisa-1000",))}
-    pipelines.update({n: (first % k >> get_text >> rr, (*what, f"k={k}")) for n, (rr, what) in systems.items()})
+    pipelines = {"BM25": (first, ("bm25-pisa",))}
+    for name, (rr, what) in systems.items():
+        rr.verbose = verbose  # a progress bar per system
+        pipelines[name] = (first >> get_text >> rr, what)
     for name, (pipeline, what) in pipelines.items():
-        path = os.path.join(runs_dir, run_key(name, *what, corpus_id, topics_id) + ".res.gz")
+        key = run_key(*what, f"k={k}", corpus_id, topics_id)
+        path = os.path.join(runs_dir, key + ".res.gz")
         if os.path.exists(path):
             run = pt.io.read_results(path)
         else:
             if verbose:
-                print(f"[{ds.label}] running {name}", flush=True)
+                print(f"[{ds.label}] running {name}: {len(ds.topics)} queries × BM25 top-{k}", flush=True)
             run = pipeline(ds.topics)
             tmp = os.path.join(runs_dir, "partial-" + os.path.basename(path))
             pt.io.write_results(run, tmp, format="trec")
             os.replace(tmp, path)
+        _record_name(os.path.join(runs_dir, key + ".json"), name, what)
         runs.append(run)
     res = pt.Experiment(runs, ds.topics, ds.qrels, list(measures), names=list(pipelines), perquery=True)
     order = {name: i for i, name in enumerate(pipelines)}  # systems in the order given

@@ -1,9 +1,13 @@
 """BM25 first stage: one PISA index per corpus, built once under a work directory and reused."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import sys
+import tempfile
+import time
 
 
 def corpus_key(collection) -> str:
@@ -36,5 +40,34 @@ def bm25(collection, work_dir: str, num_results: int = 1000):
     os.makedirs(work_dir, exist_ok=True)
     index = PisaIndex(os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa"), text_field="text")
     if not index.built():
-        index.index(collection.get_corpus_iter())
+        start = time.time()
+        print(f"indexing {collection!r} with PISA (BM25) ...", end=" ", flush=True)
+        with native_output_captured():
+            index.index(collection.get_corpus_iter())
+        print(f"done in {time.time() - start:.0f} s", flush=True)
     return index.bm25(num_results=num_results)
+
+
+@contextlib.contextmanager
+def native_output_captured():
+    """Capture what native code (PISA's logger) writes to the process's stdout/stderr; it is shown
+    only if the block fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode("utf8", "replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

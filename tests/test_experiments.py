@@ -10,8 +10,9 @@ from PIL import Image
 
 from conftest import tiny_encoder
 from pyterrier_mice import MiceModel
-from pyterrier_mice.experiment import (BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
-                                       paper_order, table_groups)
+from pyterrier_mice.evaluation import paper_table, per_query
+from pyterrier_mice.experiment import (BEIR13, BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
+                                       paper_order, rerank_experiment, table_groups)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,9 +43,10 @@ def test_dataset_labels_groups_and_order():
     assert dataset_label("/data/beir/webis-touche2020/") == "T-v2"
     assert dataset_label("../shared/data/cranfield") == "cranfield"
     assert paper_order(["cranfield", "T-C", "SF", "MSM"]) == ["MSM", "SF", "T-C", "cranfield"]
-    groups = table_groups(["SF", "cranfield"])
-    assert groups == {"OOD": ["SF", "cranfield"], "BM25-hard": BM25_HARD}
-    assert "ID" in table_groups(["DL19"]) and "BM25-hard" not in table_groups(["DL19"])
+    # an average needs two of its members; datasets that are not the paper's are in no paper average
+    assert table_groups(["SF", "cranfield"]) == {}
+    assert table_groups(["SF", "NFC", "cranfield"]) == {"OOD": BEIR13, "BM25-hard": BM25_HARD}
+    assert table_groups(["DL19"]) == {} and list(table_groups(["DL19", "DL20"])) == ["ID"]
     assert table_groups(["SF"], {"mine": ["SF"]})["mine"] == ["SF"]
 
 
@@ -71,12 +73,13 @@ def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints
             "--model", f"CE={ce}", "--model", f"MICE={mice}", "--policy", "full", "mask1", "--latex"]
     table = rerank.main(args)
     assert list(table.index) == ["BM25", "CE full", "CE mask1", "MICE"]
-    assert list(table.columns) == [os.path.basename(beir_folder), "OOD avg"]
+    assert list(table.columns) == [os.path.basename(beir_folder)]  # one dataset: no average repeating it
     out = capsys.readouterr().out
     assert "| BM25 |" in out and r"\begin{tabular}" in out and "running MICE" in out
+    assert "same BM25 top-5 per query" in out and "not among the paper's datasets" in out
     runs = tmp_path / "work" / os.path.basename(beir_folder) / "runs"
     saved = sorted(os.listdir(runs))
-    assert len(saved) == 4
+    assert len([f for f in saved if f.endswith(".res.gz")]) == 4
 
     again = rerank.main(args)                        # rerun: every run read back, none recomputed
     pd.testing.assert_frame_equal(table, again)
@@ -89,7 +92,7 @@ def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints
     model.save_pretrained(mice)
     assert checkpoint_fingerprint(mice) != before
     rerank.main(args)
-    assert "running MICE" in capsys.readouterr().out and len(os.listdir(runs)) == 5
+    assert "running MICE" in capsys.readouterr().out and len(os.listdir(runs)) == 10
 
     with pytest.raises(SystemExit):
         rerank.main(args + ["--baseline", "nope"])
@@ -164,3 +167,28 @@ def test_edited_corpus_is_indexed_and_run_again(beir_folder, checkpoints, tmp_pa
     out = capsys.readouterr().out
     assert "running BM25" in out and "running CE" in out
     assert len(os.listdir(tmp_path / "work" / "indexes")) == 2
+
+
+def test_every_system_is_evaluated_at_the_same_depth(beir_folder, tmp_path):
+    """An identity re-ranker of BM25's top 1 is BM25 at depth 1: same values, no mark (AP and nDCG)."""
+    import pyterrier as pt
+    ds = open_dataset(beir_folder)
+    identity = pt.apply.doc_score(lambda row: row["score"])
+    res = rerank_experiment(ds, {"identity": (identity, ("identity",))}, k=1, work=str(tmp_path / "w"), verbose=False)
+    for measure in ("AP", "nDCG@10"):
+        values = per_query(res, measure)
+        pd.testing.assert_series_equal(values["identity"], values["BM25"], check_names=False)
+        table = paper_table({ds.label: res}, measure, "BM25")
+        assert not any(c.endswith(("↑", "↓")) for c in table.iloc[:, 0])
+
+
+def test_bm25_alone_and_one_run_for_one_system_under_two_names(beir_folder, checkpoints, tmp_path, capsys):
+    rerank = script("rerank")
+    common = ["--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work")]
+    assert list(rerank.main(common).index) == ["BM25"]
+    rerank.main(common + ["--model", f"CE={checkpoints[0]}"])
+    assert "running CE" in capsys.readouterr().out
+    rerank.main(common + ["--model", f"cross-encoder={checkpoints[0]}"])  # the same system, named otherwise
+    assert "running" not in capsys.readouterr().out
+    rerank.main(common + ["--model", f"CE={checkpoints[0]}", "--max-length", "16"])  # not the same system
+    assert "running CE" in capsys.readouterr().out

@@ -171,3 +171,16 @@ def test_checkpoints_record_their_lengths(tokenizer, beir_folder, tmp_path):
     rr = load_reranker(str(tmp_path / "out" / "final"))
     assert (rr.query_max_length, rr.doc_max_length) == (12, 40)
     assert load_reranker(str(tmp_path / "out" / "final"), doc_max_length=64).doc_max_length == 64
+
+
+def test_best_from_step_zero_is_reported_loudly(tokenizer, beir_folder, tmp_path, capsys):
+    ds = BeirFolder(beir_folder)
+    data = beir_groups(ds, "test", str(tmp_path), k=10, negatives=2, seed=0)
+    from pyterrier_mice.training import bm25_run
+    run = bm25_run(ds, ds.get_topics("test"), str(tmp_path), 5)
+    cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", lr=0.0, eval={"every": 2, "measure": "nDCG@10"})
+    with pytest.warns(UserWarning, match="never improved.*step-0 weights"):
+        out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
+    assert out["best"]["step"] == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: best/ is the untrained step-0 model" in printed and "step 0: validation nDCG@10 = " in printed

@@ -1,0 +1,154 @@
+"""Like-for-like training comparison: variants of one training config, each trained with the
+same recipe and budget for several seeds, their learning curves (validation measure against
+steps) and their final checkpoints on a test split in one ``pt.Experiment`` (↑/↓ against BM25).
+
+    python experiments/compare_training.py --config pyterrier_mice/configs/cranfield_mice.yaml \\
+        --set model.backbone=$M --variant none=model.cls_cross_attention=none \\
+        --variant mean=model.cls_cross_attention=mean --seeds 1 2 \\
+        --dataset ../shared/data/cranfield --split test --k 50 --out experiments/results/cls_modes
+
+``--variant NAME=KEY=VALUE[,KEY=VALUE…]`` (repeatable) adds overrides to the config; each
+variant × seed trains in ``--work/NAME-sSEED`` (a finished run under the same config is reused,
+an interrupted one resumes). ``--untrained-from CE`` also evaluates every variant's model built
+from the cross-encoder checkpoint CE without training (its head kept). Writes ``OUT_curves.csv``
+(variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and
+``OUT.png`` (curves, mean over seeds with the per-seed runs faint).
+"""
+import argparse
+import csv
+import json
+import os
+import warnings
+
+import numpy as np
+
+from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
+from pyterrier_mice.experiment import open_dataset, rerank_experiment, system_identity
+from pyterrier_mice.training import TrainConfig, build_reranker, load_reranker, run
+
+
+def parse_variant(spec: str) -> tuple[str, list[str]]:
+    name, sep, sets = spec.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--variant {spec!r}: expected NAME=KEY=VALUE[,KEY=VALUE…] (or NAME= for the config as is)")
+    return name, [s for s in sets.split(",") if s]
+
+
+def train_all(args, variants) -> dict:
+    """(variant, seed) → output_dir, each trained (or reused) with the shared recipe."""
+    out = {}
+    for name, sets in variants:
+        for seed in args.seeds:
+            output_dir = os.path.join(args.work, f"{name}-s{seed}")
+            cfg = TrainConfig.from_yaml(args.config, [*args.set, *sets, f"seed={seed}", f"output_dir={output_dir}"])
+            print(f"== {name} seed {seed}: {output_dir}", flush=True)
+            run(cfg, overwrite=args.overwrite)
+            out[(name, seed)] = output_dir
+    return out
+
+
+def curves(runs: dict) -> list[dict]:
+    rows = []
+    for (name, seed), output_dir in runs.items():
+        with open(os.path.join(output_dir, "checkpoint", "trainer.json")) as f:
+            history = json.load(f)["history"]
+        rows += [{"variant": name, "seed": seed, "step": h["step"], "val": h["val"]} for h in history if "val" in h]
+    return rows
+
+
+def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, name in enumerate(dict.fromkeys(r["variant"] for r in rows)):
+        color = f"C{i}"
+        mine = [r for r in rows if r["variant"] == name]
+        steps = sorted({r["step"] for r in mine})
+        by_seed = {}
+        for r in mine:
+            by_seed.setdefault(r["seed"], {})[r["step"]] = r["val"]
+        for seed_curve in by_seed.values():
+            ax.plot(sorted(seed_curve), [seed_curve[s] for s in sorted(seed_curve)], color=color, alpha=0.25, lw=1)
+        mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
+        ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3, label=f"{name} (mean of {len(by_seed)} seeds)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"validation {measure}")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--set", action="append", default=[], help="override for every variant (KEY=VALUE)")
+    ap.add_argument("--variant", action="append", required=True, help="NAME=KEY=VALUE[,KEY=VALUE…]")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--untrained-from", help="also evaluate each variant built from this cross-encoder, untrained")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--k", type=int, default=50)
+    ap.add_argument("--measure", default="nDCG@10")
+    ap.add_argument("--work", default="runs/compare")
+    ap.add_argument("--out", required=True, help="prefix of the CSV/Markdown/PNG outputs")
+    ap.add_argument("--overwrite", action="store_true", help="retrain runs that exist")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*truncated.*")
+    variants = [parse_variant(v) for v in args.variant]
+
+    runs = train_all(args, variants)
+    rows = curves(runs)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + "_curves.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val"])
+        w.writeheader()
+        w.writerows(rows)
+
+    systems = {}
+    for (name, seed), output_dir in runs.items():
+        path = os.path.join(output_dir, "final")
+        rr = load_reranker(path, batch_size=64)
+        systems[f"{name}#{seed}"] = (rr, system_identity(rr, path))
+    if args.untrained_from:
+        for name, sets in variants:
+            cfg = TrainConfig.from_yaml(args.config, [*args.set, *sets, f"model.backbone={args.untrained_from}"])
+            rr = build_reranker(cfg.model, batch_size=64)
+            systems[f"{name} (untrained from CE)"] = (rr, system_identity(rr, args.untrained_from, "untrained",
+                                                                         json.dumps(cfg.model.__dict__, default=str)))
+    ds = open_dataset(args.dataset, args.split)
+    res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"))
+    values = per_query(res, args.measure)
+    with open(args.out + "_test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "seed", args.measure])
+        for system in values.columns:
+            name, _, seed = system.partition("#")
+            w.writerow([name, seed, round(float(values[system].mean()), 4)])
+    pooled = pool_repetitions(res)
+    table = paper_table({ds.label: pooled}, args.measure, "BM25")
+    per_seed = {name: [float(values[f"{name}#{s}"].mean()) * 100 for s in args.seeds] for name, _ in variants}
+    table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed[n]) if n in per_seed else "" for n in table.index]
+    table["sd over seeds"] = [f"{np.std(per_seed[n], ddof=1):.1f}" if n in per_seed and len(args.seeds) > 1 else ""
+                              for n in table.index]
+    last = {}
+    for r in rows:
+        if r["step"] == max(x["step"] for x in rows if x["variant"] == r["variant"]):
+            last.setdefault(r["variant"], []).append(r["val"] * 100)
+    table["final validation"] = [f"{np.mean(last[n]):.1f}" if n in last else "" for n in table.index]
+    header = (f"{args.measure} (×100) on {ds.label} {args.split}, BM25 top-{args.k} re-ranked; each variant's final "
+              f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "
+              f"t-test against BM25, Holm; ↑/↓ significant); final validation: last point of the curves")
+    text = header + "\n\n" + to_markdown(table) + "\n"
+    with open(args.out + ".md", "w") as f:
+        f.write(text)
+    print("\n" + text)
+    plot_curves(rows, TrainConfig.from_yaml(args.config, args.set).eval.measure, args.out + ".png",
+                f"{os.path.basename(args.config)}: validation during training")
+    return table
+
+
+if __name__ == "__main__":
+    main()
