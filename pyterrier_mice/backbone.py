@@ -73,8 +73,15 @@ class Backbone:
         """Self-attention sub-block with its residual and norm; returns ``(x, probs|None)``."""
         raise NotImplementedError
 
-    def cross_kv(self, layer, cross, memory) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values ``[B, heads, Ld, d]`` of ``memory`` for a cross-attention module."""
+    def cross_kv(self, layer, cross, memory, layer_idx=None, position_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``[B, heads, Ld, d]`` of ``memory`` for a cross-attention module
+        (``position_ids``: rotate the keys to those positions, for rotary backbones)."""
+        raise NotImplementedError
+
+    def joint_attention(self, layer, layer_idx, x, self_mask, kv, cross_mask):
+        """One attention of the query states ``x`` over their own keys and the memory's keys ``kv``
+        together (a single softmax, one residual and norm), with the layer's self-attention query
+        and output: a cross-encoder layer whose document states are frozen."""
         raise NotImplementedError
 
     def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
@@ -160,9 +167,18 @@ class BertBackbone(Backbone):
                        return_probs=False):
         return self._block(layer.attention, x, mask, return_probs=return_probs)
 
-    def cross_kv(self, layer, cross, memory):
+    def cross_kv(self, layer, cross, memory, layer_idx=None, position_ids=None):
         return (split_heads(cross.self.key(memory), self.num_heads),
                 split_heads(cross.self.value(memory), self.num_heads))
+
+    def joint_attention(self, layer, layer_idx, x, self_mask, kv, cross_mask):
+        attn = layer.attention
+        sa, heads = attn.self, self.num_heads
+        k = torch.cat([split_heads(sa.key(x), heads), kv[0].to(x.dtype)], dim=2)
+        v = torch.cat([split_heads(sa.value(x), heads), kv[1].to(x.dtype)], dim=2)
+        ctx, _ = self._attend(sa.query(x), k, v, joint_mask(self_mask, cross_mask, x), False, attn.training)
+        out = attn.output
+        return out.LayerNorm(out.dropout(out.dense(ctx)) + x)
 
     def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
         return self._block(cross, x, mask, memory_kv=kv, cls_context=cls_context)[0]
@@ -238,10 +254,24 @@ class ModernBertBackbone(Backbone):
         ctx, probs = out if return_probs else (out, None)
         return x + attn.out_drop(attn.Wo(merge_heads(ctx))), probs
 
-    def cross_kv(self, layer, cross, memory):
+    def cross_kv(self, layer, cross, memory, layer_idx=None, position_ids=None):
         h = layer.attn_norm(memory)
-        k, v = self._qkv(cross, h, (1, 2))
-        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+        k, v = (split_heads(t, self.num_heads) for t in self._qkv(cross, h, (1, 2)))
+        if position_ids is not None:
+            from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+            cos, sin = self.position_embeddings(memory, position_ids, layer_idx)
+            _, k = apply_rotary_pos_emb(k, k, cos, sin, unsqueeze_dim=1)
+        return k, v
+
+    def joint_attention(self, layer, layer_idx, x, self_mask, kv, cross_mask):
+        from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+        attn = layer.attn
+        q, k, v = (split_heads(t, self.num_heads) for t in self._qkv(attn, layer.attn_norm(x), (0, 1, 2)))
+        cos, sin = self.position_embeddings(x, None, layer_idx)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+        k, v = torch.cat([k, kv[0].to(x.dtype)], dim=2), torch.cat([v, kv[1].to(x.dtype)], dim=2)
+        out = attend(q, k, v, joint_mask(self_mask, cross_mask, x), self.attention_dropout(attn.training))
+        return x + attn.out_drop(attn.Wo(merge_heads(out)))
 
     def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
         (q,) = self._qkv(cross, layer.attn_norm(x), (0,))
@@ -263,6 +293,14 @@ class ModernBertBackbone(Backbone):
         else:
             pooled = x[:, 0]
         return self.hf.classifier(self.hf.drop(self.hf.head(pooled)))
+
+
+def joint_mask(self_mask, cross_mask, x) -> torch.Tensor:
+    """``[B, 1, Lq, Lq + Ld]``: the self part (all allowed where ``self_mask`` is None) beside the cross part."""
+    b, lq = x.shape[:2]
+    own = torch.ones(b, 1, lq, lq, dtype=torch.bool, device=x.device) if self_mask is None else \
+        self_mask.expand(b, 1, lq, lq)
+    return torch.cat([own, cross_mask.expand(b, 1, lq, cross_mask.shape[-1])], dim=-1)
 
 
 _ADAPTERS = {cls.model_type: cls for cls in (BertBackbone, ModernBertBackbone)}

@@ -9,6 +9,7 @@ from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
 from .reranker_base import logits_to_scores, run_batched
 from .split_reranker import SplitReranker, pad_tensors
+from .text import tokenize
 
 
 class MiceReranker(SplitReranker):
@@ -75,12 +76,18 @@ class MiceReranker(SplitReranker):
         return self._singles(queries, self.query_max_length, "queries")
 
     def doc_sequences(self, docs):
-        return self._singles(docs, self.doc_max_length, "documents")
+        if self.model.config.doc_cls:
+            return self._singles(docs, self.doc_max_length, "documents")
+        toks = tokenize(self.tokenizer, docs)  # the cross-encoder's document segment: d [SEP]
+        n = self.doc_max_length - 1
+        self._warn_truncated(sum(len(t) > n for t in toks), len(toks), "documents", self.doc_max_length)
+        return [[*t[:n], self._inputs.sep] for t in toks]
 
     def encode_queries(self, seqs):
-        return self._run_encoder(seqs, self.model.encode)
+        return self._run_encoder(seqs, self.model.encode_queries)
 
-    encode_docs = encode_queries
+    def encode_docs(self, seqs):
+        return self._run_encoder(seqs, self.model.encode_documents)
 
     def doc_extras(self, states):
         """Per-document keys/values ``[L_i, k, 2, H]`` of every interaction layer."""

@@ -23,6 +23,19 @@ What ``[CLS]`` reads in the cross-attention is ``config.cls_cross_attention``
 
 ``unmasked_local_layers`` is the authors' ModernBERT quirk, a switch of its own: local
 (sliding-window) layers get no mask at all (no window, no padding mask).
+
+Options that bring MICE closer to the cross-encoder it is derived from (the paper's MICE is
+the default of each; see the README's "Deriving MICE from a cross-encoder"):
+
+- ``interaction="joint"``: each interaction layer attends over the query's own keys and the
+  document's keys in one softmax with one residual and norm (the cross-encoder layer itself,
+  with the document states frozen), instead of self-attention then a separate cross-attention;
+- ``doc_cls=False``: documents are encoded as ``d [SEP]``, the cross-encoder's document segment,
+  not as ``[CLS] d [SEP]``;
+- ``doc_token_type`` (BERT) and ``doc_position_offset`` (document token j at position
+  ``offset + j``): the cross-encoder's token type 1 and shifted positions (a fixed offset keeps
+  the document states query-independent, so they can still be precomputed);
+- ``query_reads_cls=True``: query tokens read ``[CLS]``, as in the cross-encoder.
 """
 from __future__ import annotations
 
@@ -34,6 +47,7 @@ from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tok
 from .modeling_masked import CrossEncoderOutput
 
 CLS_MODES = ("none", "mean", "reference", "attend")
+INTERACTIONS = ("sequential", "joint")
 DEFAULT_CLS_MODE = "mean"
 PADDING_INVARIANT_MODES = ("none", "mean", "attend")
 
@@ -50,7 +64,8 @@ class MiceConfig(BackboneConfig):
     def __init__(self, first_interaction_layer: int = 4, interaction_layers: int | None = 3,
                  cls_cross_attention: str | None = None, query_reads_cls: bool = False,
                  interaction_self_attention: bool = True, unmasked_local_layers: bool = False,
-                 reference_compat: bool | None = None, **kwargs):
+                 interaction: str = "sequential", doc_cls: bool = True, doc_token_type: int = 0,
+                 doc_position_offset: int | None = None, reference_compat: bool | None = None, **kwargs):
         if cls_cross_attention is None:  # configs saved before the option existed keep their behaviour
             cls_cross_attention = DEFAULT_CLS_MODE if reference_compat is None else (
                 "reference" if reference_compat else "none")
@@ -61,6 +76,15 @@ class MiceConfig(BackboneConfig):
         self.query_reads_cls = query_reads_cls
         self.interaction_self_attention = interaction_self_attention
         self.unmasked_local_layers = unmasked_local_layers
+        if interaction not in INTERACTIONS:
+            raise ValueError(f"interaction={interaction!r}; expected one of {INTERACTIONS}")
+        if interaction == "joint" and (cls_cross_attention not in ("none", "attend") or not interaction_self_attention):
+            raise ValueError(f"interaction='joint' takes cls_cross_attention 'none' or 'attend' (got "
+                             f"{cls_cross_attention!r}) and the interaction self-attention")
+        self.interaction = interaction
+        self.doc_cls = doc_cls
+        self.doc_token_type = doc_token_type
+        self.doc_position_offset = doc_position_offset
         super().__init__(**kwargs)
 
     def num_interaction_layers(self, total_layers: int) -> int:
@@ -172,18 +196,36 @@ class MiceModel(BackboneModel):
         return allowed
 
     # ----------------------------------------------------------------------- encoding
-    def encode(self, input_ids, attention_mask) -> torch.Tensor:
-        """States after the first ℓ* layers of ``[CLS] x [SEP]`` sequences (queries or documents)."""
+    def encode_queries(self, input_ids, attention_mask) -> torch.Tensor:
+        """States after the first ℓ* layers of ``[CLS] q [SEP]`` (token type 0, positions from 0)."""
         return self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers),
                                      unmasked_local_layers=self.config.unmasked_local_layers)
 
-    encode_queries = encode
-    encode_documents = encode
+    encode = encode_queries
+
+    def doc_position_ids(self, input_ids) -> torch.Tensor | None:
+        offset = self.config.doc_position_offset
+        if offset is None:
+            return None
+        return offset + torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
+
+    def encode_documents(self, input_ids, attention_mask) -> torch.Tensor:
+        """States after the first ℓ* layers of documents (``[CLS] d [SEP]``, or ``d [SEP]`` without
+        ``doc_cls``), with ``doc_token_type`` and positions from ``doc_position_offset`` (else 0)."""
+        cfg = self.config
+        return self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers), cfg.doc_token_type,
+                                     self.doc_position_ids(input_ids), cfg.unmasked_local_layers)
 
     def document_kv(self, doc_states) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per interaction layer, the keys/values of the document states (query-independent)."""
+        """Per interaction layer, the keys/values of the document states (query-independent; for
+        the joint interaction on rotary backbones, rotated to the document's positions)."""
         bb = self.backbone
-        return [bb.cross_kv(il.layer, il.cross, doc_states) for il in self.interaction]
+        pos = None
+        if self.config.interaction == "joint" and bb.model_type == "modernbert":
+            ids = torch.zeros(doc_states.shape[:2], dtype=torch.long, device=doc_states.device)
+            pos = self.doc_position_ids(ids)
+            pos = torch.arange(ids.shape[1], device=ids.device)[None] if pos is None else pos
+        return [bb.cross_kv(il.layer, il.cross, doc_states, il.layer_idx, pos) for il in self.interaction]
 
     def interact(self, query_states, query_mask, doc_mask, doc_states=None, doc_kv=None) -> torch.Tensor:
         """Logits ``[B, num_labels]`` for aligned query/document states (or cached doc K/V)."""
@@ -196,6 +238,10 @@ class MiceModel(BackboneModel):
         self_masks = self._self_masks(query_mask, x.dtype)
         cross_mask = self._cross_mask(query_mask, doc_mask, x.dtype)
         for il, (k, v), self_mask in zip(self.interaction, doc_kv, self_masks):
+            if cfg.interaction == "joint":
+                x = bb.joint_attention(il.layer, il.layer_idx, x, self_mask, (k, v), cross_mask)
+                x = bb.feed_forward(il.layer, x)
+                continue
             if cfg.interaction_self_attention:
                 x, _ = bb.self_attention(il.layer, il.layer_idx, x, self_mask)
             cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] \
@@ -207,8 +253,8 @@ class MiceModel(BackboneModel):
     def forward(self, query_input_ids, query_attention_mask, doc_input_ids=None, doc_attention_mask=None,
                 doc_states=None, doc_kv=None, **kwargs) -> CrossEncoderOutput:
         """Score aligned (query, document) rows; pass ``doc_states``/``doc_kv`` to skip encoding."""
-        q = self.encode(query_input_ids, query_attention_mask)
+        q = self.encode_queries(query_input_ids, query_attention_mask)
         if doc_states is None and doc_kv is None:
-            doc_states = self.encode(doc_input_ids, doc_attention_mask)
+            doc_states = self.encode_documents(doc_input_ids, doc_attention_mask)
         return CrossEncoderOutput(logits=self.interact(q, query_attention_mask, doc_attention_mask,
                                                        doc_states, doc_kv))

@@ -197,13 +197,13 @@ def test_reference_mode_depends_on_padding(tokenizer, tmp_path):
 def test_each_query_and_document_encoded_once(tokenizer, tmp_path):
     rr = _reranker("bert", tokenizer, tmp_path)
     rows = []
-    original = rr.model.encode
+    original = rr.model.encode_queries
 
     def counting(input_ids, attention_mask):
         rows.append(input_ids.shape[0])
         return original(input_ids, attention_mask)
 
-    rr.model.encode = counting
+    rr.model.encode_queries = rr.model.encode_documents = counting
     frame = _frame(["1", "2", "3"], ["d1", "d2", "d3", "d4", "d5"])
     frame = pd.concat([frame, frame.assign(qid=frame["qid"] + "b")])  # same query texts, new qids
     rr(frame)
@@ -221,3 +221,49 @@ def test_minilm_mice_runs(minilm_path):
     with torch.no_grad():
         s = slow_mice(model.eval(), rr.tokenizer(QUERIES["1"])["input_ids"], rr.tokenizer(" ".join(DOCS["d1"]))["input_ids"])
     assert abs(out.set_index("docno")["score"]["d1"] - s) < 1e-4
+
+
+def test_joint_interaction_with_the_cross_encoders_document_form_is_the_cross_encoder(kind, tokenizer):
+    """MICE-ℓ(L-1)+1 with the joint interaction, documents as the cross-encoder's segment (d [SEP],
+    token type 1, positions from |q|+2), [CLS] attending and query tokens reading [CLS] computes
+    exactly the cross-encoder under prettr-(L-1): in the last layer the query side reads document
+    states that no layer above ℓ* has updated, in both models."""
+    from pyterrier_mice import MaskedCrossEncoderModel
+    from pyterrier_mice.text import InputBuilder
+    hf = tiny_encoder(kind, num_hidden_layers=4, seed=3)
+    queries = ["heat flow on a plate", "shock wave in a tunnel"]  # the same number of tokens
+    q_tok = [tokenizer(q, add_special_tokens=False)["input_ids"] for q in queries]
+    assert len(q_tok[0]) == len(q_tok[1])
+    docs = ["the boundary layer of a wing at high speed", "plate heat", "a wing in a wind tunnel test"]
+    d_tok = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in docs]
+    mice = MiceModel.from_encoder(hf, tokenizer, 3, 1, interaction="joint", cls_cross_attention="attend",
+                                  query_reads_cls=True, doc_cls=False, doc_token_type=1,
+                                  doc_position_offset=len(q_tok[0]) + 2).eval()
+    ce = MaskedCrossEncoderModel.from_encoder(tiny_encoder(kind, num_hidden_layers=4, seed=3), tokenizer,
+                                              "prettr-3").eval()
+    build = InputBuilder(tokenizer)
+    pairs = [build.pair(q, d, 128) for q in q_tok for d in d_tok]
+    batch = build.batch([p[0] for p in pairs], [p[1] for p in pairs] if kind == "bert" else None)
+    qb = build.batch([[build.cls, *q, build.sep] for q in q_tok for _ in d_tok])
+    db = build.batch([[*d, build.sep] for _ in q_tok for d in d_tok])
+    with torch.no_grad():
+        expected = ce(**batch).logits[:, 0]
+        got = mice(qb["input_ids"], qb["attention_mask"], db["input_ids"], db["attention_mask"]).logits[:, 0]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("options", [dict(interaction="joint", cls_cross_attention="attend", query_reads_cls=True),
+                                     dict(doc_cls=False, doc_token_type=1, doc_position_offset=20)])
+def test_cross_encoder_like_options_from_the_index(options, tokenizer, tmp_path):
+    """The derivation options keep documents precomputable: index (with K/V) = on the fly."""
+    from pyterrier_mice import MiceIndex
+    torch.manual_seed(2)
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2, **options).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    fly = MiceReranker.from_pretrained(str(tmp_path), batch_size=3)
+    corpus = [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()]
+    for kv in (False, True):
+        idx = MiceIndex(str(tmp_path / f"idx{kv}")).indexer(fly, kv=kv, dtype="fp32").index(corpus)
+        rr = MiceReranker.from_pretrained(str(tmp_path), batch_size=3, index=idx)
+        frame = _frame(["1", "2"], list(DOCS))
+        np.testing.assert_allclose(rr(frame)["score"], fly(frame)["score"], atol=1e-5)

@@ -52,7 +52,14 @@ def compare_precision(a: str, b: str) -> str:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """Hash of the tokenizer's full definition (vocabulary, normalisation, special tokens)."""
+    """Hash of the tokenizer's definition (vocabulary, normalisation, pre-tokenisation, special
+    tokens); not of its truncation/padding state, which HF rewrites on every call."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    spec = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    if backend is None:
+        spec = json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    else:
+        spec = json.loads(backend.to_str())
+        spec.pop("truncation", None)
+        spec.pop("padding", None)
+        spec = json.dumps(spec, sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()
