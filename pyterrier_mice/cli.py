@@ -1,5 +1,5 @@
 """Command line: ``pyterrier-mice train CONFIG.yaml [--set key=value ...]``,
-``pyterrier-mice index verify PATH``.
+``pyterrier-mice derive CROSS_ENCODER --data FOLDER_OR_TSV``, ``pyterrier-mice index verify PATH``.
 
 Errors a user can fix (a bad config value, a run under another config, a missing file) print
 one line; ``--debug`` shows the traceback.
@@ -24,17 +24,47 @@ def main(argv=None) -> int:
     again.add_argument("--resume-anyway", action="store_true",
                        help="continue a previous run in output_dir under a changed config")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    dv = sub.add_parser("derive", help="derive MICE from a cross-encoder: initialise from it, distil from it")
+    dv.add_argument("source", help="the cross-encoder: a checkpoint folder of this package, a HF "
+                                   "BertForSequenceClassification folder, or a hub id")
+    dv.add_argument("--data", required=True, help="a BEIR-layout folder (teacher scores from SOURCE, cached), or "
+                                                  "the MS MARCO teacher-score TSV (bert_cat_ensemble_...tsv)")
+    dv.add_argument("--config", help="the recipe (default: configs/cranfield_mice_derived.yaml for a folder, "
+                                     "configs/paper_mice_l4_3_derived.yaml for the MS MARCO TSV)")
+    dv.add_argument("--out", help="output_dir (default: runs/<source name>-mice)")
+    dv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    again = dv.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true")
+    again.add_argument("--resume-anyway", action="store_true")
+    dv.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     ix = sub.add_parser("index", help="document-state index tools")
     ix_sub = ix.add_subparsers(dest="action", required=True)
     ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
     ver.add_argument("path")
+    bld = ix_sub.add_parser("build", help="precompute document states (sharded under torchrun / accelerate launch)")
+    bld.add_argument("model", help="a MICE, ColBERT or PreTTR checkpoint")
+    bld.add_argument("--corpus", required=True, help="a BEIR-layout folder or irds:<ir_datasets id>")
+    bld.add_argument("--out", required=True, help="the index directory")
+    bld.add_argument("--kv", action="store_true", help="MICE: also store each interaction layer's keys/values")
+    bld.add_argument("--dtype", default="fp16", help="storage kind: fp32, fp16 or int8")
+    bld.add_argument("--batch-size", type=int, default=64)
+    bld.add_argument("--device", help="default: cuda:LOCAL_RANK when CUDA is there, else cpu")
+    bld.add_argument("--docnos-from", help="only the documents of this TREC run (e.g. the BM25 top-k of the "
+                                           "queries you will re-rank)")
+    bld.add_argument("--overwrite", action="store_true")
+    bld.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     try:
-        if args.command == "train":
+        if args.command in ("train", "derive"):
             from .training import TrainConfig, run
-            cfg = TrainConfig.from_yaml(args.config, args.overrides)
+            if args.command == "derive":
+                cfg = TrainConfig.from_yaml(*derive_config(args))
+            else:
+                cfg = TrainConfig.from_yaml(args.config, args.overrides)
             result = run(cfg, overwrite=args.overwrite, resume_anyway=args.resume_anyway)
             print(json.dumps({"step": result["step"], "best": result["best"], "output_dir": cfg.output_dir}))
+        elif args.command == "index" and args.action == "build":
+            build_index(args)
         elif args.command == "index" and args.action == "verify":
             from .index import DocStateIndex
             idx = DocStateIndex(args.path).verify()
@@ -46,6 +76,51 @@ def main(argv=None) -> int:
         print(f"pyterrier-mice {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def build_index(args) -> None:
+    """``index build``: this process's share of the corpus (all of it, or its shard under a launcher)."""
+    import os
+
+    import torch
+
+    from .datasets import BeirFolder, IrdsCollection
+    from .index import DocStateIndex
+    from .index.build import launcher_shard
+    from .training.models import load_reranker
+    device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
+    rr = load_reranker(args.model, batch_size=args.batch_size, device=device)
+    corpus = IrdsCollection(args.corpus) if args.corpus.startswith("irds:") else BeirFolder(args.corpus)
+    docs = corpus.get_corpus_iter()
+    if args.docnos_from:
+        import pyterrier as pt
+        wanted = set(pt.io.read_results(args.docnos_from)["docno"].astype(str))
+        docs = (d for d in docs if d["docno"] in wanted)
+    shard = launcher_shard()
+    idx = DocStateIndex(args.out).indexer(rr, kv=args.kv, dtype=args.dtype, overwrite=args.overwrite,
+                                          verbose=args.verbose, shard=shard).index(docs)
+    where = f"shard {shard[0]} of {shard[1]} of " if shard else ""
+    print(f"indexed {where}{args.out}" + ("" if shard else f": {len(idx)} documents"), flush=True)
+
+
+def derive_config(args) -> tuple[str, list[str]]:
+    """The recipe and overrides of ``derive``: MICE initialised from SOURCE (its head kept) and
+    distilled from it (MarginMSE) on a BEIR folder, or from the MS MARCO teacher file."""
+    import os
+    import re
+    configs = os.path.join(os.path.dirname(__file__), "configs")
+    folder = os.path.isdir(args.data)
+    if not folder and not os.path.isfile(args.data):
+        raise FileNotFoundError(f"--data {args.data!r} does not exist (a BEIR-layout folder or the teacher TSV)")
+    config = args.config or os.path.join(configs, "cranfield_mice_derived.yaml" if folder
+                                         else "paper_mice_l4_3_derived.yaml")
+    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", "-".join(os.path.normpath(args.source).split(os.sep)[-2:])).strip("_")
+    sets = [f"model.backbone={args.source}", f"data.path={args.data}",
+            f"data.kind={'beir' if folder else 'msmarco-teacher'}", "loss=margin_mse",
+            f"output_dir={args.out or os.path.join('runs', name + '-mice')}"]
+    if folder:
+        sets.append(f"data.teacher={args.source}")
+    return config, sets + list(args.overrides)
 
 
 if __name__ == "__main__":

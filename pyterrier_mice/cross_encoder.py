@@ -51,7 +51,8 @@ class CrossEncoderReranker(Reranker):
         if saved is not None:
             model = saved.from_pretrained(name_or_path)
         else:
-            model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer)
+            model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer,
+                                                          warn_new_head=True)
         return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
 
     def _forward(self, pairs) -> torch.Tensor:

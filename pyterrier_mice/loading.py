@@ -90,3 +90,11 @@ def check_tokenizer_files(name_or_path) -> None:
         raise FileNotFoundError(
             f"{path!r} holds no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, …): save the tokenizer "
             "beside the model (tokenizer.save_pretrained(path)) or pass tokenizer=")
+
+
+def num_backbone_layers(name_or_path) -> int:
+    """The number of layers of a checkpoint's backbone (a plain HF model or one of this package's)."""
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(local_or_hub(name_or_path))
+    backbone = getattr(cfg, "backbone", None)
+    return backbone["num_hidden_layers"] if isinstance(backbone, dict) else cfg.num_hidden_layers

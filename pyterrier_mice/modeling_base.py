@@ -3,12 +3,31 @@
 ``save_pretrained``/``from_pretrained`` round-trip every model here)."""
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
 from .attention import key_padding_mask, window_mask
 from .backbone import adapter, check_model_type
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Within this block, transformers shows no progress bars (weights loading/writing) and no
+    load reports (this package says what matters itself); the caller's settings are restored after."""
+    from transformers.utils import logging as hf_logging
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity(max(level, hf_logging.ERROR))
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class BackboneConfig(PretrainedConfig):
@@ -47,6 +66,15 @@ class BackboneModel(PreTrainedModel):
         self.encoder = encoder
         self.backbone = adapter(encoder)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        with quiet_transformers():
+            return super().from_pretrained(*args, **kwargs)
+
+    def save_pretrained(self, *args, **kwargs):
+        with quiet_transformers():
+            return super().save_pretrained(*args, **kwargs)
+
     def _init_weights(self, module):
         # New modules of this package (e.g. a ColBERT projection) use the backbone's init.
         self.encoder._init_weights(module)
@@ -74,9 +102,10 @@ class BackboneModel(PreTrainedModel):
         return x
 
 
-def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:
-    """A HF sequence-classification model from a hub id or local path (a fresh head if absent);
-    from a cross-encoder checkpoint of this package (masked or PreTTR), the encoder it wraps."""
+def load_encoder(name_or_path: str, num_labels: int = 1, warn_new_head: bool = False, **kwargs) -> nn.Module:
+    """A HF sequence-classification model from a hub id or local path (a fresh head if absent,
+    with a warning if ``warn_new_head``); from a cross-encoder checkpoint of this package (masked
+    or PreTTR), the encoder it wraps."""
     from .loading import KINDS, local_or_hub
     name_or_path = local_or_hub(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
@@ -88,9 +117,14 @@ def load_encoder(name_or_path: str, num_labels: int = 1, **kwargs) -> nn.Module:
         return MODEL_CLASSES[config.model_type].from_pretrained(name_or_path, **kwargs).encoder
     check_model_type(config.model_type)
     kw = dict(kwargs)
-    if getattr(config, "num_labels", None) != num_labels and not _has_classifier(config):
-        kw["num_labels"] = num_labels
-    return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
+    if not _has_classifier(config):
+        if getattr(config, "num_labels", None) != num_labels:
+            kw["num_labels"] = num_labels
+        if warn_new_head:
+            warnings.warn(f"{name_or_path!r} has no classification head (it is a base encoder, not a cross-encoder): "
+                          "a random head was initialised, so its scores mean nothing until it is trained", stacklevel=3)
+    with quiet_transformers():
+        return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
 
 
 _WRAPPED_CROSS_ENCODERS = ("masked_cross_encoder", "mice_prettr")

@@ -62,9 +62,9 @@ class MaskedCrossEncoderModel(BackboneModel):
 
     @classmethod
     def from_backbone(cls, name_or_path: str, policy="full", tokenizer=None, num_labels: int = 1,
-                      **kwargs) -> "MaskedCrossEncoderModel":
+                      warn_new_head: bool = False, **kwargs) -> "MaskedCrossEncoderModel":
         """Wrap a HF BERT/ModernBERT checkpoint (cross-encoder or base encoder + new head)."""
-        encoder = load_encoder(name_or_path, num_labels=num_labels, **kwargs)
+        encoder = load_encoder(name_or_path, num_labels=num_labels, warn_new_head=warn_new_head, **kwargs)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls.from_encoder(encoder, tokenizer, policy)
 

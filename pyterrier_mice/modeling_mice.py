@@ -131,16 +131,15 @@ class MiceModel(BackboneModel):
     # ----------------------------------------------------------------------- constructors
     @classmethod
     def from_backbone(cls, name_or_path: str, first_interaction_layer: int = 4,
-                      interaction_layers: int | None = 3, *, tokenizer=None, cls_cross_attention: str | None = None,
-                      **kwargs) -> "MiceModel":
+                      interaction_layers: int | None = 3, *, tokenizer=None, **options) -> "MiceModel":
         """MICE from a HF checkpoint: a base encoder (new head) or a cross-encoder (its head kept).
 
-        ``interaction_layers=None`` keeps every layer above ℓ* (MICE-ℓ+all).
+        ``interaction_layers=None`` keeps every layer above ℓ* (MICE-ℓ+all); ``options`` are
+        :class:`MiceConfig` fields (``cls_cross_attention``, ``interaction``, …).
         """
-        encoder = load_encoder(name_or_path, num_labels=1, **kwargs)
+        encoder = load_encoder(name_or_path, num_labels=1)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        return cls.from_encoder(encoder, tokenizer, first_interaction_layer, interaction_layers,
-                                cls_cross_attention=cls_cross_attention)
+        return cls.from_encoder(encoder, tokenizer, first_interaction_layer, interaction_layers, **options)
 
     @classmethod
     def from_encoder(cls, encoder, tokenizer, first_interaction_layer: int = 4,

@@ -45,7 +45,8 @@ def bm25(collection, work_dir: str, num_results: int = 1000):
         with native_output_captured():
             index.index(collection.get_corpus_iter())
         print(f"done in {time.time() - start:.0f} s", flush=True)
-    return index.bm25(num_results=num_results)
+    with native_output_captured():  # PISA compresses the index for BM25 on first use
+        return index.bm25(num_results=num_results)
 
 
 @contextlib.contextmanager

@@ -90,3 +90,12 @@ def test_mice_lengths_out_of_range(folders, kwargs):
 def test_cross_encoder_length_out_of_range(folders, max_length):
     with pytest.raises(ValueError, match=f"max_length={max_length} is out of range.*from 5 to 128"):
         CrossEncoderReranker.from_pretrained(folders["hf"], max_length=max_length)
+
+
+def test_a_base_encoder_as_a_reranker_warns(tokenizer, tmp_path):
+    from transformers import AutoModel
+    base = AutoModel.from_config(tiny_encoder("bert").config)  # no classification head
+    base.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="no classification head.*scores mean nothing until it is trained"):
+        CrossEncoderReranker.from_pretrained(str(tmp_path))

@@ -249,3 +249,38 @@ def test_indexer_inherits_the_rerankers_text_field(mice_path, tmp_path):
     assert len(idx) == len(DOCS)
     inp = frame().rename(columns={"text": "body"})
     assert MiceReranker.from_pretrained(mice_path, text_field="body", index=idx)(inp) is not None
+
+
+def test_sharded_build_with_two_processes_equals_one(mice_path, beir_folder, tmp_path):
+    """torchrun with 2 CPU processes: each writes its shard; the sharded index reads as one and gives
+    the scores of a single-process build."""
+    import subprocess
+    import sys
+    from pyterrier_mice.cli import main
+    single, sharded = str(tmp_path / "single"), str(tmp_path / "sharded")
+    assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", single, "--dtype", "fp32"]) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          "29731", "-m", "pyterrier_mice.cli", "index", "build", mice_path, "--corpus", beir_folder,
+                          "--out", sharded, "--dtype", "fp32"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "shard 0 of 2" in out.stdout and "shard 1 of 2" in out.stdout
+    a, b = MiceIndex(single), MiceIndex(sharded).verify()
+    assert len(b.manifest["shards"]) == 2 and sorted(b.docnos) == sorted(a.docnos) == sorted(DOCS)
+    fly = MiceReranker.from_pretrained(mice_path)
+    one = MiceReranker.from_pretrained(mice_path, index=a)(frame()).set_index(["qid", "docno"])["score"]
+    two_rr = MiceReranker.from_pretrained(mice_path, index=b)
+    two = two_rr(frame()).set_index(["qid", "docno"])["score"]
+    assert two_rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
+    np.testing.assert_allclose(two.loc[one.index], one, atol=1e-6)
+    np.testing.assert_allclose(one, fly(frame()).set_index(["qid", "docno"])["score"].loc[one.index], atol=1e-5)
+
+
+def test_index_only_the_documents_a_run_needs(mice_path, beir_folder, tmp_path):
+    import pyterrier as pt
+    from pyterrier_mice.cli import main
+    run = pd.DataFrame({"qid": ["1", "1"], "docno": ["d3", "d7"], "score": [2.0, 1.0], "rank": [0, 1]})
+    pt.io.write_results(run, str(tmp_path / "run.res"))
+    assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", str(tmp_path / "idx"),
+                 "--docnos-from", str(tmp_path / "run.res")]) == 0
+    assert sorted(MiceIndex(str(tmp_path / "idx")).docnos) == ["d3", "d7"]

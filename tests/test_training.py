@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -184,3 +185,61 @@ def test_best_from_step_zero_is_reported_loudly(tokenizer, beir_folder, tmp_path
     assert out["best"]["step"] == 0
     printed = capsys.readouterr().out
     assert "WARNING: best/ is the untrained step-0 model" in printed and "step 0: validation nDCG@10 = " in printed
+
+
+class _CountingTeacher:
+    """A stand-in teacher: scores = text lengths; counts the pairs it scores; can die after N calls."""
+
+    def __init__(self, die_after=None, tag="a"):
+        self.scored, self.calls, self.die_after, self.tag = 0, 0, die_after, tag
+
+    def _config_key(self):
+        return ("teacher", self.tag)
+
+    def score_pairs(self, queries, docs):
+        self.calls += 1
+        if self.die_after is not None and self.calls > self.die_after:
+            raise KeyboardInterrupt("killed")
+        self.scored += len(queries)
+        return np.array([len(q) + 0.5 * len(d) for q, d in zip(queries, docs)], dtype=np.float32)
+
+
+def test_teacher_scores_are_cached_and_resumed(tmp_path, monkeypatch):
+    from pyterrier_mice.training import teacher as teacher_mod
+    monkeypatch.setattr(teacher_mod, "CHUNK", 4)
+    ckpt = tmp_path / "teacher"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    qs = [f"query {i}" for i in range(10)]
+    ds = [f"document number {i} " * (i + 1) for i in range(10)]
+    expected = np.array([len(q) + 0.5 * len(d) for q, d in zip(qs, ds)], dtype=np.float32)
+    dying = _CountingTeacher(die_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        teacher_mod.teacher_scores(dying, str(ckpt), qs, ds, str(tmp_path / "cache"), verbose=False)
+    assert dying.scored == 8
+    resumed = _CountingTeacher()
+    np.testing.assert_array_equal(teacher_mod.teacher_scores(resumed, str(ckpt), qs, ds, str(tmp_path / "cache"),
+                                                             verbose=False), expected)
+    assert resumed.scored == 2  # only what the killed run had not done
+    again = _CountingTeacher()
+    np.testing.assert_array_equal(teacher_mod.teacher_scores(again, str(ckpt), qs, ds, str(tmp_path / "cache"),
+                                                             verbose=False), expected)
+    assert again.scored == 0  # a rerun never scores again
+    other = _CountingTeacher(tag="b")  # another teacher setting, or other data: scored anew
+    teacher_mod.teacher_scores(other, str(ckpt), qs, ds, str(tmp_path / "cache"), verbose=False)
+    teacher_mod.teacher_scores(again, str(ckpt), qs, ds[::-1], str(tmp_path / "cache"), verbose=False)
+    assert other.scored == 10 and again.scored == 10
+
+
+def test_teacher_scores_at_the_students_lengths(tokenizer, beir_folder, tmp_path):
+    from pyterrier_mice.training import teacher_lengths
+    backbone = tmp_path / "ce"
+    tiny_encoder("bert").save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    cfg = TrainConfig.from_dict({"model": {"type": "mice", "query_max_length": 16, "doc_max_length": 64}})
+    assert teacher_lengths(cfg, str(backbone)) == {"max_length": 80}
+    cfg = TrainConfig.from_dict({"model": {"type": "mice", "query_max_length": 16, "doc_max_length": 64},
+                                 "data": {"teacher_max_length": 100}})
+    assert teacher_lengths(cfg, str(backbone)) == {"max_length": 100}
+    cfg = TrainConfig.from_dict({"model": {"type": "cross-encoder", "max_length": 48}})
+    assert teacher_lengths(cfg, str(backbone)) == {"max_length": 48}

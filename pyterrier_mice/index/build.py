@@ -19,8 +19,8 @@ import torch
 
 from .checksums import CHUNK_BYTES, ChecksumWriter
 from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
-from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, STATES,
-                     TEXTS, MiceIndexError, text_hash)
+from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, SHARDS,
+                     STATES, TEXTS, MiceIndexError, text_hash)
 from .storage import get_storage
 
 
@@ -40,11 +40,23 @@ def build_lock(path: str, wait: bool | float):
         lock.release()
 
 
+def launcher_shard() -> tuple[int, int] | None:
+    """``(rank, world_size)`` from the environment of ``torchrun`` / ``accelerate launch``, or None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
+
+
 class DocStateIndexer(pt.Indexer):
-    """Streams a corpus through a split re-ranker's document encoder and writes an index atomically."""
+    """Streams a corpus through a split re-ranker's document encoder and writes an index atomically.
+
+    With ``shard=(rank, world_size)`` (``"auto"``: from ``torchrun``/``accelerate launch``'s
+    environment) this worker encodes every ``world_size``-th document of the corpus, from the
+    ``rank``-th on, into ``<path>/shards/<rank>``; the last worker to finish writes the root
+    manifest, and the shards then read as one index.
+    """
 
     def __init__(self, index, reranker, *, kv=False, dtype="fp16", batch_size=None, overwrite=False,
-                 verbose=False, text_field=None, wait: bool | float = False):
+                 verbose=False, text_field=None, wait: bool | float = False, shard=None):
         self.storage = get_storage(dtype)
         if kv and not hasattr(reranker, "doc_extras"):
             raise ValueError(f"kv=True: {type(reranker).__name__} stores no keys/values")
@@ -59,10 +71,41 @@ class DocStateIndexer(pt.Indexer):
         self.verbose = verbose
         self.text_field = text_field if text_field is not None else reranker.text_field
         self.wait = wait
+        self.shard = launcher_shard() if shard == "auto" else shard
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(f"shard={self.shard!r}: expected (rank, world_size) with 0 ≤ rank < world_size")
 
     def index(self, it: Iterable[dict]):
         from .store import DocStateIndex
-        path = os.path.abspath(self.target.path)
+        if self.shard is None:
+            self._build(os.path.abspath(self.target.path), it)
+        else:
+            self._build_shard(it)
+        return DocStateIndex(self.target.path, verify=getattr(self.target, "verify_mode", "lazy"))
+
+    def _build_shard(self, it: Iterable[dict]) -> None:
+        root = os.path.abspath(self.target.path)
+        rank, world = self.shard
+        if os.path.exists(os.path.join(root, MANIFEST)) and not self.overwrite:
+            raise FileExistsError(f"{root} already exists (pass overwrite=True to rebuild)")
+        mine = (d for i, d in enumerate(it) if i % world == rank)
+        self._build(os.path.join(root, SHARDS, f"{rank:05d}"), mine)
+        with build_lock(root, True):  # the last shard to finish makes the index whole
+            names = [f"{r:05d}" for r in range(world)]
+            if all(os.path.exists(os.path.join(root, SHARDS, n, MANIFEST)) for n in names):
+                for name in os.listdir(root):  # what a previous unsharded index left at the root
+                    if name not in (SHARDS,) and not name.endswith(".lock"):
+                        full = os.path.join(root, name)
+                        shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
+                for name, content in (("pt_meta.json", {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT,
+                                                        "package_hint": "pyterrier-mice"}),
+                                      (MANIFEST, {"format_version": FORMAT_VERSION, "world_size": world,
+                                                  "shards": [os.path.join(SHARDS, n) for n in names]})):
+                    with open(os.path.join(root, name + ".tmp"), "w") as f:
+                        json.dump(content, f, indent=1)
+                    os.replace(os.path.join(root, name + ".tmp"), os.path.join(root, name))
+
+    def _build(self, path: str, it: Iterable[dict]) -> None:
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
         with build_lock(path, self.wait):
@@ -83,7 +126,6 @@ class DocStateIndexer(pt.Indexer):
             os.replace(tmp, path)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-        return DocStateIndex(self.target.path, verify=getattr(self.target, "verify_mode", "lazy"))
 
     def _write(self, it: Iterable[dict], tmp: str) -> None:
         rr = self.reranker

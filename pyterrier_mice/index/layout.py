@@ -24,6 +24,7 @@ FORMAT_VERSION = 2
 ARTIFACT_TYPE, ARTIFACT_FORMAT = "doc_states", "mice"  # the package's store, whatever the model
 MANIFEST = "manifest.json"
 DOCNOS, OFFSETS, TEXTS, STATES, EXTRAS = "docnos.txt", "offsets.npy", "texts.npy", "states.bin", "extras.bin"
+SHARDS = "shards"  # a sharded index: shards/<rank>/ each an index as above; the root manifest lists them
 
 
 class MiceIndexError(ValueError):

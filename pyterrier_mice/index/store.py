@@ -17,15 +17,79 @@ from .storage import get_storage
 VERIFY_MODES = ("lazy", "full", "none")
 
 
+class _Part:
+    """One index directory: its manifest, arrays and checksum verifiers."""
+
+    def __init__(self, path: str, verify: str):
+        self.path, self.verify_mode = path, verify
+        self.manifest = m = read_manifest(path)
+        if "shards" in m:
+            raise MiceIndexError(f"{path}: a sharded index inside a shard")
+        try:
+            n, total = m["num_docs"], m["num_tokens"]
+            self._verifiers = {name: ChunkVerifier(os.path.join(path, name), crcs, m["checksums"]["chunk_bytes"])
+                               for name, crcs in m["checksums"]["files"].items()}
+            for small in (DOCNOS, OFFSETS, TEXTS):  # small files: always checked in full
+                self.check_file(small)
+            with open(os.path.join(path, DOCNOS), encoding="utf8") as f:
+                self.docnos = f.read().split("\n")[:n]
+            if len(self.docnos) != n:
+                raise MiceIndexError(f"{path}/{DOCNOS} holds {len(self.docnos)} docnos, manifest says {n}")
+            self.offsets = np.load(os.path.join(path, OFFSETS), mmap_mode="r")
+            self.text_hashes = np.load(os.path.join(path, TEXTS), mmap_mode="r")
+            if self.offsets.shape != (n + 1,) or int(self.offsets[-1]) != total or self.text_hashes.shape != (n,):
+                raise MiceIndexError(f"{path}: {OFFSETS}/{TEXTS} do not match the manifest")
+            self.storage = get_storage(m["storage"])
+            self.states = self.storage.open(path, STATES, total, m["state_shape"])
+            self.extras = self.storage.open(path, EXTRAS, total, m["extras_shape"]) if m["extras_shape"] else None
+        except (OSError, ValueError, KeyError) as e:
+            if isinstance(e, MiceIndexError):
+                raise
+            raise MiceIndexError(f"{path}: corrupt document-state index ({type(e).__name__}: {e})") from e
+
+    def check_file(self, name: str, start: int = 0, end: int | None = None) -> None:
+        """Raise when bytes ``start..end`` of ``name`` (default all) differ from their checksums."""
+        v = self._verifiers.get(name)
+        if v is None:
+            raise MiceIndexError(f"{self.path}: no checksums recorded for {name}")
+        size = os.path.getsize(v.path)
+        if -(-size // v.chunk_bytes) != len(v.crcs):
+            raise MiceIndexError(f"{v.path}: {size} bytes, but checksums for {len(v.crcs)} chunk(s) of "
+                                 f"{v.chunk_bytes} bytes (truncated or corrupt index)")
+        bad = v.check_range(start, size if end is None else end)
+        if bad:
+            lo, hi = bad[0] * v.chunk_bytes, min(size, (bad[-1] + 1) * v.chunk_bytes)
+            raise MiceIndexError(f"{v.path}: bytes {lo}..{hi} do not match their checksums ({len(bad)} chunk(s) "
+                                 "corrupt on disk); rebuild the index (indexer(..., overwrite=True))")
+
+    def verify(self) -> None:
+        for name in self._verifiers:
+            self.check_file(name)
+
+    def read(self, row: int, layer: int | None = None) -> torch.Tensor:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        arr = self.extras if self.extras is not None else self.states
+        if self.verify_mode == "lazy":
+            for file, lo, hi in arr.byte_ranges(start, end):
+                self.check_file(file, lo, hi)
+        return arr.read(start, end, layer)
+
+
+# what every shard of a sharded index must agree on
+_SHARED_KEYS = ("reranker", "state_shape", "extras_shape", "storage", "doc_max_length", "model_precision",
+                "model_fingerprints", "tokenizer_fingerprint")
+
+
 class DocStateIndex(pt.Artifact, pt.Indexer):
     """Precomputed document states of a split re-ranker (MICE, ColBERT, PreTTR).
 
-    Build: ``DocStateIndex(path).indexer(reranker).index(corpus_iter)``.
-    Use:   ``MiceReranker.from_pretrained(name, index=DocStateIndex(path))`` (or ``index=path``).
+    Build: ``DocStateIndex(path).indexer(reranker).index(corpus_iter)`` (sharded across
+    processes: see :meth:`indexer`). Use: ``MiceReranker.from_pretrained(name, index=path)``.
 
     ``verify`` chooses how stored bytes are checked against their checksums: ``"lazy"``
     (default) checks each 1 MiB chunk the first time a read touches it, ``"full"`` checks every
     file when the index is opened, ``"none"`` trusts the disk. :meth:`verify` checks everything now.
+    A sharded index (one directory per worker under ``shards/``) reads as one.
     """
 
     ARTIFACT_TYPE = ARTIFACT_TYPE
@@ -49,54 +113,50 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
     def _load(self) -> None:
         if self._loaded:
             return
-        self.manifest = m = read_manifest(self.path)
-        try:
-            n, total = m["num_docs"], m["num_tokens"]
-            self._verifiers = {name: ChunkVerifier(os.path.join(self.path, name), crcs, m["checksums"]["chunk_bytes"])
-                               for name, crcs in m["checksums"]["files"].items()}
-            for small in (DOCNOS, OFFSETS, TEXTS):  # small files: always checked in full
-                self._check_file(small)
-            with open(os.path.join(self.path, DOCNOS), encoding="utf8") as f:
-                self.docnos = f.read().split("\n")[:n]
-            if len(self.docnos) != n:
-                raise MiceIndexError(f"{self.path}/{DOCNOS} holds {len(self.docnos)} docnos, manifest says {n}")
-            self.offsets = np.load(os.path.join(self.path, OFFSETS), mmap_mode="r")
-            self.text_hashes = np.load(os.path.join(self.path, TEXTS), mmap_mode="r")
-            if self.offsets.shape != (n + 1,) or int(self.offsets[-1]) != total or self.text_hashes.shape != (n,):
-                raise MiceIndexError(f"{self.path}: {OFFSETS}/{TEXTS} do not match the manifest")
-            self.storage = get_storage(m["storage"])
-            self.states = self.storage.open(self.path, STATES, total, m["state_shape"])
-            self.extras = self.storage.open(self.path, EXTRAS, total, m["extras_shape"]) if m["extras_shape"] else None
-        except (OSError, ValueError, KeyError) as e:
-            if isinstance(e, MiceIndexError):
-                raise
-            raise MiceIndexError(f"{self.path}: corrupt document-state index ({type(e).__name__}: {e})") from e
-        self.lookup = {d: i for i, d in enumerate(self.docnos)}
+        root = read_manifest(self.path)
+        if "shards" in root:
+            self.parts = [_Part(os.path.join(self.path, s), self.verify_mode) for s in root["shards"]]
+            first = self.parts[0].manifest
+            for part in self.parts[1:]:
+                bad = [k for k in _SHARED_KEYS if part.manifest.get(k) != first.get(k)]
+                if bad:
+                    raise MiceIndexError(f"{part.path}: this shard differs from {self.parts[0].path} in {bad}; "
+                                         "rebuild the sharded index with one model and one setting")
+            self._manifest = {**first, "num_docs": sum(p.manifest["num_docs"] for p in self.parts),
+                              "num_tokens": sum(p.manifest["num_tokens"] for p in self.parts), "shards": root["shards"]}
+        else:
+            self.parts = [_Part(self.path, self.verify_mode)]
+            self._manifest = self.parts[0].manifest
+        self._first_row = np.cumsum([0] + [len(p.docnos) for p in self.parts])
+        self._docnos = [d for p in self.parts for d in p.docnos]
+        self.lookup = {}
+        for i, d in enumerate(self._docnos):
+            if d in self.lookup:
+                raise MiceIndexError(f"{self.path}: docno {d!r} is stored twice (in two shards)")
+            self.lookup[d] = i
+        self.text_hashes = np.concatenate([np.asarray(p.text_hashes) for p in self.parts])
+        self.lengths = np.concatenate([np.diff(np.asarray(p.offsets)) for p in self.parts])
+        self.storage = self.parts[0].storage
+        self.extras = self.parts[0].extras
         self._loaded = True
         if self.verify_mode == "full":
             self.verify()
 
-    def _check_file(self, name: str, start: int = 0, end: int | None = None) -> None:
-        """Raise when bytes ``start..end`` of ``name`` (default all) differ from their checksums."""
-        v = self._verifiers.get(name)
-        if v is None:
-            raise MiceIndexError(f"{self.path}: no checksums recorded for {name}")
-        size = os.path.getsize(v.path)
-        expected = len(v.crcs)
-        if -(-size // v.chunk_bytes) != expected:
-            raise MiceIndexError(f"{v.path}: {size} bytes, but checksums for {expected} chunk(s) of "
-                                 f"{v.chunk_bytes} bytes (truncated or corrupt index)")
-        bad = v.check_range(start, size if end is None else end)
-        if bad:
-            lo, hi = bad[0] * v.chunk_bytes, min(size, (bad[-1] + 1) * v.chunk_bytes)
-            raise MiceIndexError(f"{v.path}: bytes {lo}..{hi} do not match their checksums ({len(bad)} chunk(s) "
-                                 "corrupt on disk); rebuild the index (indexer(..., overwrite=True))")
+    @property
+    def manifest(self) -> dict:
+        self._load()
+        return self._manifest
+
+    @property
+    def docnos(self) -> list[str]:
+        self._load()
+        return self._docnos
 
     def verify(self) -> "DocStateIndex":
         """Check every file of the index against its checksums (raises :class:`MiceIndexError`)."""
         self._load()
-        for name in self._verifiers:
-            self._check_file(name)
+        for part in self.parts:
+            part.verify()
         return self
 
     def __len__(self) -> int:
@@ -112,7 +172,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         """Disk bytes per document token (states, plus extras when stored)."""
         self._load()
         names = [STATES] + ([EXTRAS] if self.extras is not None else [])
-        total = sum(os.path.getsize(p) for n in names for p in self.storage.files(self.path, n))
+        total = sum(os.path.getsize(f) for p in self.parts for n in names for f in self.storage.files(p.path, n))
         return total / max(1, self.manifest["num_tokens"])
 
     # ------------------------------------------------------------------ matching a re-ranker
@@ -148,34 +208,30 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
 
     def doc_length(self, row: int) -> int:
         self._load()
-        return int(self.offsets[row + 1] - self.offsets[row])
+        return int(self.lengths[row])
 
     def read(self, row: int, layer: int | None = None) -> torch.Tensor:
         """A document's stored memory (its extras if the index has them, else its states) in the
-        stored dtype; ``layer`` selects one interaction layer of stored K/V."""
+        stored dtype (int8 dequantised to fp16); ``layer`` selects one interaction layer of stored K/V."""
         self._load()
-        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-        arr, name = (self.extras, EXTRAS) if self.extras is not None else (self.states, STATES)
-        if self.verify_mode == "lazy":
-            for file, lo, hi in arr.byte_ranges(start, end):
-                self._check_file(file, lo, hi)
-        return arr.read(start, end, layer)
-
+        part = int(np.searchsorted(self._first_row, row, side="right")) - 1
+        return self.parts[part].read(row - int(self._first_row[part]), layer)
 
     # ------------------------------------------------------------------ building
     def indexer(self, reranker, *, kv: bool = False, dtype: str = "fp16", batch_size: int | None = None,
                 overwrite: bool = False, verbose: bool = False, text_field: str | None = None,
-                wait: bool | float = False):
+                wait: bool | float = False, shard=None):
         """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
 
         ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``dtype``
         is the storage kind (``fp32``, ``fp16``, ``int8``); ``text_field`` defaults to the
         re-ranker's; ``wait`` queues behind a build already running into the same path (True, or
-        seconds) instead of failing.
+        seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under ``torchrun``
+        or ``accelerate launch``) builds this worker's shard of a sharded index.
         """
         from .build import DocStateIndexer
         return DocStateIndexer(self, reranker, kv=kv, dtype=dtype, batch_size=batch_size, overwrite=overwrite,
-                               verbose=verbose, text_field=text_field, wait=wait)
+                               verbose=verbose, text_field=text_field, wait=wait, shard=shard)
 
     def index(self, it, reranker=None, **kwargs) -> "DocStateIndex":
         if reranker is None:

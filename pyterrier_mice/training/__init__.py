@@ -1,6 +1,6 @@
 """Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, BCE, InfoNCE)."""
 from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
-from .data import Group, GroupData, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups
+from .data import Group, GroupData, attach_teacher_scores, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups
 from .losses import LOSSES, get_loss
 from .models import MODEL_TYPES, build_reranker, load_reranker
 from .trainer import Trainer
@@ -29,11 +29,14 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     if cfg.data.kind == "msmarco-teacher":
         data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
     elif cfg.data.kind == "beir":
-        teacher = load_reranker(cfg.data.teacher) if cfg.data.teacher else None
         ds = BeirFolder(cfg.data.path)
         held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.seed) if cfg.eval.split == "holdout" else set()
         data = beir_groups(ds, cfg.data.split, work, k=cfg.data.bm25_k, negatives=cfg.data.negatives,
-                           teacher=teacher, seed=cfg.seed, exclude_qids=held)
+                           seed=cfg.seed, exclude_qids=held)
+        if cfg.data.teacher:
+            teacher = load_reranker(cfg.data.teacher, batch_size=cfg.eval.batch_size, device=cfg.device,
+                                    **teacher_lengths(cfg, cfg.data.teacher))
+            attach_teacher_scores(data, teacher, cfg.data.teacher, os.path.join(cfg.output_dir, "teacher"))
     else:
         raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
     validation = None
@@ -51,6 +54,24 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     return Trainer(cfg, reranker, data, validation).train(resume_anyway=resume_anyway)
 
 
+def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
+    """The teacher scores the texts the student sees: a cross-encoder teacher's pair length is
+    ``data.teacher_max_length``, else the student's (its pair length, or its query + document
+    lengths); a split teacher takes the student's query/document lengths."""
+    from ..loading import model_type_of
+    from .models import reranker_class
+    from ..cross_encoder import CrossEncoderReranker
+    m = cfg.model
+    if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:
+        if cfg.data.teacher_max_length:
+            return {"max_length": cfg.data.teacher_max_length}
+        if m.type in ("cross-encoder", "prettr"):
+            return {"max_length": m.max_length} if m.max_length else {}
+        q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
+        return {"max_length": q + d} if q and d else {}
+    return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
+
+
 def sample_queries(topics, n: int | None, seed: int):
     """At most ``n`` of ``topics`` (a seeded sample, in their original order)."""
     if n is None or len(topics) <= n:
@@ -58,6 +79,6 @@ def sample_queries(topics, n: int | None, seed: int):
     return topics.sample(n=n, random_state=seed).sort_index()
 
 
-__all__ = ["TrainConfig", "ModelConfig", "DataConfig", "EvalConfig", "Group", "GroupData",
+__all__ = ["teacher_lengths", "attach_teacher_scores", "TrainConfig", "ModelConfig", "DataConfig", "EvalConfig", "Group", "GroupData",
            "beir_groups", "bm25_run", "msmarco_teacher_groups", "LOSSES", "get_loss",
            "MODEL_TYPES", "build_reranker", "load_reranker", "Trainer", "run"]

@@ -23,8 +23,12 @@ class ModelConfig:
     interaction_layers: int | None = 3    # mice (None: all remaining)
     cls_cross_attention: str | None = None  # mice: none | mean | reference | attend (None: the package default)
     unmasked_local_layers: bool = False   # mice on ModernBERT: the authors' unmasked local layers
+    interaction: str = "sequential"       # mice: sequential (the paper's) | joint (see MiceConfig)
+    query_reads_cls: bool = False         # mice: query tokens read [CLS] (as in a cross-encoder)
+    doc_cls: bool = True                  # mice: documents as [CLS] d [SEP] (False: d [SEP])
+    doc_token_type: int = 0               # mice (BERT): the documents' token type
     split_layer: int = 4                  # prettr
-    doc_position_offset: int | None = None  # prettr (fixed offset → precomputable)
+    doc_position_offset: int | None = None  # prettr, mice: document token j at position offset + j
     dim: int = 128                        # colbert
     query_length: int = 32                # colbert
     doc_length: int = 180                 # colbert
@@ -42,7 +46,7 @@ class DataConfig:
     bm25_k: int = 100                     # negatives mined from BM25 top-k (beir)
     negatives: int = 1                    # negatives per positive
     teacher: str | None = None            # re-ranker checkpoint giving teacher scores (beir)
-    teacher_kind: str = "cross-encoder"
+    teacher_max_length: int | None = None  # beir: the teacher's pair length (default: the student's lengths)
     limit: int | None = None              # msmarco-teacher: first N triples (paper: 4M)
 
 
@@ -121,6 +125,7 @@ class TrainConfig:
             ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
             ("precision", self.precision, ("no", "bf16", "fp16")),
             ("model.input_form", self.model.input_form, ("standard", "reference")),
+            ("model.interaction", self.model.interaction, ("sequential", "joint")),
         ]
         if self.model.cls_cross_attention is not None:
             checks.append(("model.cls_cross_attention", self.model.cls_cross_attention, CLS_MODES))

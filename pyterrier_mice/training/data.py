@@ -69,11 +69,10 @@ def holdout_qids(dataset, split: str, fraction: float, seed: int) -> set[str]:
 
 
 def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1,
-                teacher=None, seed: int = 0, exclude_qids=frozenset()) -> GroupData:
+                seed: int = 0, exclude_qids=frozenset()) -> GroupData:
     """Groups from a BEIR folder's ``split``: each judged-relevant document of a query with
     ``negatives`` BM25 top-k documents not judged relevant (random documents where BM25 finds too
-    few; queries BM25 finds nothing for are skipped); teacher scores from ``teacher``
-    (any re-ranker with ``score_pairs``) when given."""
+    few; queries BM25 finds nothing for are skipped). Teacher scores: :func:`attach_teacher_scores`."""
     topics, qrels = dataset.get_topics(split), dataset.get_qrels(split)
     topics = topics[~topics["qid"].isin(exclude_qids)]
     run = bm25_run(dataset, topics, work_dir, k)
@@ -94,13 +93,18 @@ def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: 
                 continue
             negs = list(rng.choice(pool, size=min(negatives, len(pool)), replace=False))
             groups.append(Group(query, [texts[pos]] + [texts[n] for n in negs]))
-    if teacher is not None and groups:
-        qs = [grp.query for grp in groups for _ in grp.docs]
-        ds = [d for grp in groups for d in grp.docs]
-        scores = teacher.score_pairs(qs, ds)
-        i = 0
-        for grp in groups:
-            grp.teacher = [float(s) for s in scores[i:i + len(grp.docs)]]
-            i += len(grp.docs)
     return GroupData(groups, seed=seed)
+
+
+def attach_teacher_scores(data: GroupData, teacher, teacher_path: str, cache_dir: str) -> GroupData:
+    """Every group's teacher scores, from the on-disk cache or computed once (see :mod:`.teacher`)."""
+    from .teacher import teacher_scores
+    qs = [grp.query for grp in data.groups for _ in grp.docs]
+    ds = [d for grp in data.groups for d in grp.docs]
+    scores = teacher_scores(teacher, teacher_path, qs, ds, cache_dir)
+    i = 0
+    for grp in data.groups:
+        grp.teacher = [float(s) for s in scores[i:i + len(grp.docs)]]
+        i += len(grp.docs)
+    return data
 

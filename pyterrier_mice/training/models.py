@@ -30,7 +30,9 @@ def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kw
     if cfg.type == "mice":
         model = MiceModel.from_encoder(encoder, tokenizer, cfg.first_interaction_layer, cfg.interaction_layers,
                                        cls_cross_attention=cfg.cls_cross_attention,
-                                       unmasked_local_layers=cfg.unmasked_local_layers)
+                                       unmasked_local_layers=cfg.unmasked_local_layers, interaction=cfg.interaction,
+                                       query_reads_cls=cfg.query_reads_cls, doc_cls=cfg.doc_cls,
+                                       doc_token_type=cfg.doc_token_type, doc_position_offset=cfg.doc_position_offset)
         return MiceReranker(model, tokenizer, query_max_length=cfg.query_max_length,
                             doc_max_length=cfg.doc_max_length, **reranker_kwargs)
     if cfg.type == "colbert":

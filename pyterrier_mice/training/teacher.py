@@ -1,0 +1,68 @@
+"""Teacher scores for distillation, computed once and cached on disk next to the run.
+
+The cache is keyed by the teacher (its checkpoint's fingerprint, its settings), the pairs (a hash
+of every query and document text, in order) and the length the teacher scores at: a rerun reads
+it back, a changed teacher or data scores again. Scoring writes each chunk as it finishes, so a
+killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pyterrier as pt
+
+CHUNK = 256
+
+
+def pairs_digest(queries: list[str], docs: list[str]) -> str:
+    h = hashlib.sha256()
+    for q, d in zip(queries, docs):
+        h.update(q.encode("utf8", "surrogatepass") + b"\0" + d.encode("utf8", "surrogatepass") + b"\1")
+    return h.hexdigest()
+
+
+def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[str], cache_dir: str,
+                   verbose: bool = True) -> np.ndarray:
+    """Scores of the aligned pairs by ``teacher`` (a re-ranker loaded from ``teacher_path``), from
+    ``cache_dir`` when already computed, else computed chunk by chunk (resumable) with progress."""
+    from ..experiment import checkpoint_fingerprint
+    key = hashlib.sha256(json.dumps([checkpoint_fingerprint(teacher_path), type(teacher).__name__,
+                                     [str(x) for x in teacher._config_key()[1:]],
+                                     pairs_digest(queries, docs)]).encode()).hexdigest()[:16]
+    os.makedirs(cache_dir, exist_ok=True)
+    final = os.path.join(cache_dir, f"teacher-{key}.npy")
+    if os.path.exists(final):
+        scores = np.load(final)
+        if verbose:
+            print(f"teacher scores of {len(scores)} pairs read from {final}", flush=True)
+        return scores
+    partial, done_file = final[:-4] + ".partial", final[:-4] + ".done"
+    n = len(queries)
+    scores = np.lib.format.open_memmap(partial, mode="r+" if os.path.exists(partial) else "w+",
+                                       dtype=np.float32, shape=(n,))
+    done = int(open(done_file).read()) if os.path.exists(done_file) else 0
+    progress = pt.tqdm(total=n, initial=done, desc="teacher scores", unit="pair") if verbose else None
+    if verbose and done:
+        print(f"resuming teacher scoring at pair {done} of {n}", flush=True)
+    while done < n:
+        end = min(n, done + CHUNK)
+        scores[done:end] = teacher.score_pairs(queries[done:end], docs[done:end])
+        scores.flush()
+        with open(done_file + ".tmp", "w") as f:
+            f.write(str(end))
+        os.replace(done_file + ".tmp", done_file)
+        if progress is not None:
+            progress.update(end - done)
+        done = end
+    if progress is not None:
+        progress.close()
+    result = np.array(scores)
+    del scores
+    np.save(final[:-4] + ".tmp.npy", result)
+    os.replace(final[:-4] + ".tmp.npy", final)
+    os.remove(partial)
+    os.remove(done_file)
+    return result
