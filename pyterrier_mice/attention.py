@@ -89,9 +89,11 @@ def pair_mask(query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values [B, heads, L, d]`` over the valid positions of ``mask [B, L]`` → ``[B, heads, d]``."""
-    m = mask.to(values.dtype)[:, None, :, None]
-    return (values * m).sum(dim=2) / m.sum(dim=2).clamp(min=1)
+    """Mean of ``values [B, heads, L, d]`` over the valid positions of ``mask [B, L]`` → ``[B, heads, d]``
+    (a batched matrix product with the weights 1/n_valid, no masked copy of ``values``)."""
+    m = mask.to(values.dtype)
+    w = m / m.sum(dim=-1, keepdim=True).clamp(min=1)
+    return torch.einsum("bl,bhld->bhd", w, values)
 
 
 def window_mask(length: int, half_window: int, device=None) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .loading import check_model_kind
 from .modeling_base import load_tokenizer
 from .modeling_colbert import ColBERTModel
-from .split_reranker import SplitReranker, pad_tensors
+from .split_reranker import SplitReranker, gather_padded, pad_tensors
 from .text import tokenize
 
 
@@ -70,7 +70,7 @@ class ColBERTReranker(SplitReranker):
 
     def score_batch(self, q, d):
         q, _ = pad_tensors(q)
-        d, dm = pad_tensors(d, dtype=q.dtype)
+        d, dm = gather_padded(d, q.dtype)
         return self.model.maxsim(q, d, dm)
 
     def _config_key(self):

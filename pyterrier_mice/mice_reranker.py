@@ -8,8 +8,22 @@ from .attention import merge_heads, split_heads
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
 from .reranker_base import logits_to_scores, run_batched
-from .split_reranker import SplitReranker, pad_tensors
+from .split_reranker import SplitReranker, gather_padded, length_mask, memory_length, pad_tensors
 from .text import tokenize
+
+
+class LayerwiseKV:
+    """Per interaction layer, the padded keys/values of a batch of documents, built only when that
+    layer needs them: one layer of stored K/V read, padded and cast at a time (in the index's dtype
+    until then), so the batch never holds every layer's K/V at once."""
+
+    def __init__(self, memories: list, num_layers: int, heads: int, dtype: torch.dtype):
+        self.memories, self.num_layers, self.heads, self.dtype = memories, num_layers, heads, dtype
+
+    def __iter__(self):
+        for i in range(self.num_layers):
+            kv, _ = gather_padded(self.memories, self.dtype, layer=i)  # [B, L, 2, H]
+            yield split_heads(kv[:, :, 0], self.heads), split_heads(kv[:, :, 1], self.heads)
 
 
 class MiceReranker(SplitReranker):
@@ -108,14 +122,14 @@ class MiceReranker(SplitReranker):
 
     def score_batch(self, q, d):
         q, qm = pad_tensors(q)
-        mem, dm = pad_tensors(d, dtype=q.dtype)
-        if mem.dim() == 3:  # document states [B, L, H]
-            logits = self.model.interact(q, qm, dm, doc_states=mem)
-        else:  # cached keys/values [B, L, k, 2, H]
-            heads = self.model.backbone.num_heads
-            kv = [(split_heads(mem[:, :, i, 0], heads), split_heads(mem[:, :, i, 1], heads))
-                  for i in range(mem.shape[2])]
+        lengths = [memory_length(m) for m in d]
+        dm = length_mask(lengths, max(lengths), q.device)
+        if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2, H], one layer at a time
+            kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype)
             logits = self.model.interact(q, qm, dm, doc_kv=kv)
+        else:  # document states [L, H]
+            mem, _ = gather_padded(d, q.dtype)
+            logits = self.model.interact(q, qm, dm, doc_states=mem)
         return logits_to_scores(logits)
 
     # ------------------------------------------------------------------ reference mode: padded batches

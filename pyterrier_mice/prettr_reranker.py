@@ -8,7 +8,7 @@ from .loading import check_model_kind
 from .modeling_base import load_tokenizer
 from .modeling_prettr import PreTTRModel
 from .reranker_base import logits_to_scores
-from .split_reranker import SplitReranker
+from .split_reranker import SplitReranker, materialise
 from .text import tokenize
 
 
@@ -59,4 +59,4 @@ class PreTTRReranker(SplitReranker):
         return [bb.base.embeddings, *list(bb.layers)[:self.model.config.split_layer]]
 
     def score_batch(self, q, d):
-        return logits_to_scores(self.model.join(q, d))
+        return logits_to_scores(self.model.join(q, materialise(d)))

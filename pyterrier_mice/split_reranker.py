@@ -23,14 +23,58 @@ from .text import InputBuilder, tokenize
 def pad_tensors(tensors: list[torch.Tensor], dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad ``[L_i, ...]`` tensors into ``[B, L, ...]`` (cast to ``dtype`` if given) plus a
     0/1 mask ``[B, L]``."""
-    n = max(t.shape[0] for t in tensors)
-    out = torch.zeros((len(tensors), n, *tensors[0].shape[1:]), dtype=dtype or tensors[0].dtype,
-                      device=tensors[0].device)
-    mask = torch.zeros((len(tensors), n), dtype=torch.long, device=tensors[0].device)
-    for i, t in enumerate(tensors):
-        out[i, :t.shape[0]] = t
-        mask[i, :t.shape[0]] = 1
-    return out, mask
+    out = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+    if dtype is not None and out.dtype != dtype:
+        out = out.to(dtype)
+    return out, length_mask([t.shape[0] for t in tensors], out.shape[1], out.device)
+
+
+def length_mask(lengths, n: int, device=None) -> torch.Tensor:
+    """0/1 ``[B, n]``: the first ``lengths[i]`` positions of row i."""
+    return (torch.arange(n, device=device)[None] < torch.as_tensor(lengths, device=device)[:, None]).long()
+
+
+class StoredMemory:
+    """A document's memory left in the index, read when (and as much as) it is needed: its whole
+    memory, or one interaction layer of stored K/V at a time."""
+
+    __slots__ = ("index", "row", "length", "device")
+
+    def __init__(self, index, row: int, device):
+        self.index, self.row, self.device = index, row, device
+        self.length = index.doc_length(row)
+
+    def read(self, layer: int | None = None) -> torch.Tensor:
+        return self.index.read(self.row, layer).to(self.device)
+
+
+def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, L, ...]`` of document memories (tensors or :class:`StoredMemory`; with ``layer``, that
+    layer of each one's K/V) padded with zeros and cast to ``dtype``, plus the 0/1 mask ``[B, L]``.
+    Stored memories are copied straight from the index into the batch, converted in that one copy."""
+    lengths = [memory_length(m) for m in memories]
+    first = memories[0]
+    if all(not isinstance(m, StoredMemory) for m in memories):
+        parts = memories if layer is None else [m[:, layer] for m in memories]
+        return pad_tensors(parts, dtype)
+    stored = next(m for m in memories if isinstance(m, StoredMemory))
+    n, device = max(lengths), stored.device
+    out = np.zeros((len(memories), n, *stored.index.memory_shape(layer)), dtype=np.float32)
+    for i, m in enumerate(memories):
+        if isinstance(m, StoredMemory):
+            m.index.read_into(m.row, layer, out[i, :m.length])
+        else:
+            out[i, :m.shape[0]] = (m if layer is None else m[:, layer]).float().cpu().numpy()
+    return torch.from_numpy(out).to(device=device, dtype=dtype), length_mask(lengths, n, device)
+
+
+def materialise(memories: list) -> list[torch.Tensor]:
+    """Document memories as tensors (reading :class:`StoredMemory` handles whole)."""
+    return [m.read() if isinstance(m, StoredMemory) else m for m in memories]
+
+
+def memory_length(m) -> int:
+    return m.length if isinstance(m, StoredMemory) else m.shape[0]
 
 
 class SplitReranker(Reranker):
@@ -68,9 +112,9 @@ class SplitReranker(Reranker):
         """Optional query-independent extras derived from states (e.g. MICE's K/V)."""
         raise NotImplementedError(f"{type(self).__name__} stores no extras")
 
-    def score_batch(self, q: list[torch.Tensor], d: list[torch.Tensor]) -> torch.Tensor:
-        """Scores ``[B]`` of aligned query encodings and document memories; memories read from an
-        index come in its stored dtype (e.g. fp16) and are cast to the queries' dtype here."""
+    def score_batch(self, q: list[torch.Tensor], d: list) -> torch.Tensor:
+        """Scores ``[B]`` of aligned query encodings and document memories: tensors, or
+        :class:`StoredMemory` handles into the index (stored dtype, cast to the queries' here)."""
         raise NotImplementedError
 
     def fingerprint_modules(self, with_extras: bool) -> list[torch.nn.Module]:
@@ -136,8 +180,8 @@ class SplitReranker(Reranker):
         progress = self._progress(len(qidx), self.schematic["label"])
 
         def run(doc_batch):
-            # stored memories stay in the index's dtype (e.g. fp16): score_batch casts them as it pads them
-            memory = {j: self.index.read(rows[j]).to(self.device) for j in doc_batch if rows[j] is not None}
+            # stored memories stay in the index (and its dtype, e.g. fp16): score_batch reads and casts them
+            memory = {j: StoredMemory(self.index, rows[j], self.device) for j in doc_batch if rows[j] is not None}
             todo = [j for j in doc_batch if rows[j] is None]
             if todo:
                 memory.update(zip(todo, self._encode_memory([seqs[j] for j in todo])))

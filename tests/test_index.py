@@ -284,3 +284,21 @@ def test_index_only_the_documents_a_run_needs(mice_path, beir_folder, tmp_path):
     assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", str(tmp_path / "idx"),
                  "--docnos-from", str(tmp_path / "run.res")]) == 0
     assert sorted(MiceIndex(str(tmp_path / "idx")).docnos) == ["d3", "d7"]
+
+
+@pytest.mark.parametrize("kv", [False, True])
+def test_int8_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
+    """int8 with a per-vector fp16 scale: every stored value is within half a quantisation step
+    (max|x|/254, plus the scale's fp16 rounding) of the fp32 value; scores follow within the
+    error that implies for this model."""
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    quant = MiceIndex(str(tmp_path / "int8")).indexer(fly, kv=kv, dtype="int8").index(corpus())
+    for row in range(len(DOCS)):
+        x, y = exact.read(row).float(), quant.read(row).float()
+        step = x.abs().amax(dim=-1, keepdim=True) / 127
+        assert ((x - y).abs() <= step / 2 * (1 + 2 ** -10) + 1e-7).all()
+    assert quant.bytes_per_token() < exact.bytes_per_token() / 3.5
+    a = fly(frame()).set_index(["qid", "docno"])["score"]
+    b = MiceReranker.from_pretrained(mice_path, index=quant)(frame()).set_index(["qid", "docno"])["score"]
+    np.testing.assert_allclose(b.loc[a.index], a, atol=2e-2)

@@ -34,13 +34,22 @@ class StoredArray:
     def _row_bytes(arr) -> int:
         return int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize
 
+    def read_into(self, start: int, end: int, layer: int | None, out: np.ndarray) -> None:
+        """Tokens ``start..end`` (of stored K/V: only ``layer``) written into ``out`` (a float32
+        array of their shape), converted from the stored kind in the same pass."""
+        sel = (slice(start, end),) if layer is None else (slice(start, end), layer)
+        target = torch.from_numpy(out)  # torch converts fp16/int8 vectorised (numpy's fp16 is slow)
+        target.copy_(torch.from_numpy(self.data[sel]))
+        if self.scales is not None:
+            target.mul_(torch.from_numpy(self.scales[sel])[..., None])
+
     def read(self, start: int, end: int, layer: int | None = None) -> torch.Tensor:
-        """Tokens ``start..end`` (of stored K/V: only ``layer``), fp32/fp16 as stored, int8 dequantised to fp16."""
+        """Tokens ``start..end`` (of stored K/V: only ``layer``), fp32/fp16 as stored, int8 dequantised to fp32."""
         sel = (slice(start, end),) if layer is None else (slice(start, end), layer)
         values = torch.from_numpy(np.ascontiguousarray(self.data[sel]))
         if self.scales is None:
             return values
-        return values.to(torch.float16) * torch.from_numpy(np.ascontiguousarray(self.scales[sel]))[..., None]
+        return values.float() * torch.from_numpy(np.ascontiguousarray(self.scales[sel])).float()[..., None]
 
 
 def _memmap(path, dtype, shape):
@@ -51,7 +60,8 @@ def _memmap(path, dtype, shape):
         raise MiceIndexError(f"{path}: {size} bytes, expected {expected} (truncated or corrupt index)")
     if expected == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    # copy-on-write: views are writable for torch.from_numpy, and nothing is ever written back to disk
+    return np.memmap(path, dtype=dtype, mode="c", shape=shape)
 
 
 class Storage:

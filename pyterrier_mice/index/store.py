@@ -66,13 +66,21 @@ class _Part:
         for name in self._verifiers:
             self.check_file(name)
 
-    def read(self, row: int, layer: int | None = None) -> torch.Tensor:
+    def _located(self, row: int):
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
         arr = self.extras if self.extras is not None else self.states
         if self.verify_mode == "lazy":
             for file, lo, hi in arr.byte_ranges(start, end):
                 self.check_file(file, lo, hi)
+        return arr, start, end
+
+    def read(self, row: int, layer: int | None = None) -> torch.Tensor:
+        arr, start, end = self._located(row)
         return arr.read(start, end, layer)
+
+    def read_into(self, row: int, layer: int | None, out: np.ndarray) -> None:
+        arr, start, end = self._located(row)
+        arr.read_into(start, end, layer, out)
 
 
 # what every shard of a sharded index must agree on
@@ -206,16 +214,32 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
             rows.append(i if i is not None and int(self.text_hashes[i]) == text_hash(t) else None)
         return rows
 
+    def memory_shape(self, layer: int | None = None) -> tuple[int, ...]:
+        """The per-token shape of what :meth:`read` returns (of one K/V layer with ``layer``)."""
+        m = self.manifest
+        shape = tuple(m["extras_shape"] or m["state_shape"])
+        return shape if layer is None else shape[1:]
+
     def doc_length(self, row: int) -> int:
         self._load()
         return int(self.lengths[row])
 
     def read(self, row: int, layer: int | None = None) -> torch.Tensor:
         """A document's stored memory (its extras if the index has them, else its states) in the
-        stored dtype (int8 dequantised to fp16); ``layer`` selects one interaction layer of stored K/V."""
+        stored dtype (int8 dequantised to fp32); ``layer`` selects one interaction layer of stored K/V."""
+        part, local = self._part_of(row)
+        return part.read(local, layer)
+
+    def read_into(self, row: int, layer: int | None, out: np.ndarray) -> None:
+        """Write a document's stored memory (or one layer of its K/V) into ``out``, a float32
+        array of its shape, converting from the stored kind in that one copy."""
+        part, local = self._part_of(row)
+        part.read_into(local, layer, out)
+
+    def _part_of(self, row: int):
         self._load()
-        part = int(np.searchsorted(self._first_row, row, side="right")) - 1
-        return self.parts[part].read(row - int(self._first_row[part]), layer)
+        i = int(np.searchsorted(self._first_row, row, side="right")) - 1
+        return self.parts[i], row - int(self._first_row[i])
 
     # ------------------------------------------------------------------ building
     def indexer(self, reranker, *, kv: bool = False, dtype: str = "fp16", batch_size: int | None = None,
