@@ -72,13 +72,17 @@ def rss_mb() -> float:
         return float("nan")
 
 
-def time_it(fn, warmup: int, runs: int) -> tuple[float, float]:
-    """Mean and stdev seconds of ``fn()`` after ``warmup`` calls."""
+def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]:
+    """Mean and stdev seconds of ``fn()`` after ``warmup`` calls (``synchronize``: e.g. CUDA's)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
+        if synchronize:
+            synchronize()
         t = time.perf_counter()
         fn()
+        if synchronize:
+            synchronize()
         times.append(time.perf_counter() - t)
     return statistics.mean(times), (statistics.stdev(times) if len(times) > 1 else 0.0)

@@ -1,6 +1,12 @@
-"""The efficiency table (the paper's Table 5) on CPU: re-ranking 1 query × N docs × 512 tokens.
+"""The efficiency table (the paper's Table 5): re-ranking 1 query × N docs × 512 tokens, on CUDA
+(with --dtype fp16/bf16 if asked) when a GPU is present, else on CPU.
 
-    python benchmarks/efficiency.py [--docs 128] [--runs 3] [--threads 2] [--out table.md]
+    python benchmarks/efficiency.py [--docs 128] [--runs 3] [--threads 2] [--dtype fp16] [--out table.md]
+
+Besides latency, docs/s and peak memory, it prints where each system's time goes (a profile of
+one extra run: frame work, tokenisation, index lookup, reading stored states, encoding, the
+interaction) and checks the performance goals (index + K/V ≥ 100× the cross-encoder, states-only
+index ≥ 40×, every MICE path's peak memory ≤ the cross-encoder's).
 
 Systems: the cross-encoder, MICE-ℓ4+3 on the fly, MICE from a precomputed index (fp16
 states), MICE from an index with cached per-layer K/V, and ColBERT (128d, documents of 512
@@ -27,26 +33,34 @@ LABELS = {"cross-encoder": "Cross-encoder (MiniLM-L12)", "mice": "MICE-ℓ4+3, o
           "colbert": "ColBERT (MiniLM-L12, 128d), on the fly", "colbert-index": "ColBERT, index (fp16)"}
 
 
-def build(system, workdir, docs):
+SECTIONS = ["frame", "model", "tokenise", "lookup", "read", "encode", "interaction"]
+
+
+def device_and_dtype(args):
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return device, (args.dtype if device.startswith("cuda") else None)
+
+
+def build(system, workdir, docs, device="cpu", dtype=None):
     from pyterrier_mice import (ColBERTModel, ColBERTReranker, CrossEncoderReranker, DocStateIndex,
                                 MaskedCrossEncoderModel, MiceModel, MiceReranker)
     tok = tokenizer()
     if system == "cross-encoder":
         return CrossEncoderReranker(MaskedCrossEncoderModel.from_encoder(minilm_l12_encoder(), tok), tok,
-                                    batch_size=docs, max_length=512, device="cpu")
+                                    batch_size=docs, max_length=512, device=device, dtype=dtype)
     if system.startswith("colbert"):
         path = os.path.join(workdir, "colbert")
         model = ColBERTModel.from_pretrained(path) if os.path.exists(path) else ColBERTModel.from_encoder(
             minilm_l12_encoder(), tok, query_length=32, doc_length=512, input_form="reference")
         index = DocStateIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
-        return ColBERTReranker(model, tok, batch_size=docs, device="cpu", index=index)
+        return ColBERTReranker(model, tok, batch_size=docs, device=device, dtype=dtype, index=index)
     path = os.path.join(workdir, "mice")
     model = MiceModel.from_pretrained(path) if os.path.exists(path) else MiceModel.from_encoder(
         minilm_l12_encoder(), tok, 4, 3)
     index = None
     if system != "mice":
         index = DocStateIndex(os.path.join(workdir, "index-kv" if system.endswith("kv") else "index"))
-    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device="cpu", index=index)
+    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, dtype=dtype, index=index)
 
 
 def prepare(workdir, docs):
@@ -62,14 +76,41 @@ def prepare(workdir, docs):
     DocStateIndex(os.path.join(workdir, "index-colbert")).indexer(colbert).index(corpus)
 
 
-def measure(system, workdir, docs, runs, warmup):
-    rr = build(system, workdir, docs)
+def measure(system, workdir, docs, runs, warmup, device, dtype):
+    from pyterrier_mice import profiling
+    rr = build(system, workdir, docs, device, dtype)
     df = frame(docs)
     loaded = rss_mb()
-    mean, sd = time_it(lambda: rr(df), warmup, runs)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        sync = torch.cuda.synchronize
+    else:
+        sync = None
+    mean, sd = time_it(lambda: rr(df), warmup, runs, sync)
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if sync else peak_rss_mb()
+    with profiling.recording(device) as prof:
+        rr(df)
     params = sum(p.numel() for p in rr.model.parameters())
     return {"system": system, "params": params, "mean": mean, "sd": sd, "docs_per_s": docs / mean,
-            "peak_mb": peak_rss_mb(), "increase_mb": peak_rss_mb() - loaded}
+            "peak_mb": peak, "increase_mb": peak - (0 if sync else loaded), "profile": prof.exclusive()}
+
+
+def goals(rows, base) -> list[str]:
+    by = {r["system"]: r for r in rows}
+    out = []
+
+    def check(name, ok, detail):
+        out.append(f"- {'met' if ok else 'NOT met'}: {name} ({detail})")
+
+    for system, target in (("mice-index-kv", 100), ("mice-index", 40)):
+        if system in by:
+            x = by[system]["docs_per_s"] / base["docs_per_s"]
+            check(f"{LABELS[system]} ≥ {target}× the cross-encoder", x >= target, f"{x:.1f}×")
+    for system in ("mice", "mice-index", "mice-index-kv"):
+        if system in by:
+            check(f"{LABELS[system]}: peak memory ≤ the cross-encoder's", by[system]["peak_mb"] <= base["peak_mb"],
+                  f"{by[system]['peak_mb']:.0f} vs {base['peak_mb']:.0f} MB")
+    return out
 
 
 def main():
@@ -79,35 +120,50 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--systems", nargs="*", default=SYSTEMS)
+    ap.add_argument("--device", help="default: cuda when present, else cpu")
+    ap.add_argument("--dtype", help="fp16 or bf16 on CUDA (the paper's table: fp32)")
     ap.add_argument("--out", help="also write the table (Markdown) here")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
+    device, dtype = device_and_dtype(args)
     if args._worker:
-        print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup)))
+        print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup, device, dtype)))
         return
     workdir = tempfile.mkdtemp(prefix="mice-bench-")
     prepare(workdir, args.docs)
     rows = []
     for system in args.systems:
         cmd = [sys.executable, __file__, "--_worker", system, "--_workdir", workdir, "--docs", str(args.docs),
-               "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+               "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads),
+               "--device", device] + (["--dtype", dtype] if dtype else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"  measured {system}", file=sys.stderr)
     base = next((r for r in rows if r["system"] == "cross-encoder"), rows[0])
     for r in rows:
         print(f"{r['system']}: {r['docs_per_s']:.1f} docs/s, {r['docs_per_s'] / base['docs_per_s']:.2f}x", file=sys.stderr)
-    lines = [f"Re-ranking 1 query × {args.docs} docs × 512 tokens; MiniLM-L12-H384 shape; fp32; CPU, "
-             f"{args.threads} threads; {args.runs} timed runs after {args.warmup} warm-up; tokenisation included.",
-             "", "| system | params | latency (ms) | docs/s | × cross-encoder | peak RSS (MB) | increase (MB) |",
+    where = (f"CUDA ({torch.cuda.get_device_name()}), {dtype or 'fp32'}" if device.startswith("cuda")
+             else f"CPU, {args.threads} threads, fp32")
+    memory = "peak CUDA memory (MB)" if device.startswith("cuda") else "peak RSS (MB)"
+    lines = [f"Re-ranking 1 query × {args.docs} docs × 512 tokens; MiniLM-L12-H384 shape; {where}; "
+             f"{args.runs} timed runs after {args.warmup} warm-up; tokenisation included.",
+             "", f"| system | params | latency (ms) | docs/s | × cross-encoder | {memory} | increase (MB) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {LABELS[r['system']]} | {r['params'] / 1e6:.1f}M | {r['mean'] * 1000:.0f} ± {r['sd'] * 1000:.0f} "
                      f"| {r['docs_per_s']:.1f} | {r['docs_per_s'] / base['docs_per_s']:.2f} | {r['peak_mb']:.0f} "
                      f"| {r['increase_mb']:.0f} |")
+    lines += ["", "Where the time goes (% of one profiled run; sections exclusive of those nested in them; "
+              "'model' is the re-ranker's own glue around them, 'frame' the PyTerrier frame work):", "",
+              "| system | " + " | ".join(SECTIONS) + " |", "|---|" + "---|" * len(SECTIONS)]
+    for r in rows:
+        total = sum(r["profile"].values()) or 1.0
+        lines.append(f"| {LABELS[r['system']]} | " + " | ".join(f"{100 * r['profile'].get(k, 0.0) / total:.1f}"
+                                                             for k in SECTIONS) + " |")
+    lines += ["", "Goals:", ""] + goals(rows, base)
     table = "\n".join(lines)
     print(table)
     if args.out:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from . import profiling
 from .loading import KINDS, describe, model_type_of
 from .modeling_base import load_tokenizer
 from .modeling_masked import MaskedCrossEncoderModel
@@ -66,13 +67,15 @@ class CrossEncoderReranker(Reranker):
         return self._forward([self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)])
 
     def _score(self, queries, docnos, docs, qidx, didx):
-        q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
-        pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
+        with profiling.section("tokenise"):
+            q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
+            pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
         self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs")
         order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
 
         def score(idx):
-            return self._forward([pairs[i] for i in idx]).cpu().numpy()
+            with profiling.section("encode"):
+                return self._forward([pairs[i] for i in idx]).cpu().numpy()
 
         progress = self._progress(len(pairs), "CrossEncoder")
         sorted_scores = run_batched(order, self.batch_size, score, progress)

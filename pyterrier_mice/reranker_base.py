@@ -16,6 +16,7 @@ import pandas as pd
 import pyterrier as pt
 import torch
 
+from . import profiling
 from .modeling_base import inference_dtype
 
 
@@ -90,6 +91,10 @@ class Reranker(pt.Transformer):
 
     # ------------------------------------------------------------------ PyTerrier contract
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        with profiling.section("frame"):
+            return self._transform(inp)
+
+    def _transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         pt.validate.result_frame(inp, extra_columns=["query", self.text_field])
         out = inp.drop(columns=["score", "rank"], errors="ignore")
         if len(out) == 0:
@@ -100,7 +105,7 @@ class Reranker(pt.Transformer):
         d_codes, d_uniques = pd.factorize(pd.Series(list(zip(out["docno"].astype(str), texts))))
         docnos = [d for d, _ in d_uniques]
         doc_texts = [t for _, t in d_uniques]
-        with torch.inference_mode():
+        with torch.inference_mode(), profiling.section("model"):
             scores = self._score(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
         out["score"] = np.asarray(scores, dtype=np.float64)
         out = pt.model.add_ranks(out)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import profiling
 from .reranker_base import Reranker, run_batched
 from .text import InputBuilder, tokenize
 
@@ -52,8 +53,12 @@ def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None) 
     """``[B, L, ...]`` of document memories (tensors or :class:`StoredMemory`; with ``layer``, that
     layer of each one's K/V) padded with zeros and cast to ``dtype``, plus the 0/1 mask ``[B, L]``.
     Stored memories are copied straight from the index into the batch, converted in that one copy."""
+    with profiling.section("read"):
+        return _gather_padded(memories, dtype, layer)
+
+
+def _gather_padded(memories, dtype, layer):
     lengths = [memory_length(m) for m in memories]
-    first = memories[0]
     if all(not isinstance(m, StoredMemory) for m in memories):
         parts = memories if layer is None else [m[:, layer] for m in memories]
         return pad_tensors(parts, dtype)
@@ -124,7 +129,8 @@ class SplitReranker(Reranker):
     # ------------------------------------------------------------------ helpers for hooks
     def _singles(self, texts, max_length, what) -> list[list[int]]:
         """``[CLS] x [SEP]`` ids of each text, truncated to ``max_length`` with a warning."""
-        singles = [self._inputs.single(t, max_length) for t in tokenize(self.tokenizer, texts)]
+        with profiling.section("tokenise"):
+            singles = [self._inputs.single(t, max_length) for t in tokenize(self.tokenizer, texts)]
         self._warn_truncated(sum(s[1] for s in singles), len(singles), what, max_length)
         return [s[0] for s in singles]
 
@@ -137,7 +143,8 @@ class SplitReranker(Reranker):
 
         def run(idx):
             batch = self._to_device(self._inputs.batch([seqs[i] for i in idx], length=length, pad_id=pad_id))
-            x = encode(batch["input_ids"], batch["attention_mask"])
+            with profiling.section("encode"):
+                x = encode(batch["input_ids"], batch["attention_mask"])
             for j, i in enumerate(idx):
                 out[i] = x[j, :(valid[i] if valid is not None else len(seqs[i]))]
             return np.zeros(len(idx))
@@ -165,7 +172,8 @@ class SplitReranker(Reranker):
     def _score(self, queries, docnos, docs, qidx, didx):
         q_enc = self.encode_queries(self.query_sequences(list(queries)))
         # documents the index holds (same docno, same raw text) are read, never tokenised
-        rows = self.index.lookup_texts(docnos, docs) if self.index is not None else [None] * len(docs)
+        with profiling.section("lookup"):
+            rows = self.index.lookup_texts(docnos, docs) if self.index is not None else [None] * len(docs)
         missing = [j for j, r in enumerate(rows) if r is None]
         seqs = dict(zip(missing, self.doc_sequences([docs[j] for j in missing]))) if missing else {}
         self.last_stats = {"encoded": len(missing)}
@@ -188,7 +196,8 @@ class SplitReranker(Reranker):
             pairs = [(p, j) for j in doc_batch for p in pairs_of_doc[int(j)]]
             for s in range(0, len(pairs), self.batch_size):
                 sub = pairs[s:s + self.batch_size]
-                got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub])
+                with profiling.section("interaction"):
+                    got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub])
                 scores[[p for p, _ in sub]] = got.float().cpu().numpy()
                 if progress is not None:
                     progress.update(len(sub))
