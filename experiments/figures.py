@@ -68,16 +68,23 @@ def sweep(csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[s
 
 
 def efficiency(table_md: str, out: str) -> str:
-    """Documents per second of each system (log scale), labelled with the speed-up over the
-    cross-encoder, from the Markdown table ``benchmarks/efficiency.py`` prints."""
-    rows = [line.split("|")[1:-1] for line in open(table_md, encoding="utf8")
-            if line.startswith("| ") and not line.startswith("| system")]
+    """Documents per second of each system (log scale, labelled with the speed-up over the
+    cross-encoder) beside its peak memory, from the first table ``benchmarks/efficiency.py`` prints."""
+    rows, seen = [], False
+    for line in open(table_md, encoding="utf8"):
+        if line.startswith("| ") and not line.startswith("| system"):
+            rows.append(line.split("|")[1:-1])
+            seen = True
+        elif seen and not line.startswith("|"):
+            break  # the first table only (a profile table follows)
     if not rows:
         raise ValueError(f"{table_md}: no table rows (expected the output of benchmarks/efficiency.py)")
     names = [r[0].strip() for r in rows]
     speed = [float(r[3]) for r in rows]
     ratio = [float(r[4]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.2))
+    memory = [float(r[5]) for r in rows]
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.2), sharey=True,
+                                  gridspec_kw={"width_ratios": [3, 2]})
     bars = ax.barh(names[::-1], speed[::-1], color="tab:blue")
     for bar, s, r in zip(bars, speed[::-1], ratio[::-1]):
         ax.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, f"{s:g} docs/s ({r:.1f}×)",
@@ -85,6 +92,8 @@ def efficiency(table_md: str, out: str) -> str:
     ax.set_xscale("log")
     ax.set_xlim(right=max(speed) * 12)
     ax.set_xlabel("documents / second (log scale); × the cross-encoder")
+    mem.barh(names[::-1], memory[::-1], color="tab:orange")
+    mem.set_xlabel("peak memory (MB)")
     fig.tight_layout()
     fig.savefig(out, dpi=130)
     plt.close(fig)
