@@ -91,13 +91,15 @@ class BackboneModel(PreTrainedModel):
         bb = self.backbone
         n = input_ids.shape[1]
         x = bb.embed(input_ids, torch.full_like(input_ids, token_type), position_ids)
-        base = key_padding_mask(attention_mask, n)
+        # no padding in the batch: no mask at all, so SDPA may pick its fastest (flash) kernel on CUDA
+        base = None if bool(attention_mask.all()) else key_padding_mask(attention_mask, n)
         for i in range(num_layers):
             hw = bb.half_window(i)
-            if hw is None:
-                mask = base
+            if hw is None or unmasked_local_layers:
+                mask = base if hw is None else None
             else:
-                mask = None if unmasked_local_layers else base & window_mask(n, hw, x.device)
+                window = window_mask(n, hw, x.device)
+                mask = window if base is None else base & window
             x, _ = bb.layer_forward(bb.layers[i], i, x, mask, position_ids)
         return x
 

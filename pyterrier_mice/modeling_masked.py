@@ -76,13 +76,15 @@ class MaskedCrossEncoderModel(BackboneModel):
         return cls(config, encoder=encoder)
 
     def attention_masks(self, input_ids, attention_mask, seg=None) -> list[torch.Tensor]:
-        """One boolean ``[B, 1, L, L]`` mask per layer (shared objects where layers agree).
+        """One boolean ``[B, 1, L, L]`` mask per layer (shared objects where layers agree; None when the
+        batch has no padding and nothing is masked, so SDPA may use its flash kernel).
 
         ``seg`` (segment ids, see :func:`segment_ids`) is computed from the ids when not given.
         """
         length = input_ids.shape[1]
         if self._policy.is_full():
-            base = [key_padding_mask(attention_mask, length)]
+            # no padding in the batch: no mask at all, so SDPA may pick its fastest (flash) kernel on CUDA
+            base = [None if bool(attention_mask.all()) else key_padding_mask(attention_mask, length)]
             index = [0] * self.num_layers
         else:
             if seg is None:
@@ -110,7 +112,8 @@ class MaskedCrossEncoderModel(BackboneModel):
             if key not in cache:
                 m = base[index[layer]]
                 if hw is not None:
-                    m = m & window_mask(length, hw, device)
+                    window = window_mask(length, hw, device)
+                    m = window if m is None else m & window
                 cache[key] = m
             masks.append(cache[key])
         return masks
