@@ -92,9 +92,15 @@ def check_tokenizer_files(name_or_path) -> None:
             "beside the model (tokenizer.save_pretrained(path)) or pass tokenizer=")
 
 
-def num_backbone_layers(name_or_path) -> int:
-    """The number of layers of a checkpoint's backbone (a plain HF model or one of this package's)."""
+def backbone_setting(name_or_path, key: str):
+    """A setting (``num_hidden_layers``, ``max_position_embeddings``, …) of a checkpoint's backbone
+    (a plain HF model or one of this package's)."""
     from transformers import AutoConfig
     cfg = AutoConfig.from_pretrained(local_or_hub(name_or_path))
     backbone = getattr(cfg, "backbone", None)
-    return backbone["num_hidden_layers"] if isinstance(backbone, dict) else cfg.num_hidden_layers
+    return backbone[key] if isinstance(backbone, dict) else getattr(cfg, key)
+
+
+def num_backbone_layers(name_or_path) -> int:
+    """The number of layers of a checkpoint's backbone."""
+    return backbone_setting(name_or_path, "num_hidden_layers")

@@ -243,3 +243,27 @@ def test_teacher_scores_at_the_students_lengths(tokenizer, beir_folder, tmp_path
     assert teacher_lengths(cfg, str(backbone)) == {"max_length": 100}
     cfg = TrainConfig.from_dict({"model": {"type": "cross-encoder", "max_length": 48}})
     assert teacher_lengths(cfg, str(backbone)) == {"max_length": 48}
+
+
+def test_derive_from_a_cross_encoder(tokenizer, beir_folder, tmp_path, capsys):
+    """One command: MICE initialised from the cross-encoder (its head kept) and distilled from it
+    with teacher scores cached next to the run; a rerun never scores again."""
+    from pyterrier_mice import MaskedCrossEncoderModel, MiceReranker
+    from pyterrier_mice.cli import main
+    ce = tmp_path / "ce"
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", seed=4), tokenizer).save_pretrained(ce)
+    tokenizer.save_pretrained(ce)
+    out = tmp_path / "derived"
+    args = ["derive", str(ce), "--data", beir_folder, "--out", str(out), "--set", "steps=2", "--set", "data.split=test",
+            "--set", "eval.every=0", "--set", "data.bm25_k=5", "--set", "model.first_interaction_layer=2",
+            "--set", "model.interaction_layers=2", "--set", "save_every=1"]
+    assert main(args) == 0
+    cached = os.listdir(out / "teacher")
+    assert len(cached) == 1 and cached[0].endswith(".npy")
+    saved = json.load(open(out / "train_config.json"))
+    assert saved["loss"] == "margin_mse" and saved["model"]["backbone"] == saved["data"]["teacher"] == str(ce)
+    rr = MiceReranker.from_pretrained(str(out / "final"))
+    assert rr.model.config.first_interaction_layer == 2
+    capsys.readouterr()
+    assert main(args + ["--overwrite"]) == 0  # retrained: the teacher's scores are read back, not computed
+    assert "teacher scores of" in capsys.readouterr().out and os.listdir(out / "teacher") == cached

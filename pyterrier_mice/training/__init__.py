@@ -58,17 +58,20 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     """The teacher scores the texts the student sees: a cross-encoder teacher's pair length is
     ``data.teacher_max_length``, else the student's (its pair length, or its query + document
     lengths); a split teacher takes the student's query/document lengths."""
-    from ..loading import model_type_of
+    from ..cross_encoder import MAX_PAIR_LENGTH, CrossEncoderReranker
+    from ..loading import backbone_setting, model_type_of
     from .models import reranker_class
-    from ..cross_encoder import CrossEncoderReranker
     m = cfg.model
     if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:
         if cfg.data.teacher_max_length:
             return {"max_length": cfg.data.teacher_max_length}
         if m.type in ("cross-encoder", "prettr"):
-            return {"max_length": m.max_length} if m.max_length else {}
-        q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
-        return {"max_length": q + d} if q and d else {}
+            length = m.max_length
+        else:
+            q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
+            length = q + d if q and d else None
+        limit = min(backbone_setting(teacher_path, "max_position_embeddings"), MAX_PAIR_LENGTH)
+        return {"max_length": min(length, limit)} if length else {}
     return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
 
 
