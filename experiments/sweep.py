@@ -29,15 +29,10 @@ from transformers import AutoConfig
 from pyterrier_mice import CrossEncoderReranker, MiceModel, MiceReranker
 from pyterrier_mice.evaluation import per_query
 from pyterrier_mice.experiment import open_dataset, paper_order, rerank_experiment, system_identity
+from pyterrier_mice.loading import num_backbone_layers
 from pyterrier_mice.modeling_base import load_tokenizer
 
 SWEEPS = ("first-layer", "dropped-layers", "mask3")
-
-
-def num_layers(path: str) -> int:
-    cfg = AutoConfig.from_pretrained(path)
-    backbone = getattr(cfg, "backbone", None)
-    return backbone["num_hidden_layers"] if isinstance(backbone, dict) else cfg.num_hidden_layers
 
 
 def variants(args, total: int) -> list[dict]:
@@ -132,10 +127,10 @@ def main(argv=None):
         kind = AutoConfig.from_pretrained(args.source).model_type
         if kind in ("mice", "mice_colbert"):
             ap.error(f"--from {args.source!r} is a {kind} model; variants are built from a cross-encoder checkpoint")
-        total = num_layers(args.source)
+        total = num_backbone_layers(args.source)
     else:
         from pyterrier_mice.training import TrainConfig
-        total = num_layers(TrainConfig.from_yaml(args.train, args.set or []).model.backbone)
+        total = num_backbone_layers(TrainConfig.from_yaml(args.train, args.set or []).model.backbone)
     systems = build_systems(args, total)
     family = ("Mask 3-ℓ" if args.sweep == "mask3" else "MICE") + (" (trained)" if args.train else " (no fine-tuning)")
     rows = []

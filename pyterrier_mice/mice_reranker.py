@@ -7,7 +7,7 @@ import torch
 from .attention import merge_heads, split_heads
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
-from .reranker_base import logits_to_scores, run_batched
+from .reranker_base import logits_to_scores
 from .split_reranker import SplitReranker, gather_padded, length_mask, memory_length, pad_tensors
 from .text import tokenize
 

@@ -1,5 +1,4 @@
 """Bad input gets one clear error naming the argument, file or folder, and what to do."""
-import os
 
 import pytest
 import torch

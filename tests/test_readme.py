@@ -3,7 +3,6 @@ with local stand-ins for the hub's models and datasets."""
 import os
 import re
 
-import pytest
 import torch
 
 from pyterrier_mice import MaskedCrossEncoderModel, MiceModel

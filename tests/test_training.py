@@ -93,23 +93,6 @@ def test_config_errors_and_overrides(tmp_path):
         build_reranker(ModelConfig(type="bert"))
 
 
-def test_cli_train_on_a_beir_folder(tokenizer, beir_folder, tmp_path):
-    from pyterrier_mice.cli import main
-    backbone = tmp_path / "backbone"
-    tiny_encoder("bert").save_pretrained(backbone)
-    tokenizer.save_pretrained(backbone)
-    cfg = {"output_dir": str(tmp_path / "out"), "steps": 2, "batch_size": 2, "warmup": 0, "lr": 1e-4,
-           "loss": "bce", "device": "cpu", "log_every": 0, "save_every": 0,
-           "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
-           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
-           "eval": {"split": "holdout", "holdout": 0.4, "k": 5, "measure": "nDCG@10", "every": 1}}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(path), "--set", "seed=3"]) == 0
-    assert os.path.exists(tmp_path / "out" / "final" / "config.json")
-    assert os.path.exists(tmp_path / "out" / "best" / "config.json")
-
-
 def _cli_config(tmp_path, tokenizer, beir_folder, **over):
     backbone = tmp_path / "backbone"
     if not backbone.exists():
@@ -124,6 +107,15 @@ def _cli_config(tmp_path, tokenizer, beir_folder, **over):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
+
+
+def test_cli_train_on_a_beir_folder(tokenizer, beir_folder, tmp_path):
+    from pyterrier_mice.cli import main
+    path = _cli_config(tmp_path, tokenizer, beir_folder, loss="bce", save_every=0,
+                       eval={"split": "holdout", "holdout": 0.4, "k": 5, "measure": "nDCG@10", "every": 1})
+    assert main(["train", path, "--set", "seed=3"]) == 0
+    assert os.path.exists(tmp_path / "out" / "final" / "config.json")
+    assert os.path.exists(tmp_path / "out" / "best" / "config.json")
 
 
 def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsys):
