@@ -70,7 +70,8 @@ class MiceReranker(SplitReranker):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
         """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer, or one of the
-        authors' checkpoints (converted in reference mode; tokenizer from its ``hf_id``).
+        authors' checkpoints (converted in reference mode; tokenizer from its ``hf_id``; batches of
+        64 candidates unless ``batch_size`` is given, as the paper scored them).
 
         Pass ``index=DocStateIndex(path)`` (or a path) to read document states from a precomputed index.
         """
@@ -80,6 +81,7 @@ class MiceReranker(SplitReranker):
         if folder is not None:
             model, tokenizer_source = load_authors_mice(folder)
             tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_source)
+            kwargs.setdefault("batch_size", 64)  # reference mode: the batch is part of the score; the paper's 64
             return cls(model, tokenizer, model_name=name_or_path, **kwargs)
         check_model_kind(name_or_path, MiceModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)

@@ -146,6 +146,11 @@ def test_reranker_reproduces_the_authors_batching(converted, tokenizer):
             np.testing.assert_allclose(got.loc[[(qid, d) for d in batch]].to_numpy(), expected.numpy(), atol=1e-5)
 
 
+def test_authors_checkpoint_defaults_to_the_papers_batches(converted):
+    _, _, folder = converted
+    assert MiceReranker.from_pretrained(folder).batch_size == 64
+
+
 def test_reference_mode_refuses_an_index(converted, tmp_path):
     _, _, folder = converted
     with pytest.raises(ValueError, match="padding-invariant"):
