@@ -7,6 +7,7 @@ killed run resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,16 +48,18 @@ def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[st
     progress = pt.tqdm(total=n, initial=done, desc="teacher scores", unit="pair") if verbose else None
     if verbose and done:
         print(f"resuming teacher scoring at pair {done} of {n}", flush=True)
-    while done < n:
-        end = min(n, done + CHUNK)
-        scores[done:end] = teacher.score_pairs(queries[done:end], docs[done:end])
-        scores.flush()
-        with open(done_file + ".tmp", "w") as f:
-            f.write(str(end))
-        os.replace(done_file + ".tmp", done_file)
-        if progress is not None:
-            progress.update(end - done)
-        done = end
+    truncation = teacher.collect_truncation() if hasattr(teacher, "collect_truncation") else contextlib.nullcontext()
+    with truncation:  # one truncation warning for the whole scoring, not one per chunk
+        while done < n:
+            end = min(n, done + CHUNK)
+            scores[done:end] = teacher.score_pairs(queries[done:end], docs[done:end])
+            scores.flush()
+            with open(done_file + ".tmp", "w") as f:
+                f.write(str(end))
+            os.replace(done_file + ".tmp", done_file)
+            if progress is not None:
+                progress.update(end - done)
+            done = end
     if progress is not None:
         progress.close()
     result = np.array(scores)
