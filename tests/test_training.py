@@ -139,6 +139,20 @@ def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsy
     assert main(["train", path, "--set", "model.type=cross-encoder", "--overwrite"]) == 0
 
 
+def test_resume_accepts_a_config_written_before_an_option_existed(tokenizer, beir_folder, tmp_path, capsys):
+    # an option added to the package since the run started is not a change while it keeps its default
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.training.trainer import CONFIG_FILE
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    assert main(["train", path]) == 0
+    saved = json.load(open(tmp_path / "out" / CONFIG_FILE))
+    del saved["model"]["query_reads_cls"], saved["model"]["doc_position_offset"]
+    json.dump(saved, open(tmp_path / "out" / CONFIG_FILE, "w"))
+    assert main(["train", path]) == 0
+    assert main(["train", path, "--set", "model.query_reads_cls=true"]) == 2
+    assert "model.query_reads_cls: False → True" in capsys.readouterr().err
+
+
 def test_cli_config_errors_are_one_line_before_any_work(tokenizer, beir_folder, tmp_path, capsys):
     from pyterrier_mice.cli import main
     path = _cli_config(tmp_path, tokenizer, beir_folder)

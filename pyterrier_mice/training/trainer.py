@@ -207,7 +207,7 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     if os.path.exists(path):
         with open(path, encoding="utf8") as f:
             saved = json.load(f)
-        diff = config_diff(saved, current)
+        diff = config_diff(with_defaults(saved, TrainConfig().to_dict()), current)
         if diff and not resume_anyway:
             raise ConfigError(f"{cfg.output_dir} holds a run with another config ({'; '.join(diff)}); pass "
                               "--overwrite to start it again, --resume-anyway to continue it under the new config "
@@ -221,6 +221,18 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     os.makedirs(cfg.output_dir, exist_ok=True)
     with open(path, "w", encoding="utf8") as f:
         json.dump(current, f, indent=1)
+
+
+def with_defaults(saved: dict, defaults: dict) -> dict:
+    """``saved`` with the keys it lacks (options added to the package since it was written) at
+    their defaults, so that they are not reported as changes."""
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = with_defaults(out[key], value)
+    return out
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
