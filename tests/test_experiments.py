@@ -119,7 +119,7 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
     pngs = [figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "f3.png"), xlabel="first interaction layer"),
             figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
             *figures.masks(str(tmp_path / "masks"), 4),
-            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),
+            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu_before.md"),
                                str(tmp_path / "eff.png"))]
     for png in pngs:
         with Image.open(png) as im:
