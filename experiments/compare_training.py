@@ -10,7 +10,10 @@ steps) and their final checkpoints on a test split in one ``pt.Experiment`` (↑
 ``--variant NAME=KEY=VALUE[,KEY=VALUE…]`` (repeatable) adds overrides to the config; each
 variant × seed trains in ``--work/NAME-sSEED`` (a finished run under the same config is reused,
 an interrupted one resumes). ``--untrained-from CE`` also evaluates every variant's model built
-from the cross-encoder checkpoint CE without training (its head kept). Writes ``OUT_curves.csv``
+from the cross-encoder checkpoint CE without training (its head kept). ``--reference NAME=RUN``
+(repeatable) adds a finished run trained elsewhere (e.g. the teacher cross-encoder): its curve is
+drawn, its final checkpoint joins the test table, and a second table marks every system against
+the first reference. Writes ``OUT_curves.csv``
 (variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and
 ``OUT.png`` (curves, mean over seeds with the per-seed runs faint).
 """
@@ -71,7 +74,7 @@ def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
         for seed_curve in by_seed.values():
             ax.plot(sorted(seed_curve), [seed_curve[s] for s in sorted(seed_curve)], color=color, alpha=0.25, lw=1)
         mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
-        ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3, label=f"{name} (mean of {len(by_seed)} seeds)")
+        ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3, label=name if len(by_seed) == 1 else f"{name} (mean of {len(by_seed)} seeds)")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"validation {measure}")
     ax.set_title(title, fontsize=10)
@@ -87,6 +90,8 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[], help="override for every variant (KEY=VALUE)")
     ap.add_argument("--variant", action="append", required=True, help="NAME=KEY=VALUE[,KEY=VALUE…]")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--reference", action="append", default=[],
+                    help="NAME=RUN_DIR: a finished run to draw and evaluate beside the variants (not trained)")
     ap.add_argument("--untrained-from", help="also evaluate each variant built from this cross-encoder, untrained")
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--split", default="test")
@@ -99,8 +104,9 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*truncated.*")
     variants = [parse_variant(v) for v in args.variant]
 
+    references = dict(r.split("=", 1) for r in args.reference)
     runs = train_all(args, variants)
-    rows = curves(runs)
+    rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + "_curves.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val"])
@@ -112,6 +118,10 @@ def main(argv=None):
         path = os.path.join(output_dir, "final")
         rr = load_reranker(path, batch_size=64)
         systems[f"{name}#{seed}"] = (rr, system_identity(rr, path))
+    for name, output_dir in references.items():
+        path = os.path.join(output_dir, "final")
+        rr = load_reranker(path, batch_size=64)
+        systems[name] = (rr, system_identity(rr, path))
     if args.untrained_from:
         for name, sets in variants:
             cfg = TrainConfig.from_yaml(args.config, [*args.set, *sets, f"model.backbone={args.untrained_from}"])
@@ -142,6 +152,11 @@ def main(argv=None):
               f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "
               f"t-test against BM25, Holm; ↑/↓ significant); final validation: last point of the curves")
     text = header + "\n\n" + to_markdown(table) + "\n"
+    if references:
+        first = next(iter(references))
+        against = paper_table({ds.label: pooled}, args.measure, first)
+        text += (f"\nThe same systems, ↑/↓ against {first} (paired t-test, Holm):\n\n"
+                 + to_markdown(against) + "\n")
     with open(args.out + ".md", "w") as f:
         f.write(text)
     print("\n" + text)
