@@ -86,3 +86,11 @@ def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]
             synchronize()
         times.append(time.perf_counter() - t)
     return statistics.mean(times), (statistics.stdev(times) if len(times) > 1 else 0.0)
+
+
+def add_collection_args(ap, k: int = 50) -> None:
+    """The options of the benchmarks that re-rank a real collection with one MICE checkpoint."""
+    ap.add_argument("--model", required=True, help="a MICE checkpoint")
+    ap.add_argument("--dataset", required=True, help="a BEIR-layout folder or irds:<id>")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--k", type=int, default=k, help="BM25 depth to re-rank")

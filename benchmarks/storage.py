@@ -11,6 +11,7 @@ to MICE on the fly.
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -18,6 +19,9 @@ import warnings
 import numpy as np
 import pyterrier as pt
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import add_collection_args  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceReranker
 from pyterrier_mice.evaluation import per_query
@@ -27,10 +31,7 @@ from pyterrier_mice.retrieval import bm25
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="a MICE checkpoint")
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--k", type=int, default=50)
+    add_collection_args(ap)
     ap.add_argument("--kinds", nargs="+", default=["fp32", "fp16", "int8"])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mice-storage-bench"))

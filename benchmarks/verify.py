@@ -11,12 +11,16 @@ document text are computed once beforehand, so only opening and re-ranking are t
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
 
 import pyterrier as pt
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import add_collection_args  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceReranker
 from pyterrier_mice.experiment import open_dataset
@@ -25,10 +29,7 @@ from pyterrier_mice.retrieval import bm25
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="a MICE checkpoint")
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--k", type=int, default=50)
+    add_collection_args(ap)
     ap.add_argument("--kv", action="store_true", help="store each interaction layer's K/V too")
     ap.add_argument("--dtype", default="fp16", help="storage kind")
     ap.add_argument("--runs", type=int, default=3)
