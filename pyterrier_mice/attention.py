@@ -82,6 +82,17 @@ def key_padding_mask(attention_mask: torch.Tensor, num_queries: int | None = Non
     return keys.expand(-1, 1, n, -1)
 
 
+def padding_mask_or_none(attention_mask: torch.Tensor, num_queries: int | None = None) -> torch.Tensor | None:
+    """:func:`key_padding_mask`, or None when the batch has no padding: no mask at all, so SDPA
+    may pick its fastest (flash) kernel on CUDA."""
+    return None if bool(attention_mask.all()) else key_padding_mask(attention_mask, num_queries)
+
+
+def and_masks(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """Both boolean masks (None: no mask, i.e. everything allowed)."""
+    return b if a is None else a if b is None else a & b
+
+
 def pair_mask(query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
     """Boolean ``[B, 1, Lq, Lk]``: both the row and the column are valid (the reference's rule,
     under which a padding row reads nothing)."""

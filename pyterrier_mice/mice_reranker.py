@@ -124,13 +124,13 @@ class MiceReranker(SplitReranker):
 
     def score_batch(self, q, d):
         q, qm = pad_tensors(q)
-        lengths = [memory_length(m) for m in d]
-        dm = length_mask(lengths, max(lengths), q.device)
         if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2, H], one layer at a time
+            lengths = [memory_length(m) for m in d]
+            dm = length_mask(lengths, max(lengths), q.device)
             kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype)
             logits = self.model.interact(q, qm, dm, doc_kv=kv)
         else:  # document states [L, H]
-            mem, _ = gather_padded(d, q.dtype)
+            mem, dm = gather_padded(d, q.dtype)
             logits = self.model.interact(q, qm, dm, doc_states=mem)
         return logits_to_scores(logits)
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
-from .attention import key_padding_mask, window_mask
+from .attention import and_masks, padding_mask_or_none, window_mask
 from .backbone import adapter, check_model_type
 
 
@@ -91,15 +91,13 @@ class BackboneModel(PreTrainedModel):
         bb = self.backbone
         n = input_ids.shape[1]
         x = bb.embed(input_ids, torch.full_like(input_ids, token_type), position_ids)
-        # no padding in the batch: no mask at all, so SDPA may pick its fastest (flash) kernel on CUDA
-        base = None if bool(attention_mask.all()) else key_padding_mask(attention_mask, n)
+        base = padding_mask_or_none(attention_mask, n)
         for i in range(num_layers):
             hw = bb.half_window(i)
             if hw is None or unmasked_local_layers:
                 mask = base if hw is None else None
             else:
-                window = window_mask(n, hw, x.device)
-                mask = window if base is None else base & window
+                mask = and_masks(base, window_mask(n, hw, x.device))
             x, _ = bb.layer_forward(bb.layers[i], i, x, mask, position_ids)
         return x
 

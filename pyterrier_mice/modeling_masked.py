@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from transformers.utils import ModelOutput
 
-from .attention import key_padding_mask, window_mask
+from .attention import and_masks, padding_mask_or_none, window_mask
 from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
 from .policies import AttentionPolicy, document_reaches_cls, get_policy, layer_tables
 from .segments import segment_ids
@@ -83,8 +83,7 @@ class MaskedCrossEncoderModel(BackboneModel):
         """
         length = input_ids.shape[1]
         if self._policy.is_full():
-            # no padding in the batch: no mask at all, so SDPA may pick its fastest (flash) kernel on CUDA
-            base = [None if bool(attention_mask.all()) else key_padding_mask(attention_mask, length)]
+            base = [padding_mask_or_none(attention_mask, length)]
             index = [0] * self.num_layers
         else:
             if seg is None:
@@ -112,8 +111,7 @@ class MaskedCrossEncoderModel(BackboneModel):
             if key not in cache:
                 m = base[index[layer]]
                 if hw is not None:
-                    window = window_mask(length, hw, device)
-                    m = window if m is None else m & window
+                    m = and_masks(m, window_mask(length, hw, device))
                 cache[key] = m
             masks.append(cache[key])
         return masks
