@@ -1,4 +1,4 @@
-"""The storage table: each index storage kind (fp32, fp16, int8), with and without each interaction
+"""The storage table: each index storage kind (fp32, fp16, int8, int4), with and without each interaction
 layer's K/V, for one MICE model on one collection.
 
     python benchmarks/storage.py --model runs/cranfield_mice_derived/final \\
@@ -32,7 +32,7 @@ from pyterrier_mice.retrieval import bm25
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_collection_args(ap)
-    ap.add_argument("--kinds", nargs="+", default=["fp32", "fp16", "int8"])
+    ap.add_argument("--kinds", nargs="+", default=["fp32", "fp16", "int8", "int4"])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mice-storage-bench"))
     ap.add_argument("--out")

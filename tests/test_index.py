@@ -287,6 +287,42 @@ def test_index_only_the_documents_a_run_needs(mice_path, beir_folder, tmp_path):
 
 
 @pytest.mark.parametrize("kv", [False, True])
+def test_int4_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
+    """int4 with an fp16 scale per group of 32 values: every stored value is within half a step
+    (the group's max|x|/14, plus the scale's fp16 rounding) of the fp32 value; it takes 0.5625
+    bytes per value; scores follow within the error that implies for this model."""
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    quant = MiceIndex(str(tmp_path / "int4")).indexer(fly, kv=kv, dtype="int4").index(corpus())
+    for row in range(len(DOCS)):
+        x, y = exact.read(row).float(), quant.read(row).float()
+        assert x.shape == y.shape and x.shape[-1] % 32 == 0
+        groups = x.reshape(*x.shape[:-1], -1, 32)
+        step = groups.abs().amax(dim=-1, keepdim=True) / 7
+        err = (x - y).abs().reshape(groups.shape)
+        assert (err <= step / 2 * (1 + 2 ** -9) + 1e-7).all()
+    assert quant.bytes_per_token() == exact.bytes_per_token() * 0.5625 / 4
+    a = fly(frame()).set_index(["qid", "docno"])["score"]
+    b = MiceReranker.from_pretrained(mice_path, index=quant)(frame()).set_index(["qid", "docno"])["score"]
+    np.testing.assert_allclose(b.loc[a.index], a, atol=0.15)
+
+
+def test_int4_packing_round_trip():
+    """Packing two 4-bit values per byte and the group scales decode back exactly on the grid."""
+    from pyterrier_mice.index.storage import Int4
+    kind = Int4()
+    q = torch.randint(-7, 8, (5, 3, 64)).float()
+    scales = torch.tensor([0.5, 2.0]).repeat(5, 3, 1)  # two groups of 32 per vector
+    x = (q.reshape(5, 3, 2, 32) * scales[..., None]).reshape(5, 3, 64)
+    x[..., 0], x[..., 32] = 7 * 0.5, -7 * 2.0  # each group reaches its max, so its scale is as above
+    values, stored = kind.encode(x)
+    assert values.shape == (5, 3, 32) and stored.shape == (5, 3, 2)
+    torch.testing.assert_close(kind.decode(torch.from_numpy(values), torch.from_numpy(stored)), x, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="must be even"):
+        kind.stored_shapes((3, 63))
+
+
+@pytest.mark.parametrize("kv", [False, True])
 def test_int8_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
     """int8 with a per-vector fp16 scale: every stored value is within half a quantisation step
     (max|x|/254, plus the scale's fp16 rounding) of the fp32 value; scores follow within the

@@ -226,7 +226,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
 
     def read(self, row: int, layer: int | None = None) -> torch.Tensor:
         """A document's stored memory (its extras if the index has them, else its states) in the
-        stored dtype (int8 dequantised to fp32); ``layer`` selects one interaction layer of stored K/V."""
+        stored dtype (int8/int4 dequantised to fp32); ``layer`` selects one interaction layer of stored K/V."""
         part, local = self._part_of(row)
         return part.read(local, layer)
 
@@ -248,7 +248,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
 
         ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``dtype``
-        is the storage kind (``fp32``, ``fp16``, ``int8``); ``text_field`` defaults to the
+        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``); ``text_field`` defaults to the
         re-ranker's; ``wait`` queues behind a build already running into the same path (True, or
         seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under ``torchrun``
         or ``accelerate launch``) builds this worker's shard of a sharded index.
