@@ -9,7 +9,8 @@ steps) and their final checkpoints on a test split in one ``pt.Experiment`` (↑
 
 ``--variant NAME=KEY=VALUE[,KEY=VALUE…]`` (repeatable) adds overrides to the config; each
 variant × seed trains in ``--work/NAME-sSEED`` (a finished run under the same config is reused,
-an interrupted one resumes). ``--untrained-from CE`` also evaluates every variant's model built
+an interrupted one resumes; with a teacher, its scores are cached once in ``--work/teacher``
+for every variant on the same data). ``--untrained-from CE`` also evaluates every variant's model built
 from the cross-encoder checkpoint CE without training (its head kept). ``--reference NAME=RUN``
 (repeatable) adds a finished run trained elsewhere (e.g. the teacher cross-encoder): its curve is
 drawn, its final checkpoint joins the test table, and a second table marks every system against
@@ -44,6 +45,8 @@ def train_all(args, variants) -> dict:
         for seed in args.seeds:
             output_dir = os.path.join(args.work, f"{name}-s{seed}")
             cfg = TrainConfig.from_yaml(args.config, [*args.set, *sets, f"seed={seed}", f"output_dir={output_dir}"])
+            if cfg.data.teacher and cfg.data.teacher_cache is None:  # variants on the same data: scored once
+                cfg.data.teacher_cache = os.path.join(args.work, "teacher")
             print(f"== {name} seed {seed}: {output_dir}", flush=True)
             run(cfg, overwrite=args.overwrite)
             out[(name, seed)] = output_dir

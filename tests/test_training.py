@@ -262,10 +262,11 @@ def test_derive_from_a_cross_encoder(tokenizer, beir_folder, tmp_path, capsys):
     out = tmp_path / "derived"
     args = ["derive", str(ce), "--data", beir_folder, "--out", str(out), "--set", "steps=2", "--set", "data.split=test",
             "--set", "eval.every=0", "--set", "data.bm25_k=5", "--set", "model.first_interaction_layer=2",
-            "--set", "model.interaction_layers=2", "--set", "save_every=1"]
+            "--set", "model.interaction_layers=2", "--set", "save_every=1", "--set", "data.pseudo_queries=4"]
     assert main(args) == 0
     cached = os.listdir(out / "teacher")
     assert len(cached) == 1 and cached[0].endswith(".npy")
+    assert len(np.load(out / "teacher" / cached[0])) == (8 + 4) * 4  # 8 judged groups (1 query held out) + 4 pseudo-queries
     saved = json.load(open(out / "train_config.json"))
     assert saved["loss"] == "margin_mse" and saved["model"]["backbone"] == saved["data"]["teacher"] == str(ce)
     rr = MiceReranker.from_pretrained(str(out / "final"))
@@ -273,3 +274,34 @@ def test_derive_from_a_cross_encoder(tokenizer, beir_folder, tmp_path, capsys):
     capsys.readouterr()
     assert main(args + ["--overwrite"]) == 0  # retrained: the teacher's scores are read back, not computed
     assert "teacher scores of" in capsys.readouterr().out and os.listdir(out / "teacher") == cached
+
+
+def test_validation_queries_do_not_move_with_the_training_seed(beir_folder, tmp_path):
+    """``eval.seed`` pins the held-out queries, so runs with different training seeds (and the
+    teacher they distil from) validate on the same queries; unset, the training seed decides."""
+    from pyterrier_mice.training import holdout_qids
+    ds = BeirFolder(beir_folder)
+
+    def held(**kw):
+        cfg = TrainConfig.from_dict({"eval": {"split": "holdout", "holdout": 0.4, **kw.pop("eval", {})}, **kw})
+        return holdout_qids(ds, "test", cfg.eval.holdout, cfg.eval_seed)
+    assert held(seed=1, eval={"seed": 12}) == held(seed=2, eval={"seed": 12}) == held(seed=12)
+    assert len({frozenset(held(seed=s)) for s in range(6)}) > 1
+
+
+def test_pseudo_query_groups(beir_folder, tmp_path):
+    """Pseudo-queries are word spans of corpus documents; their groups are BM25 candidates
+    without the source document, the same for the same seed."""
+    from pyterrier_mice.training import pseudo_query_groups
+    ds = BeirFolder(beir_folder)
+    texts = ds.texts()
+    groups = pseudo_query_groups(ds, str(tmp_path), 9, words=4, k=5, size=3, seed=0)
+    assert len(groups) == 9 and all(len(g.docs) == len(set(g.docs)) == 3 and g.teacher is None for g in groups)
+    for g in groups:
+        sources = [t for t in texts.values() if g.query in " ".join(t.split())]
+        assert sources and 2 <= len(g.query.split()) <= 6, g.query
+        assert not any(d in sources for d in g.docs) or len(sources) > 1
+    again = pseudo_query_groups(ds, str(tmp_path), 9, words=4, k=5, size=3, seed=0)
+    assert [(g.query, g.docs) for g in again] == [(g.query, g.docs) for g in groups]
+    with pytest.raises(ValueError, match="pseudo_queries=5 needs distillation.*loss='infonce'"):
+        TrainConfig.from_dict({"loss": "infonce", "data": {"pseudo_queries": 5}})

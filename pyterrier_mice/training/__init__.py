@@ -1,6 +1,7 @@
 """Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, BCE, InfoNCE)."""
 from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
-from .data import Group, GroupData, attach_teacher_scores, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups
+from .data import (Group, GroupData, attach_teacher_scores, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups,
+                   pseudo_query_groups)
 from .losses import LOSSES, get_loss
 from .models import MODEL_TYPES, build_reranker, load_reranker
 from .trainer import Trainer
@@ -30,13 +31,20 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
         data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
     elif cfg.data.kind == "beir":
         ds = BeirFolder(cfg.data.path)
-        held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.seed) if cfg.eval.split == "holdout" else set()
+        held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.eval_seed) if cfg.eval.split == "holdout" \
+            else set()
         data = beir_groups(ds, cfg.data.split, work, k=cfg.data.bm25_k, negatives=cfg.data.negatives,
                            seed=cfg.seed, exclude_qids=held)
+        if cfg.data.pseudo_queries:
+            words = cfg.data.pseudo_query_words or max(2, round(ds.get_topics(cfg.data.split)["query"]
+                                                                  .str.split().str.len().mean()))
+            data.groups += pseudo_query_groups(ds, work, cfg.data.pseudo_queries, words=words,
+                                               k=cfg.data.bm25_k, size=1 + cfg.data.negatives, seed=cfg.seed)
         if cfg.data.teacher:
             teacher = load_reranker(cfg.data.teacher, batch_size=cfg.eval.batch_size, device=cfg.device,
                                     **teacher_lengths(cfg, cfg.data.teacher))
-            attach_teacher_scores(data, teacher, cfg.data.teacher, os.path.join(cfg.output_dir, "teacher"))
+            attach_teacher_scores(data, teacher, cfg.data.teacher,
+                                  cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher"))
     else:
         raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
     validation = None
@@ -45,11 +53,11 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
         if cfg.data.kind != "beir":
             raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
         topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
-        topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.seed)
+        topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.eval_seed)
         validation = (bm25_run(ds, topics, work, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))])
     elif eval_path and cfg.eval.every:
         eval_ds = BeirFolder(eval_path)
-        topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.seed)
+        topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.eval_seed)
         validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))
     return Trainer(cfg, reranker, data, validation).train(resume_anyway=resume_anyway)
 
@@ -83,5 +91,5 @@ def sample_queries(topics, n: int | None, seed: int):
 
 
 __all__ = ["teacher_lengths", "attach_teacher_scores", "TrainConfig", "ModelConfig", "DataConfig", "EvalConfig", "Group", "GroupData",
-           "beir_groups", "bm25_run", "msmarco_teacher_groups", "LOSSES", "get_loss",
+           "beir_groups", "pseudo_query_groups", "bm25_run", "msmarco_teacher_groups", "LOSSES", "get_loss",
            "MODEL_TYPES", "build_reranker", "load_reranker", "Trainer", "run"]

@@ -47,7 +47,11 @@ class DataConfig:
     negatives: int = 1                    # negatives per positive
     teacher: str | None = None            # re-ranker checkpoint giving teacher scores (beir)
     teacher_max_length: int | None = None  # beir: the teacher's pair length (default: the student's lengths)
+    teacher_cache: str | None = None      # folder of cached teacher scores, shareable by runs (None: output_dir/teacher)
     limit: int | None = None              # msmarco-teacher: first N triples (paper: 4M)
+    pseudo_queries: int = 0               # beir + distillation: N more groups on pseudo-queries cut from the corpus
+    pseudo_query_words: int | None = None  # their mean length in words, uniform in [w/2, 3w/2] (None: the
+    #                                        mean length of the training queries)
 
 
 @dataclasses.dataclass
@@ -60,6 +64,7 @@ class EvalConfig:
     measure: str = "RR@10"
     every: int = 10000                    # steps between validations (0: never)
     batch_size: int = 64
+    seed: int | None = None               # held-out queries and the validation sample (None: the training seed)
 
 
 @dataclasses.dataclass
@@ -137,6 +142,13 @@ class TrainConfig:
                                 self.data.negatives, 1), ("eval.every", self.eval.every, 0)]:
             if value < low:
                 raise ConfigError(f"{key}={value!r} must be ≥ {low}")
+        if self.data.pseudo_queries < 0 or (self.data.pseudo_query_words or 2) < 2:
+            raise ConfigError(f"data.pseudo_queries={self.data.pseudo_queries!r} must be ≥ 0 and "
+                              f"data.pseudo_query_words={self.data.pseudo_query_words!r} ≥ 2")
+        if self.data.pseudo_queries and (self.loss != "margin_mse" or self.data.kind != "beir"):
+            raise ConfigError(f"data.pseudo_queries={self.data.pseudo_queries} needs distillation on a BEIR folder "
+                              f"(loss=margin_mse, data.kind=beir, data.teacher=…): pseudo-queries have no "
+                              f"relevance labels; got loss={self.loss!r}, data.kind={self.data.kind!r}")
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")
 
@@ -147,6 +159,11 @@ class TrainConfig:
                               "(or use loss=infonce / loss=bce)")
         if self.data.kind == "beir" and not self.data.path:
             raise ConfigError("data.path is empty: set it to a BEIR-layout folder")
+
+    @property
+    def eval_seed(self) -> int:
+        """The seed of the held-out queries and the validation sample."""
+        return self.seed if self.eval.seed is None else self.eval.seed
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

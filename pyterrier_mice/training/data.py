@@ -96,6 +96,45 @@ def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: 
     return GroupData(groups, seed=seed)
 
 
+def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: int = 100, size: int = 4,
+                        seed: int = 0) -> list[Group]:
+    """``n`` unlabelled groups for distillation on a corpus with few training queries.
+
+    A pseudo-query is a span of consecutive words (uniformly ``words/2``–``3·words/2`` long) cut at
+    a random place of a random corpus document. Its group is ``size`` documents drawn from the
+    pseudo-query's BM25 top-``k`` without that source document (random documents complete a short
+    list). The teacher's scores order them (MarginMSE needs margins, not labels), so the student
+    imitates the teacher on many more queries than the judged ones.
+    """
+    from ..retrieval import bm25
+    texts = dataset.texts()
+    docnos = sorted(texts)
+    rng = np.random.RandomState(seed + 7919)  # not the stream that drew the labelled groups' negatives
+    sources, queries = [], []
+    while len(queries) < n:
+        docno = docnos[rng.randint(len(docnos))]
+        tokens = texts[docno].split()
+        length = rng.randint(max(1, words // 2), words + words // 2 + 1)
+        if len(tokens) < max(2, words // 2):
+            continue  # too short a document to cut a query from
+        start = rng.randint(0, max(1, len(tokens) - length + 1))
+        sources.append(docno)
+        queries.append(" ".join(tokens[start:start + length]))
+    topics = pd.DataFrame({"qid": [f"pseudo-{i}" for i in range(n)], "query": queries})
+    run = bm25(dataset, work_dir, num_results=k)(topics)
+    found = run.sort_values(["qid", "rank"]).groupby("qid")["docno"].apply(list).to_dict()
+    groups = []
+    for i, (source, query) in enumerate(zip(sources, queries)):
+        pool = [d for d in found.get(f"pseudo-{i}", []) if d != source]
+        while len(pool) < size:
+            extra = docnos[rng.randint(len(docnos))]
+            if extra != source and extra not in pool:
+                pool.append(extra)
+        picked = rng.choice(len(pool), size=size, replace=False)
+        groups.append(Group(query, [texts[pool[j]] for j in picked]))
+    return groups
+
+
 def attach_teacher_scores(data: GroupData, teacher, teacher_path: str, cache_dir: str) -> GroupData:
     """Every group's teacher scores, from the on-disk cache or computed once (see :mod:`.teacher`)."""
     from .teacher import teacher_scores
