@@ -70,19 +70,21 @@ def sweep(csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[s
 def efficiency(table_md: str, out: str) -> str:
     """Documents per second of each system (log scale, labelled with the speed-up over the
     cross-encoder) beside its peak memory, from the first table ``benchmarks/efficiency.py`` prints."""
-    rows, seen = [], False
+    header, rows = None, []
     for line in open(table_md, encoding="utf8"):
-        if line.startswith("| ") and not line.startswith("| system"):
-            rows.append(line.split("|")[1:-1])
-            seen = True
-        elif seen and not line.startswith("|"):
+        if line.startswith("| system"):
+            header = [c.strip() for c in line.split("|")[1:-1]]
+        elif header and line.startswith("| "):
+            rows.append([c.strip() for c in line.split("|")[1:-1]])
+        elif rows and not line.startswith("|"):
             break  # the first table only (a profile table follows)
     if not rows:
         raise ValueError(f"{table_md}: no table rows (expected the output of benchmarks/efficiency.py)")
-    names = [r[0].strip() for r in rows]
-    speed = [float(r[3]) for r in rows]
-    ratio = [float(r[4]) for r in rows]
-    memory = [float(r[5]) for r in rows]
+    memory_col = next(i for i, c in enumerate(header) if c.startswith("peak"))  # columns by name, not position
+    names = [r[0] for r in rows]
+    speed = [float(r[header.index("docs/s")]) for r in rows]
+    ratio = [float(r[header.index("× cross-encoder")]) for r in rows]
+    memory = [float(r[memory_col]) for r in rows]
     fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.2), sharey=True,
                                   gridspec_kw={"width_ratios": [3, 2]})
     bars = ax.barh(names[::-1], speed[::-1], color="tab:blue")

@@ -120,7 +120,9 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
             figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
             *figures.masks(str(tmp_path / "masks"), 4),
             figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu_before.md"),
-                               str(tmp_path / "eff.png"))]
+                               str(tmp_path / "eff.png")),
+            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),  # FLOP columns
+                               str(tmp_path / "eff2.png"))]
     for png in pngs:
         with Image.open(png) as im:
             assert im.format == "PNG" and im.size[0] > 200
