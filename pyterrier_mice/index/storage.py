@@ -40,14 +40,9 @@ class StoredArray:
         """Tokens ``start..end`` (of stored K/V: only ``layer``) written into ``out`` (a float32
         array of their shape), converted from the stored kind in the same pass."""
         sel = (slice(start, end),) if layer is None else (slice(start, end), layer)
-        target = torch.from_numpy(out)  # torch converts fp16/int8 vectorised (numpy's fp16 is slow)
-        if self.scales is None:
-            target.copy_(torch.from_numpy(self.data[sel]))
-        elif self.storage.name == "int8":  # dequantised in place, without a temporary
-            target.copy_(torch.from_numpy(self.data[sel]))
-            target.mul_(torch.from_numpy(self.scales[sel])[..., None])
-        else:
-            target.copy_(self.storage.decode(torch.from_numpy(self.data[sel]), torch.from_numpy(self.scales[sel])))
+        scales = None if self.scales is None else torch.from_numpy(self.scales[sel])
+        # torch converts fp16/int8 vectorised (numpy's fp16 is slow)
+        self.storage.decode_into(torch.from_numpy(self.data[sel]), scales, torch.from_numpy(out))
 
     def read(self, start: int, end: int, layer: int | None = None) -> torch.Tensor:
         """Tokens ``start..end`` (of stored K/V: only ``layer``), fp32/fp16 as stored, quantised kinds
@@ -91,6 +86,12 @@ class Storage:
     def decode(self, values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """Stored values and their scales as fp32 vectors."""
         return values.float() * scales.float()[..., None]
+
+    def decode_into(self, values: torch.Tensor, scales: torch.Tensor | None, target: torch.Tensor) -> None:
+        """Stored values (and scales) decoded into the fp32 ``target``, in place where the kind allows."""
+        target.copy_(values)
+        if scales is not None:
+            target.mul_(scales[..., None])
 
     def open(self, folder, name, total, shape) -> StoredArray:
         return StoredArray(folder, name, total, shape, self)
@@ -145,6 +146,9 @@ class Int4(Storage):
         q = torch.round(groups / scale.float()[..., None]).clamp(-7, 7).to(torch.int16) + 8
         q = q.reshape(*x.shape[:-1], dim).to(torch.uint8)
         return (q[..., 0::2] | (q[..., 1::2] << 4)).numpy(), scale.numpy()
+
+    def decode_into(self, values, scales, target):
+        target.copy_(self.decode(values, scales))
 
     def decode(self, values, scales):
         q = torch.stack([values & 15, values >> 4], dim=-1).reshape(*values.shape[:-1], -1).float() - 8
