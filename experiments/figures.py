@@ -67,9 +67,9 @@ def sweep(csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[s
     return out
 
 
-def efficiency(table_md: str, out: str) -> str:
-    """Documents per second of each system (log scale, labelled with the speed-up over the
-    cross-encoder) beside its peak memory, from the first table ``benchmarks/efficiency.py`` prints."""
+def efficiency_rows(table_md: str) -> tuple[list[str], list[float], list[float], list[float]]:
+    """Names, docs/s, speed-up and peak memory of each system in the first table
+    ``benchmarks/efficiency.py`` prints (columns found by their header)."""
     header, rows = None, []
     for line in open(table_md, encoding="utf8"):
         if line.startswith("| system"):
@@ -85,6 +85,13 @@ def efficiency(table_md: str, out: str) -> str:
     speed = [float(r[header.index("docs/s")]) for r in rows]
     ratio = [float(r[header.index("× cross-encoder")]) for r in rows]
     memory = [float(r[memory_col]) for r in rows]
+    return names, speed, ratio, memory
+
+
+def efficiency(table_md: str, out: str) -> str:
+    """Documents per second of each system (log scale, labelled with the speed-up over the
+    cross-encoder) beside its peak memory, from the first table ``benchmarks/efficiency.py`` prints."""
+    names, speed, ratio, memory = efficiency_rows(table_md)
     fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.2), sharey=True,
                                   gridspec_kw={"width_ratios": [3, 2]})
     bars = ax.barh(names[::-1], speed[::-1], color="tab:blue")

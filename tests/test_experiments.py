@@ -123,6 +123,8 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
                                str(tmp_path / "eff.png")),
             figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),  # FLOP columns
                                str(tmp_path / "eff2.png"))]
+    names, _, _, memory = figures.efficiency_rows(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"))
+    assert names[0].startswith("Cross-encoder") and all(m > 100 for m in memory)  # peak RSS, not GFLOP / doc
     for png in pngs:
         with Image.open(png) as im:
             assert im.format == "PNG" and im.size[0] > 200
