@@ -68,6 +68,16 @@ def holdout_qids(dataset, split: str, fraction: float, seed: int) -> set[str]:
     return set(np.random.RandomState(seed).choice(qids, size=n, replace=False))
 
 
+def completed(pool: list[str], size: int, docnos: list[str], rng, excluded=()) -> list[str]:
+    """``pool`` completed in place to ``size`` documents with random ones from ``docnos`` (not in
+    ``excluded``, no repeats), for when BM25 finds too few."""
+    while len(pool) < size:
+        extra = docnos[rng.randint(len(docnos))]
+        if extra not in excluded and extra not in pool:
+            pool.append(extra)
+    return pool
+
+
 def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1,
                 seed: int = 0, exclude_qids=frozenset()) -> GroupData:
     """Groups from a BEIR folder's ``split``: each judged-relevant document of a query with
@@ -83,10 +93,7 @@ def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: 
     groups = []
     for qid, g in run.groupby("qid", sort=True):
         pool = [d for d in g.sort_values("rank")["docno"] if d not in rel.get(qid, [])]
-        while len(pool) < negatives:  # BM25 found too few: complete with random documents
-            extra = all_docnos[rng.randint(len(all_docnos))]
-            if extra not in rel.get(qid, []) and extra not in pool:
-                pool.append(extra)
+        completed(pool, negatives, all_docnos, rng, excluded=rel.get(qid, []))
         query = g["query"].iloc[0]
         for pos in rel.get(qid, []):
             if pos not in texts:
@@ -125,11 +132,8 @@ def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: in
     found = run.sort_values(["qid", "rank"]).groupby("qid")["docno"].apply(list).to_dict()
     groups = []
     for i, (source, query) in enumerate(zip(sources, queries)):
-        pool = [d for d in found.get(f"pseudo-{i}", []) if d != source]
-        while len(pool) < size:
-            extra = docnos[rng.randint(len(docnos))]
-            if extra != source and extra not in pool:
-                pool.append(extra)
+        pool = completed([d for d in found.get(f"pseudo-{i}", []) if d != source], size, docnos, rng,
+                         excluded=[source])
         picked = rng.choice(len(pool), size=size, replace=False)
         groups.append(Group(query, [texts[pool[j]] for j in picked]))
     return groups
