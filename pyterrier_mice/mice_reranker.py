@@ -8,22 +8,27 @@ from .attention import merge_heads, split_heads
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
 from .reranker_base import logits_to_scores
-from .split_reranker import SplitReranker, gather_padded, length_mask, memory_length, pad_tensors
+from .split_reranker import SplitReranker, gather_padded, length_mask, memory_length, pad_tensors, padded_buffer
 from .text import tokenize
 
 
 class LayerwiseKV:
     """Per interaction layer, the padded keys/values of a batch of documents, built only when that
     layer needs them: one layer of stored K/V read, padded and cast at a time (in the index's dtype
-    until then), so the batch never holds every layer's K/V at once."""
+    until then), so the batch never holds every layer's K/V at once. Outside autograd, every layer
+    is read into the same buffer (each layer's K/V is used up before the next is read)."""
 
     def __init__(self, memories: list, num_layers: int, heads: int, dtype: torch.dtype):
         self.memories, self.num_layers, self.heads, self.dtype = memories, num_layers, heads, dtype
 
     def __iter__(self):
+        # with autograd on, a layer's K/V may be saved for backward: never overwrite it then
+        reuse = not torch.is_grad_enabled()
+        buffer = padded_buffer(self.memories, layer=0) if reuse else None
         for i in range(self.num_layers):
-            kv, _ = gather_padded(self.memories, self.dtype, layer=i)  # [B, L, 2, H]
+            kv, _ = gather_padded(self.memories, self.dtype, layer=i, buffer=buffer)  # [B, L, 2, H]
             yield split_heads(kv[:, :, 0], self.heads), split_heads(kv[:, :, 1], self.heads)
+            del kv
 
 
 class MiceReranker(SplitReranker):

@@ -49,28 +49,41 @@ class StoredMemory:
         return self.index.read(self.row, layer).to(self.device)
 
 
-def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None,
+                  buffer: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, L, ...]`` of document memories (tensors or :class:`StoredMemory`; with ``layer``, that
     layer of each one's K/V) padded with zeros and cast to ``dtype``, plus the 0/1 mask ``[B, L]``.
-    Stored memories are copied straight from the index into the batch, converted in that one copy."""
+    Stored memories are copied straight from the index into the batch, converted in that one copy;
+    into ``buffer`` (a float32 array of the padded shape, see :func:`padded_buffer`) when given, so
+    that reading layer after layer reuses one block of memory instead of faulting in a new one."""
     with profiling.section("read"):
-        return _gather_padded(memories, dtype, layer)
+        return _gather_padded(memories, dtype, layer, buffer)
 
 
-def _gather_padded(memories, dtype, layer):
+def padded_buffer(memories: list, layer: int | None = None) -> np.ndarray | None:
+    """An uninitialised float32 array that :func:`gather_padded` can fill for ``memories`` (None
+    when none of them is stored: the batch is then padded from tensors)."""
+    stored = next((m for m in memories if isinstance(m, StoredMemory)), None)
+    if stored is None:
+        return None
+    n = max(memory_length(m) for m in memories)
+    return np.empty((len(memories), n, *stored.index.memory_shape(layer)), dtype=np.float32)
+
+
+def _gather_padded(memories, dtype, layer, buffer):
     lengths = [memory_length(m) for m in memories]
     if all(not isinstance(m, StoredMemory) for m in memories):
         parts = memories if layer is None else [m[:, layer] for m in memories]
         return pad_tensors(parts, dtype)
-    stored = next(m for m in memories if isinstance(m, StoredMemory))
-    n, device = max(lengths), stored.device
-    out = np.zeros((len(memories), n, *stored.index.memory_shape(layer)), dtype=np.float32)
+    out = padded_buffer(memories, layer) if buffer is None else buffer
+    device = next(m for m in memories if isinstance(m, StoredMemory)).device
     for i, m in enumerate(memories):
         if isinstance(m, StoredMemory):
             m.index.read_into(m.row, layer, out[i, :m.length])
         else:
             out[i, :m.shape[0]] = (m if layer is None else m[:, layer]).float().cpu().numpy()
-    return torch.from_numpy(out).to(device=device, dtype=dtype), length_mask(lengths, n, device)
+        out[i, lengths[i]:] = 0  # padding: masked, but zero as in pad_tensors
+    return torch.from_numpy(out).to(device=device, dtype=dtype), length_mask(lengths, out.shape[1], device)
 
 
 def materialise(memories: list) -> list[torch.Tensor]:

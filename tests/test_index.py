@@ -338,3 +338,36 @@ def test_int8_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
     a = fly(frame()).set_index(["qid", "docno"])["score"]
     b = MiceReranker.from_pretrained(mice_path, index=quant)(frame()).set_index(["qid", "docno"])["score"]
     np.testing.assert_allclose(b.loc[a.index], a, atol=2e-2)
+
+
+def test_layerwise_kv_reads_every_layer_into_one_buffer_only_outside_autograd(mice_path, tmp_path):
+    """Outside autograd every interaction layer's K/V is read into one buffer, with the values (and
+    zero padding) of a fresh read; with autograd on, a layer's K/V is never overwritten."""
+    from pyterrier_mice.mice_reranker import LayerwiseKV
+    from pyterrier_mice.split_reranker import StoredMemory, gather_padded, padded_buffer
+    fly = MiceReranker.from_pretrained(mice_path)
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=True, dtype="fp32").index(corpus())
+    # documents of different lengths; one memory already in hand (a document not in the index)
+    memories = [StoredMemory(idx, r, "cpu") for r in range(len(idx))] + [idx.read(0)]
+    assert len({int(idx.doc_length(r)) for r in range(len(idx))}) > 1
+    layers = len(fly.model.interaction)
+    fresh = [gather_padded(memories, torch.float32, layer=i)[0] for i in range(layers)]
+    dirty = padded_buffer(memories, layer=0)
+    dirty.fill(np.nan)
+    np.testing.assert_array_equal(gather_padded(memories, torch.float32, layer=1, buffer=dirty)[0], fresh[1])
+
+    def layer_kv(grad):
+        with torch.set_grad_enabled(grad):
+            out = []
+            for k, v in LayerwiseKV(memories, layers, fly.model.backbone.num_heads, torch.float32):
+                out.append((k.data_ptr(), k.clone(), v.clone(), k))
+            return out
+
+    no_grad = layer_kv(False)
+    assert len({ptr for ptr, *_ in no_grad}) == 1  # one buffer
+    with_grad = layer_kv(True)
+    assert len({ptr for ptr, *_ in with_grad}) == layers
+    for (_, k, v, _), (_, k2, v2, kept), kv in zip(no_grad, with_grad, fresh):
+        np.testing.assert_array_equal(k.transpose(1, 2).flatten(2), kv[:, :, 0])
+        np.testing.assert_array_equal(v.transpose(1, 2).flatten(2), kv[:, :, 1])
+        np.testing.assert_array_equal(kept, k2)  # never overwritten by a later layer

@@ -37,7 +37,7 @@ def _reranker(cfg, tokenizer):
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
-@pytest.mark.parametrize("loss", ["margin_mse", "bce", "infonce"])
+@pytest.mark.parametrize("loss", ["margin_mse", "kl_div", "bce", "infonce"])
 def test_one_step_per_model_type(model_type, loss, tokenizer, tmp_path):
     cfg = _cfg(tmp_path, model_type, steps=1, loss=loss, warmup=0)
     rr = _reranker(cfg, tokenizer)
@@ -159,7 +159,8 @@ def test_cli_config_errors_are_one_line_before_any_work(tokenizer, beir_folder, 
     for args, shown in [(["--set", "steps=abc"], "steps='abc' is not a valid int"),
                         (["--set", "model=foo"], "'model' is a section"),
                         (["--set", "loss=bcx"], "loss='bcx'; expected one of"),
-                        (["--set", "loss=margin_mse"], "needs teacher scores")]:
+                        (["--set", "loss=margin_mse"], "needs teacher scores"),
+                        (["--set", "loss=kl_div"], "needs teacher scores")]:
         capsys.readouterr()
         assert main(["train", path, *args]) == 2
         err = capsys.readouterr().err.strip()
@@ -305,3 +306,16 @@ def test_pseudo_query_groups(beir_folder, tmp_path):
     assert [(g.query, g.docs) for g in again] == [(g.query, g.docs) for g in groups]
     with pytest.raises(ValueError, match="pseudo_queries=5 needs distillation.*loss='infonce'"):
         TrainConfig.from_dict({"loss": "infonce", "data": {"pseudo_queries": 5}})
+
+
+def test_kl_div_loss_is_the_listwise_kl_from_the_teacher():
+    """kl_div = mean over groups of Σ p_teacher · log(p_teacher / p_student); a student equal to its
+    teacher up to a per-group shift loses nothing (the softmax ignores it), and it needs a teacher."""
+    torch.manual_seed(0)
+    s, t = torch.randn(3, 4), torch.randn(3, 4)
+    p, q = t.softmax(1), s.softmax(1)
+    expected = (p * (p.log() - q.log())).sum(1).mean()
+    torch.testing.assert_close(get_loss("kl_div")(s, t), expected, rtol=1e-6, atol=1e-7)
+    assert get_loss("kl_div")(t + torch.randn(3, 1), t).abs() < 1e-6
+    with pytest.raises(ValueError, match="needs teacher scores"):
+        get_loss("kl_div")(s, None)

@@ -73,7 +73,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-    loss: str = "margin_mse"              # margin_mse | bce | infonce
+    loss: str = "margin_mse"              # margin_mse | kl_div (distillation) | bce | infonce
     steps: int = 125_000
     batch_size: int = 32                  # groups (triples) per step
     lr: float = 7e-6
@@ -145,17 +145,19 @@ class TrainConfig:
         if self.data.pseudo_queries < 0 or (self.data.pseudo_query_words or 2) < 2:
             raise ConfigError(f"data.pseudo_queries={self.data.pseudo_queries!r} must be ≥ 0 and "
                               f"data.pseudo_query_words={self.data.pseudo_query_words!r} ≥ 2")
-        if self.data.pseudo_queries and (self.loss != "margin_mse" or self.data.kind != "beir"):
+        from .losses import DISTILLATION_LOSSES
+        if self.data.pseudo_queries and (self.loss not in DISTILLATION_LOSSES or self.data.kind != "beir"):
             raise ConfigError(f"data.pseudo_queries={self.data.pseudo_queries} needs distillation on a BEIR folder "
-                              f"(loss=margin_mse, data.kind=beir, data.teacher=…): pseudo-queries have no "
+                              f"(loss=margin_mse or kl_div, data.kind=beir, data.teacher=…): pseudo-queries have no "
                               f"relevance labels; got loss={self.loss!r}, data.kind={self.data.kind!r}")
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")
 
     def check_data(self) -> None:
         """What the data preparation needs (checked by ``run`` before any work)."""
-        if self.loss == "margin_mse" and self.data.kind == "beir" and not self.data.teacher:
-            raise ConfigError("loss 'margin_mse' needs teacher scores: set data.teacher=CHECKPOINT "
+        from .losses import DISTILLATION_LOSSES
+        if self.loss in DISTILLATION_LOSSES and self.data.kind == "beir" and not self.data.teacher:
+            raise ConfigError(f"loss {self.loss!r} needs teacher scores: set data.teacher=CHECKPOINT "
                               "(or use loss=infonce / loss=bce)")
         if self.data.kind == "beir" and not self.data.path:
             raise ConfigError("data.path is empty: set it to a BEIR-layout folder")

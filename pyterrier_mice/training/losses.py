@@ -12,6 +12,15 @@ def margin_mse(scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tens
     return F.mse_loss(scores[:, :1] - scores[:, 1:], teacher[:, :1] - teacher[:, 1:])
 
 
+def kl_div(scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+    """Listwise distillation: KL divergence from the teacher's softmax over the group to the
+    student's (both at temperature 1), averaged over groups."""
+    if teacher is None:
+        raise ValueError("loss 'kl_div' needs teacher scores (data.teacher)")
+    return F.kl_div(F.log_softmax(scores, dim=1), F.log_softmax(teacher, dim=1), reduction="batchmean",
+                    log_target=True)
+
+
 def bce(scores: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
     """Pointwise binary cross-entropy: positive 1, negatives 0."""
     labels = torch.zeros_like(scores)
@@ -24,7 +33,8 @@ def infonce(scores: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.
     return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device))
 
 
-LOSSES = {"margin_mse": margin_mse, "bce": bce, "infonce": infonce}
+LOSSES = {"margin_mse": margin_mse, "kl_div": kl_div, "bce": bce, "infonce": infonce}
+DISTILLATION_LOSSES = ("margin_mse", "kl_div")  # the losses that need a teacher's scores
 
 
 def get_loss(name: str):
