@@ -120,7 +120,26 @@ def derive_config(args) -> tuple[str, list[str]]:
             f"output_dir={args.out or os.path.join('runs', name + '-mice')}"]
     if folder:
         sets.append(f"data.teacher={args.source}")
+        if not args.config:
+            sets += derived_depth(args.source, args.overrides)
     return config, sets + list(args.overrides)
+
+
+def derived_depth(source: str, overrides: list[str]) -> list[str]:
+    """The default recipe's depth for SOURCE: ℓ* a third of its layers (rounded, at least 1; the
+    paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
+    its last layer. Nothing when the user sets the depth."""
+    from .modeling_base import encoder_num_layers
+    if any(o.startswith(("model.first_interaction_layer=", "model.interaction_layers=")) for o in overrides):
+        return []
+    n = encoder_num_layers(source)
+    if n < 2:
+        raise ValueError(f"{source!r} has {n} layer(s): MICE needs at least 2 (one apart, one to interact)")
+    first = max(1, round(n / 3))
+    print(f"derive: MICE-ℓ{first}+{n - first} from a {n}-layer cross-encoder (ℓ* = a third of the layers, "
+          "every layer above it kept; set model.first_interaction_layer / model.interaction_layers to change)",
+          flush=True)
+    return [f"model.first_interaction_layer={first}", f"model.interaction_layers={n - first}"]
 
 
 if __name__ == "__main__":

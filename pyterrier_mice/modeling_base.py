@@ -130,6 +130,16 @@ def load_encoder(name_or_path: str, num_labels: int = 1, warn_new_head: bool = F
 _WRAPPED_CROSS_ENCODERS = ("masked_cross_encoder", "mice_prettr")
 
 
+def encoder_num_layers(name_or_path: str) -> int:
+    """How many transformer layers the encoder (or cross-encoder) that :func:`load_encoder` would
+    load has, read from its config alone."""
+    from .loading import local_or_hub
+    config = AutoConfig.from_pretrained(local_or_hub(name_or_path))
+    if config.model_type in _WRAPPED_CROSS_ENCODERS:
+        return int(config.backbone["num_hidden_layers"])
+    return int(config.num_hidden_layers)
+
+
 def _has_classifier(config) -> bool:
     archs = getattr(config, "architectures", None) or []
     return any(a.endswith("ForSequenceClassification") for a in archs)

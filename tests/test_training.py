@@ -319,3 +319,34 @@ def test_kl_div_loss_is_the_listwise_kl_from_the_teacher():
     assert get_loss("kl_div")(t + torch.randn(3, 1), t).abs() < 1e-6
     with pytest.raises(ValueError, match="needs teacher scores"):
         get_loss("kl_div")(s, None)
+
+
+def test_derive_keeps_a_third_of_the_layers_apart_and_every_layer_above(tokenizer, beir_folder, tmp_path, capsys):
+    """``derive`` sizes MICE to its source: ℓ* = a third of the layers (MICE-ℓ2+4 of a 6-layer
+    cross-encoder, ℓ4+8 of a 12-layer one), every layer above ℓ* kept (the head was trained on the
+    last one); the user's depth wins; a config file of the user's is taken as it is."""
+    import argparse
+    from pyterrier_mice import MaskedCrossEncoderModel
+    from pyterrier_mice.cli import derive_config
+    sources = {}
+    for n in (6, 12, 1):
+        sources[n] = tmp_path / f"ce{n}"
+        MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", num_hidden_layers=n), tokenizer).save_pretrained(
+            sources[n])
+    hf = tmp_path / "hf12"
+    tiny_encoder("bert", num_hidden_layers=12).save_pretrained(hf)  # a plain HF BertForSequenceClassification
+
+    def depth(source, *sets, config=None):
+        ns = argparse.Namespace(source=str(source), data=beir_folder, config=config, out=str(tmp_path / "o"),
+                                overrides=list(sets))
+        cfg = TrainConfig.from_yaml(*derive_config(ns))
+        return cfg.model.first_interaction_layer, cfg.model.interaction_layers
+    assert depth(sources[6]) == (2, 4)
+    assert "MICE-ℓ2+4 from a 6-layer cross-encoder" in capsys.readouterr().out
+    assert depth(sources[12]) == depth(hf) == (4, 8)
+    assert depth(sources[12], "model.first_interaction_layer=3", "model.interaction_layers=2") == (3, 2)
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(yaml.safe_dump({"model": {"type": "mice", "first_interaction_layer": 5, "interaction_layers": 1}}))
+    assert depth(sources[12], config=str(recipe)) == (5, 1)
+    with pytest.raises(ValueError, match="has 1 layer.*at least 2"):
+        depth(sources[1])
