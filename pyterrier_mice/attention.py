@@ -35,23 +35,25 @@ def additive_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa"):
+           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa", scale: float | None = None):
     """Scaled dot-product attention under a boolean or an additive ``mask`` (see module doc).
 
     ``mask`` broadcasts to ``[B, heads, Lq, Lk]``. ``kernel`` chooses how an additive mask is
     applied: ``"eager"`` (explicit softmax, as HF BERT's eager attention) or ``"sdpa"`` (torch's
     fused kernel, as HF's SDPA attention); boolean masks always run on SDPA. With
     ``return_probs`` the eager path runs and the attention probabilities are returned too.
+    ``scale`` multiplies the scores (default ``1/√d``, d the size of q's last axis).
     """
+    eager_scale = q.shape[-1] ** -0.5 if scale is None else scale  # SDPA keeps its own default
     if mask is not None and mask.dtype.is_floating_point:
         if return_probs or kernel == "eager":
-            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask
+            scores = (q @ k.transpose(-1, -2)) * eager_scale + mask
             probs = torch.softmax(scores, dim=-1)
             if dropout_p:
                 probs = F.dropout(probs, dropout_p)
             out = probs @ v
             return (out, probs) if return_probs else out
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout_p, scale=scale)
     empty_rows = None
     if mask is not None:
         empty_rows = ~mask.any(dim=-1, keepdim=True)  # [B, 1|h, Lq, 1]
@@ -60,7 +62,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
         else:
             empty_rows = None
     if return_probs:
-        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        scores = (q @ k.transpose(-1, -2)) * eager_scale
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
@@ -69,7 +71,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
         if dropout_p:
             probs = F.dropout(probs, dropout_p)
         return probs @ v, probs
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     if empty_rows is not None:
         out = out.masked_fill(empty_rows, 0.0)
     return out

@@ -228,24 +228,32 @@ class MiceModel(BackboneModel):
 
     def interact(self, query_states, query_mask, doc_mask, doc_states=None, doc_kv=None) -> torch.Tensor:
         """Logits ``[B, num_labels]`` for aligned query/document states (or cached doc K/V)."""
-        if doc_kv is None:
-            if doc_states is None:
-                raise ValueError("interact needs doc_states or doc_kv")
-            doc_kv = self.document_kv(doc_states)
+        if doc_kv is None and doc_states is None:
+            raise ValueError("interact needs doc_states or doc_kv")
         bb, cfg = self.backbone, self.config
+        joint = cfg.interaction == "joint"
+        if doc_kv is None and joint:
+            doc_kv = self.document_kv(doc_states)
         x = query_states
         self_masks = self._self_masks(query_mask, x.dtype)
         cross_mask = self._cross_mask(query_mask, doc_mask, x.dtype)
-        for il, (k, v), self_mask in zip(self.interaction, doc_kv, self_masks):
-            if cfg.interaction == "joint":
-                x = bb.joint_attention(il.layer, il.layer_idx, x, self_mask, (k, v), cross_mask)
+        cls_mean = cfg.cls_cross_attention == "mean"
+        layer_kv = iter(doc_kv) if doc_kv is not None else None
+        for il, self_mask in zip(self.interaction, self_masks):
+            kv = next(layer_kv) if layer_kv is not None else None
+            if joint:
+                x = bb.joint_attention(il.layer, il.layer_idx, x, self_mask, kv, cross_mask)
                 x = bb.feed_forward(il.layer, x)
                 continue
             if cfg.interaction_self_attention:
                 x, _ = bb.self_attention(il.layer, il.layer_idx, x, self_mask)
-            cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] \
-                if cfg.cls_cross_attention == "mean" else None
-            x = bb.cross_attention(il.layer, il.cross, x, (k, v), cross_mask, cls_context)
+            if kv is None:  # from the document states (the backbone may skip projecting them)
+                x = bb.cross_attention_from_states(il.layer, il.cross, x, doc_states, cross_mask, doc_mask, cls_mean)
+            else:
+                k, v = kv
+                cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] if cls_mean else None
+                x = bb.cross_attention(il.layer, il.cross, x, (k, v), cross_mask, cls_context)
+            del kv
             x = bb.feed_forward(il.layer, x)
         return bb.score_head(bb.final_states(x), query_mask)
 

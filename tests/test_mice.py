@@ -121,6 +121,35 @@ def test_equals_slow_reference_path(kind, mode, tokenizer):
     torch.testing.assert_close(fast, torch.tensor(slow), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("mode", PADDING_INVARIANT_MODES)
+def test_states_path_without_projections_equals_projected_keys_and_values(kind, mode, tokenizer):
+    """At inference, interacting with document states gives the scores of projecting them to
+    keys/values first (1e-5), and on BERT never runs the cross-attention's key/value projections
+    over the documents; with autograd on, the projecting path runs and gives the same scores."""
+    model = _model(kind, tokenizer, cls_cross_attention=mode)
+    q = _batch(tokenizer, ["what is the boundary layer of a wing", "heat", "shock wave"])
+    d = _batch(tokenizer, ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+                           "plate", "shock wave and boundary layer in the tunnel with a model"])
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[1]))
+             for il in (model.interaction if kind == "bert" else []) for m in (il.cross.self.key, il.cross.self.value)]
+    with torch.no_grad():
+        qs = model.encode_queries(q["input_ids"], q["attention_mask"])
+        ds = model.encode_documents(d["input_ids"], d["attention_mask"])
+        projected = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_kv=model.document_kv(ds))
+        calls.clear()
+        fast = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_states=ds)
+    torch.testing.assert_close(fast, projected, atol=1e-5, rtol=0)
+    if kind == "bert":
+        assert ds.shape[1] not in calls, "the documents were projected to keys/values"
+    with torch.enable_grad():
+        trained = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_states=ds)
+    assert kind != "bert" or ds.shape[1] in calls
+    torch.testing.assert_close(trained.detach(), projected, atol=1e-5, rtol=0)
+    for h in hooks:
+        h.remove()
+
+
 def test_cross_attention_seeded_from_self_attention(kind, tokenizer):
     model = MiceModel.from_encoder(tiny_encoder(kind, num_hidden_layers=6), tokenizer, 2, 3)
     for il in model.interaction:
