@@ -211,17 +211,25 @@ class BertBackbone(Backbone):
         b, n, _ = x.shape
         heads = self.num_heads
         q = split_heads(sa.query(x), heads)                                    # [B, h, Lq, d]
-        w_k = sa.key.weight.view(heads, q.shape[-1], -1)                       # [h, d, H]
-        q_states = torch.einsum("bhqd,hde->bhqe", q, w_k).reshape(b, 1, heads * n, -1)
-        rows = mask.expand(b, heads, n, mask.shape[-1]).reshape(b, 1, heads * n, -1)
-        memory = states[:, None].to(x.dtype)
-        ctx = attend(q_states, memory, memory, rows, scale=q.shape[-1] ** -0.5)  # [B, 1, h·Lq, H]
-        w_v = sa.value.weight.view(heads, q.shape[-1], -1)
-        ctx = torch.einsum("bhqe,hde->bhqd", ctx.view(b, heads, n, -1), w_v)
-        reads = mask.expand(b, 1, n, mask.shape[-1]).any(dim=-1, keepdim=True)  # rows reading nothing stay 0
+        d = q.shape[-1]
+        w_k, w_v = sa.key.weight.view(heads, d, -1), sa.value.weight.view(heads, d, -1)  # [h, d, H]
+        mask = mask.expand(b, 1, n, mask.shape[-1])
+        reads = mask.any(dim=-1, keepdim=True)                                 # [B, 1, Lq, 1]
+        keys = doc_mask.bool()[:, None, None, :]
+        per_row = not torch.equal(mask, keys & reads)  # else every row reads the document's keys, or nothing
+        ctx = torch.empty_like(q)
+        # a few documents at a time: their [h·Lq, H] queries stay small (≈1 MiB), in cache and off the heap
+        step = max(1, 2 ** 20 // (heads * n * states.shape[-1] * states.element_size()))
+        for s in range(0, b, step):
+            e = min(b, s + step)
+            q_states = torch.einsum("bhqd,hde->bhqe", q[s:e], w_k).reshape(e - s, 1, heads * n, -1)
+            rows = mask[s:e].expand(e - s, heads, n, -1).reshape(e - s, 1, heads * n, -1) if per_row else keys[s:e]
+            memory = states[s:e, None].to(x.dtype)
+            c = attend(q_states, memory, memory, rows, scale=d ** -0.5)       # [b, 1, h·Lq, H]
+            ctx[s:e] = torch.einsum("bhqe,hde->bhqd", c.view(e - s, heads, n, -1), w_v)
         if sa.value.bias is not None:
-            ctx = ctx + sa.value.bias.view(1, heads, 1, -1) * reads
-        ctx = merge_heads(ctx)
+            ctx = ctx + sa.value.bias.view(1, heads, 1, -1)
+        ctx = merge_heads(ctx * reads.to(ctx.dtype))                            # rows reading nothing: 0
         cls_context = sa.value(masked_mean(states[:, None].to(x.dtype), doc_mask)[:, 0]) if cls_mean else None
         return self._attention_output(cross, x, ctx, cls_context)
 
