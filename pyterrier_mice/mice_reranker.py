@@ -18,13 +18,13 @@ class LayerwiseKV:
     until then), so the batch never holds every layer's K/V at once. Outside autograd, every layer
     is read into the same buffer (each layer's K/V is used up before the next is read)."""
 
-    def __init__(self, memories: list, num_layers: int, heads: int, dtype: torch.dtype):
-        self.memories, self.num_layers, self.heads, self.dtype = memories, num_layers, heads, dtype
+    def __init__(self, memories: list, num_layers: int, heads: int, dtype: torch.dtype, pool=None):
+        self.memories, self.num_layers, self.heads, self.dtype, self.pool = memories, num_layers, heads, dtype, pool
 
     def __iter__(self):
         # with autograd on, a layer's K/V may be saved for backward: never overwrite it then
         reuse = not torch.is_grad_enabled()
-        buffer = padded_buffer(self.memories, layer=0) if reuse else None
+        buffer = padded_buffer(self.memories, layer=0, pool=self.pool) if reuse else None
         for i in range(self.num_layers):
             kv, _ = gather_padded(self.memories, self.dtype, layer=i, buffer=buffer)  # [B, L, 2, H]
             yield split_heads(kv[:, :, 0], self.heads), split_heads(kv[:, :, 1], self.heads)
@@ -132,10 +132,11 @@ class MiceReranker(SplitReranker):
         if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2, H], one layer at a time
             lengths = [memory_length(m) for m in d]
             dm = length_mask(lengths, max(lengths), q.device)
-            kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype)
+            kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype, self.read_buffer)
             logits = self.model.interact(q, qm, dm, doc_kv=kv)
         else:  # document states [L, H]
-            mem, dm = gather_padded(d, q.dtype)
+            pool = None if torch.is_grad_enabled() else self.read_buffer
+            mem, dm = gather_padded(d, q.dtype, buffer=padded_buffer(d, pool=pool) if pool is not None else None)
             logits = self.model.interact(q, qm, dm, doc_states=mem)
         return logits_to_scores(logits)
 

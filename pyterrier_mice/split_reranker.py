@@ -11,6 +11,7 @@ Subclasses implement the hooks ``query_sequences``, ``doc_sequences``, ``encode_
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pandas as pd
@@ -60,14 +61,39 @@ def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None,
         return _gather_padded(memories, dtype, layer, buffer)
 
 
-def padded_buffer(memories: list, layer: int | None = None) -> np.ndarray | None:
+def padded_buffer(memories: list, layer: int | None = None, pool: "ReadBuffer | None" = None) -> np.ndarray | None:
     """An uninitialised float32 array that :func:`gather_padded` can fill for ``memories`` (None
-    when none of them is stored: the batch is then padded from tensors)."""
+    when none of them is stored: the batch is then padded from tensors), taken from ``pool`` if given."""
     stored = next((m for m in memories if isinstance(m, StoredMemory)), None)
     if stored is None:
         return None
-    n = max(memory_length(m) for m in memories)
-    return np.empty((len(memories), n, *stored.index.memory_shape(layer)), dtype=np.float32)
+    shape = (len(memories), max(memory_length(m) for m in memories), *stored.index.memory_shape(layer))
+    return pool.get(shape) if pool is not None else np.empty(shape, dtype=np.float32)
+
+
+class ReadBuffer:
+    """One float32 block per thread that reads from an index reuse, batch after batch and call
+    after call (grown when a batch needs more): hundreds of MB of padded K/V are not faulted in
+    afresh for every batch. It stays allocated while its re-ranker lives (:meth:`clear` frees it)
+    and is never pickled. Only for memories used up before the next read (no autograd)."""
+
+    def __init__(self):
+        self._blocks: dict[int, np.ndarray] = {}
+
+    def get(self, shape: tuple) -> np.ndarray:
+        n = int(np.prod(shape, dtype=np.int64))
+        key = threading.get_ident()
+        block = self._blocks.get(key)
+        if block is None or block.size < n:
+            self._blocks.pop(key, None)  # the old block goes before the larger one is allocated
+            self._blocks[key] = block = np.empty(n, dtype=np.float32)
+        return block[:n].reshape(shape)
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+    def __getstate__(self):
+        return {"_blocks": {}}
 
 
 def _gather_padded(memories, dtype, layer, buffer):
@@ -105,6 +131,7 @@ class SplitReranker(Reranker):
             from .index import DocStateIndex
             index = DocStateIndex(index)
         self.index = index
+        self.read_buffer = ReadBuffer()  # reused by the reads from the index (see ReadBuffer)
         self.last_stats: dict[str, int] = {}
 
     def _attach_index(self) -> None:

@@ -371,3 +371,22 @@ def test_layerwise_kv_reads_every_layer_into_one_buffer_only_outside_autograd(mi
         np.testing.assert_array_equal(k.transpose(1, 2).flatten(2), kv[:, :, 0])
         np.testing.assert_array_equal(v.transpose(1, 2).flatten(2), kv[:, :, 1])
         np.testing.assert_array_equal(kept, k2)  # never overwritten by a later layer
+
+
+@pytest.mark.parametrize("kv", [False, True])
+def test_index_reads_reuse_one_buffer_across_batches_and_calls(mice_path, tmp_path, kv):
+    """Reads from the index go into one per-thread block that later batches and calls reuse; the
+    scores are those of on-the-fly MICE, call after call, and the block is never pickled."""
+    import pickle
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=2)
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    rr = MiceReranker.from_pretrained(mice_path, batch_size=2, index=idx)
+    first = rr(frame())
+    blocks = list(rr.read_buffer._blocks.values())
+    assert len(blocks) == 1
+    again = rr(frame(qids=("2", "3", "1")))
+    assert list(rr.read_buffer._blocks.values())[0] is blocks[0]  # reused, not reallocated
+    a = fly(frame()).set_index(["qid", "docno"])["score"]
+    for got in (first, again):
+        np.testing.assert_allclose(got.set_index(["qid", "docno"])["score"].loc[a.index], a, atol=1e-5)
+    assert pickle.loads(pickle.dumps(rr.read_buffer))._blocks == {}
