@@ -109,6 +109,12 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bl,bhld->bhd", w, values)
 
 
+def mean_value_context(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, heads·d]``: the mean of ``values [B, heads, L, d]`` over the valid positions of
+    ``mask``, heads merged (MICE's ``mean`` context for ``[CLS]``)."""
+    return merge_heads(masked_mean(values, mask)[:, :, None])[:, 0]
+
+
 def window_mask(length: int, half_window: int, device=None) -> torch.Tensor:
     """Boolean ``[L, L]``: positions at most ``half_window`` apart (ModernBERT local layers)."""
     pos = torch.arange(length, device=device)

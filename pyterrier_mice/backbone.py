@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from .attention import attend, masked_mean, merge_heads, split_heads
+from .attention import attend, masked_mean, mean_value_context, merge_heads, split_heads
 
 SUPPORTED_MODEL_TYPES = ("bert", "modernbert")
 
@@ -97,7 +97,7 @@ class Backbone:
         values here); ``cls_mean``: position 0 reads the mean of the valid values (MICE's ``mean``
         mode). Backbones may compute the same thing without the projections (see BERT's)."""
         k, v = self.cross_kv(layer, cross, states)
-        cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] if cls_mean else None
+        cls_context = mean_value_context(v, doc_mask) if cls_mean else None
         return self.cross_attention(layer, cross, x, (k, v), mask, cls_context)
 
     def feed_forward(self, layer, x) -> torch.Tensor:

@@ -135,8 +135,8 @@ class MiceReranker(SplitReranker):
             kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype, self.read_buffer)
             logits = self.model.interact(q, qm, dm, doc_kv=kv)
         else:  # document states [L, H]
-            pool = None if torch.is_grad_enabled() else self.read_buffer
-            mem, dm = gather_padded(d, q.dtype, buffer=padded_buffer(d, pool=pool) if pool is not None else None)
+            buffer = None if torch.is_grad_enabled() else padded_buffer(d, pool=self.read_buffer)
+            mem, dm = gather_padded(d, q.dtype, buffer=buffer)
             logits = self.model.interact(q, qm, dm, doc_states=mem)
         return logits_to_scores(logits)
 

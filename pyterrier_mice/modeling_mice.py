@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import additive_bias, key_padding_mask, masked_mean, merge_heads, pair_mask, window_mask
+from .attention import additive_bias, key_padding_mask, mean_value_context, pair_mask, window_mask
 from .modeling_base import BackboneConfig, BackboneModel, load_encoder, load_tokenizer, special_ids
 from .modeling_masked import CrossEncoderOutput
 
@@ -251,7 +251,7 @@ class MiceModel(BackboneModel):
                 x = bb.cross_attention_from_states(il.layer, il.cross, x, doc_states, cross_mask, doc_mask, cls_mean)
             else:
                 k, v = kv
-                cls_context = merge_heads(masked_mean(v, doc_mask)[:, :, None])[:, 0] if cls_mean else None
+                cls_context = mean_value_context(v, doc_mask) if cls_mean else None
                 x = bb.cross_attention(il.layer, il.cross, x, (k, v), cross_mask, cls_context)
             del kv
             x = bb.feed_forward(il.layer, x)
