@@ -13,8 +13,9 @@ an interrupted one resumes; with a teacher, its scores are cached once in ``--wo
 for every variant on the same data). ``--untrained-from CE`` also evaluates every variant's model built
 from the cross-encoder checkpoint CE without training (its head kept). ``--reference NAME=RUN``
 (repeatable) adds a finished run trained elsewhere (e.g. the teacher cross-encoder): its curve is
-drawn, its final checkpoint joins the test table, and a second table marks every system against
-the first reference. Writes ``OUT_curves.csv``
+drawn and its final checkpoint joins the test table. ``--against NAME`` (repeatable; a variant or a
+reference, default the first reference) adds a table marking every system against NAME, e.g. the
+derived variant against the one trained from the base model. Writes ``OUT_curves.csv``
 (variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and
 ``OUT.png`` (curves, mean over seeds with the per-seed runs faint).
 """
@@ -102,12 +103,19 @@ def main(argv=None):
     ap.add_argument("--measure", default="nDCG@10")
     ap.add_argument("--work", default="runs/compare")
     ap.add_argument("--out", required=True, help="prefix of the CSV/Markdown/PNG outputs")
+    ap.add_argument("--against", action="append", default=[],
+                    help="also mark every system against this variant or reference (default: the first reference)")
     ap.add_argument("--overwrite", action="store_true", help="retrain runs that exist")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*truncated.*")
     variants = [parse_variant(v) for v in args.variant]
 
     references = dict(r.split("=", 1) for r in args.reference)
+    against = args.against or list(references)[:1]
+    unknown = [a for a in against if a not in references and a not in dict(variants)]
+    if unknown:
+        raise SystemExit(f"--against {unknown[0]!r}: not a --variant or --reference name "
+                         f"(have {[n for n, _ in variants] + list(references)})")
     runs = train_all(args, variants)
     rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -155,11 +163,9 @@ def main(argv=None):
               f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "
               f"t-test against BM25, Holm; ↑/↓ significant); final validation: last point of the curves")
     text = header + "\n\n" + to_markdown(table) + "\n"
-    if references:
-        first = next(iter(references))
-        against = paper_table({ds.label: pooled}, args.measure, first)
-        text += (f"\nThe same systems, ↑/↓ against {first} (paired t-test, Holm):\n\n"
-                 + to_markdown(against) + "\n")
+    for name in against:
+        text += (f"\nThe same systems, ↑/↓ against {name} (paired t-test, Holm):\n\n"
+                 + to_markdown(paper_table({ds.label: pooled}, args.measure, name)) + "\n")
     with open(args.out + ".md", "w") as f:
         f.write(text)
     print("\n" + text)

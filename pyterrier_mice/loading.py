@@ -101,6 +101,14 @@ def backbone_setting(name_or_path, key: str):
     return backbone[key] if isinstance(backbone, dict) else getattr(cfg, key)
 
 
+def trained_length(name_or_path, key: str = "max_length") -> int | None:
+    """The length (``max_length``, ``query_max_length``, ``doc_max_length``) a checkpoint of this
+    package was trained at (``config.trained_lengths``), or None (a plain HF model, or not recorded)."""
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(local_or_hub(name_or_path))
+    return (getattr(cfg, "trained_lengths", None) or {}).get(key)
+
+
 def num_backbone_layers(name_or_path) -> int:
     """The number of layers of a checkpoint's backbone."""
     return backbone_setting(name_or_path, "num_hidden_layers")

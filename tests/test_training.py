@@ -252,6 +252,25 @@ def test_teacher_scores_at_the_students_lengths(tokenizer, beir_folder, tmp_path
     assert teacher_lengths(cfg, str(backbone)) == {"max_length": 48}
 
 
+def test_teacher_scores_no_longer_than_it_was_trained(tokenizer, tmp_path):
+    """A cross-encoder teacher trained at 48 tokens scores at 48, not at a longer student's 80: a
+    trained teacher run past its training length ranks worse (on Cranfield, 25.0 nDCG@10 at 160
+    tokens against 28.4 at its 128), and the student would imitate that worse teacher."""
+    from pyterrier_mice import MaskedCrossEncoderModel
+    from pyterrier_mice.training import teacher_lengths
+    ce = tmp_path / "ce"
+    model = MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer)
+    model.config.trained_lengths = {"max_length": 48, "query_max_length": None, "doc_max_length": None}
+    model.save_pretrained(ce)
+    tokenizer.save_pretrained(ce)
+    mice = {"type": "mice", "query_max_length": 16, "doc_max_length": 64}
+    assert teacher_lengths(TrainConfig.from_dict({"model": mice}), str(ce)) == {"max_length": 48}
+    assert teacher_lengths(TrainConfig.from_dict({"model": {"type": "cross-encoder", "max_length": 32}}),
+                           str(ce)) == {"max_length": 32}  # a shorter student: its length
+    assert teacher_lengths(TrainConfig.from_dict({"model": mice, "data": {"teacher_max_length": 100}}),
+                           str(ce)) == {"max_length": 100}  # told otherwise
+
+
 def test_derive_from_a_cross_encoder(tokenizer, beir_folder, tmp_path, capsys):
     """One command: MICE initialised from the cross-encoder (its head kept) and distilled from it
     with teacher scores cached next to the run; a rerun never scores again."""
@@ -274,7 +293,9 @@ def test_derive_from_a_cross_encoder(tokenizer, beir_folder, tmp_path, capsys):
     assert rr.model.config.first_interaction_layer == 2
     capsys.readouterr()
     assert main(args + ["--overwrite"]) == 0  # retrained: the teacher's scores are read back, not computed
-    assert "teacher scores of" in capsys.readouterr().out and os.listdir(out / "teacher") == cached
+    shown = capsys.readouterr().out
+    assert "teacher scores of" in shown and os.listdir(out / "teacher") == cached
+    assert f"teacher {ce} scores at max_length" in shown  # the length it scores at is said
 
 
 def test_validation_queries_do_not_move_with_the_training_seed(beir_folder, tmp_path):

@@ -41,8 +41,10 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
             data.groups += pseudo_query_groups(ds, work, cfg.data.pseudo_queries, words=words,
                                                k=cfg.data.bm25_k, size=1 + cfg.data.negatives, seed=cfg.seed)
         if cfg.data.teacher:
-            teacher = load_reranker(cfg.data.teacher, batch_size=cfg.eval.batch_size, device=cfg.device,
-                                    **teacher_lengths(cfg, cfg.data.teacher))
+            lengths = teacher_lengths(cfg, cfg.data.teacher)
+            print(f"teacher {cfg.data.teacher} scores at "
+                  f"{', '.join(f'{k} {v}' for k, v in lengths.items()) or 'its own lengths'}", flush=True)
+            teacher = load_reranker(cfg.data.teacher, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
             attach_teacher_scores(data, teacher, cfg.data.teacher,
                                   cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher"))
     else:
@@ -65,9 +67,11 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
 def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     """The teacher scores the texts the student sees: a cross-encoder teacher's pair length is
     ``data.teacher_max_length``, else the student's (its pair length, or its query + document
-    lengths); a split teacher takes the student's query/document lengths."""
+    lengths), never longer than the length the teacher was trained at (run past it, a trained
+    cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
+    query/document lengths."""
     from ..cross_encoder import MAX_PAIR_LENGTH, CrossEncoderReranker
-    from ..loading import backbone_setting, model_type_of
+    from ..loading import backbone_setting, model_type_of, trained_length
     from .models import reranker_class
     m = cfg.model
     if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:
@@ -78,7 +82,8 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
         else:
             q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
             length = q + d if q and d else None
-        limit = min(backbone_setting(teacher_path, "max_position_embeddings"), MAX_PAIR_LENGTH)
+        limit = min(backbone_setting(teacher_path, "max_position_embeddings"), MAX_PAIR_LENGTH,
+                    trained_length(teacher_path) or MAX_PAIR_LENGTH)
         return {"max_length": min(length, limit)} if length else {}
     return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
 
