@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     try:
         if args.command in ("train", "derive"):
             from .training import TrainConfig, run
+            from .training.derive import derive_config
             if args.command == "derive":
                 cfg = TrainConfig.from_yaml(*derive_config(args))
             else:
@@ -101,45 +102,6 @@ def build_index(args) -> None:
                                           verbose=args.verbose, shard=shard).index(docs)
     where = f"shard {shard[0]} of {shard[1]} of " if shard else ""
     print(f"indexed {where}{args.out}" + ("" if shard else f": {len(idx)} documents"), flush=True)
-
-
-def derive_config(args) -> tuple[str, list[str]]:
-    """The recipe and overrides of ``derive``: MICE initialised from SOURCE (its head kept) and
-    distilled from it (MarginMSE) on a BEIR folder, or from the MS MARCO teacher file."""
-    import os
-    import re
-    configs = os.path.join(os.path.dirname(__file__), "configs")
-    folder = os.path.isdir(args.data)
-    if not folder and not os.path.isfile(args.data):
-        raise FileNotFoundError(f"--data {args.data!r} does not exist (a BEIR-layout folder or the teacher TSV)")
-    config = args.config or os.path.join(configs, "cranfield_mice_derived.yaml" if folder
-                                         else "paper_mice_l4_3_derived.yaml")
-    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", "-".join(os.path.normpath(args.source).split(os.sep)[-2:])).strip("_")
-    sets = [f"model.backbone={args.source}", f"data.path={args.data}",
-            f"data.kind={'beir' if folder else 'msmarco-teacher'}", "loss=margin_mse",
-            f"output_dir={args.out or os.path.join('runs', name + '-mice')}"]
-    if folder:
-        sets.append(f"data.teacher={args.source}")
-        if not args.config:
-            sets += derived_depth(args.source, args.overrides)
-    return config, sets + list(args.overrides)
-
-
-def derived_depth(source: str, overrides: list[str]) -> list[str]:
-    """The default recipe's depth for SOURCE: ℓ* a third of its layers (rounded, at least 1; the
-    paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
-    its last layer. Nothing when the user sets the depth."""
-    from .modeling_base import encoder_num_layers
-    if any(o.startswith(("model.first_interaction_layer=", "model.interaction_layers=")) for o in overrides):
-        return []
-    n = encoder_num_layers(source)
-    if n < 2:
-        raise ValueError(f"{source!r} has {n} layer(s): MICE needs at least 2 (one apart, one to interact)")
-    first = max(1, round(n / 3))
-    print(f"derive: MICE-ℓ{first}+{n - first} from a {n}-layer cross-encoder (ℓ* = a third of the layers, "
-          "every layer above it kept; set model.first_interaction_layer / model.interaction_layers to change)",
-          flush=True)
-    return [f"model.first_interaction_layer={first}", f"model.interaction_layers={n - first}"]
 
 
 if __name__ == "__main__":

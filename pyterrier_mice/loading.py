@@ -109,6 +109,14 @@ def trained_length(name_or_path, key: str = "max_length") -> int | None:
     return (getattr(cfg, "trained_lengths", None) or {}).get(key)
 
 
+def readable_length(name_or_path) -> int:
+    """The longest input a cross-encoder reads well: the length a checkpoint of this package was
+    trained at, else its position limit, and never more than ``MAX_PAIR_LENGTH`` (1024)."""
+    from .cross_encoder import MAX_PAIR_LENGTH
+    return min(backbone_setting(name_or_path, "max_position_embeddings"), MAX_PAIR_LENGTH,
+               trained_length(name_or_path) or MAX_PAIR_LENGTH)
+
+
 def num_backbone_layers(name_or_path) -> int:
     """The number of layers of a checkpoint's backbone."""
     return backbone_setting(name_or_path, "num_hidden_layers")

@@ -102,8 +102,9 @@ def derive_mice(s: Setting, source: str, first_interaction_layer: int = 3, inter
                 steps: int | None = None) -> str:
     """MICE initialised from the cross-encoder ``source`` and distilled from it (MarginMSE) on the
     train split: the recipe of ``pyterrier-mice derive`` at the setting's budget, except that the
-    tutorials keep MICE-ℓ3+3 (their committed outputs come from it); the Cranfield recipe's
-    MICE-ℓ2+4, which distils much closer to its teacher, is ``first_interaction_layer=2``."""
+    tutorials keep MICE-ℓ3+3 (their committed outputs come from it) and the setting's pair length
+    (32 query + the rest document tokens); the Cranfield recipe's MICE-ℓ2+4, which distils much
+    closer to its teacher, is ``first_interaction_layer=2``."""
     cfg = _recipe(s, type="mice", backbone=source, first_interaction_layer=first_interaction_layer,
                   interaction_layers=interaction_layers, query_max_length=32, doc_max_length=s.max_length - 32)
     cfg["data"]["teacher"] = source

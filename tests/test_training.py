@@ -348,14 +348,16 @@ def test_derive_keeps_a_third_of_the_layers_apart_and_every_layer_above(tokenize
     last one); the user's depth wins; a config file of the user's is taken as it is."""
     import argparse
     from pyterrier_mice import MaskedCrossEncoderModel
-    from pyterrier_mice.cli import derive_config
+    from pyterrier_mice.training.derive import derive_config
     sources = {}
     for n in (6, 12, 1):
         sources[n] = tmp_path / f"ce{n}"
         MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", num_hidden_layers=n), tokenizer).save_pretrained(
             sources[n])
+        tokenizer.save_pretrained(sources[n])
     hf = tmp_path / "hf12"
     tiny_encoder("bert", num_hidden_layers=12).save_pretrained(hf)  # a plain HF BertForSequenceClassification
+    tokenizer.save_pretrained(hf)
 
     def depth(source, *sets, config=None):
         ns = argparse.Namespace(source=str(source), data=beir_folder, config=config, out=str(tmp_path / "o"),
@@ -371,3 +373,42 @@ def test_derive_keeps_a_third_of_the_layers_apart_and_every_layer_above(tokenize
     assert depth(sources[12], config=str(recipe)) == (5, 1)
     with pytest.raises(ValueError, match="has 1 layer.*at least 2"):
         depth(sources[1])
+
+
+def test_derive_sizes_documents_to_the_collection_and_the_source(tokenizer, beir_folder, tmp_path, capsys):
+    """``derive`` reads documents as long as 95% of the folder's (rounded up to 32 tokens), never
+    longer than the source reads well (its trained length, else its position limit): a recipe's
+    fixed length would cut what the cross-encoder ranks on. The user's length and config win."""
+    import argparse
+    from pyterrier_mice import MaskedCrossEncoderModel
+    from pyterrier_mice.training.derive import derive_config
+    long_folder = tmp_path / "long"
+    (long_folder / "qrels").mkdir(parents=True)
+    with open(long_folder / "corpus.jsonl", "w") as f:  # 20 documents of 40 to 97 words, one token each
+        for i in range(20):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(["wing"] * (40 + 3 * i))}) + "\n")
+    (long_folder / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "wing"}) + "\n")
+    plain = tmp_path / "plain"  # a HF cross-encoder reading 128 positions
+    tiny_encoder("bert").save_pretrained(plain)
+    tokenizer.save_pretrained(plain)
+    trained = tmp_path / "trained48"  # this package's, trained on pairs of 48 tokens
+    model = MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer)
+    model.config.trained_lengths = {"max_length": 48, "query_max_length": None, "doc_max_length": None}
+    model.save_pretrained(trained)
+    tokenizer.save_pretrained(trained)
+
+    def doc_length(source, folder, *sets, config=None):
+        ns = argparse.Namespace(source=str(source), data=str(folder), config=config, out=str(tmp_path / "o"),
+                                overrides=list(sets))
+        return TrainConfig.from_yaml(*derive_config(ns)).model.doc_max_length
+    assert doc_length(plain, beir_folder) == 32  # short documents (at most 12 tokens): not 128
+    assert "documents up to 32 tokens (95% of the documents fit" in capsys.readouterr().out
+    assert doc_length(plain, long_folder) == 128  # 95% of them need 96 + 2 tokens → 128 of the 128 it reads
+    capsys.readouterr()
+    assert doc_length(trained, long_folder) == 48  # no longer than it was trained at (3 of the 20 fit)
+    assert "documents up to 48 tokens (the longest the source reads well; 15% of the documents fit" \
+        in capsys.readouterr().out
+    assert doc_length(plain, long_folder, "model.doc_max_length=64") == 64
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(yaml.safe_dump({"model": {"type": "mice", "doc_max_length": 80}}))
+    assert doc_length(plain, long_folder, config=str(recipe)) == 80

@@ -70,8 +70,8 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     lengths), never longer than the length the teacher was trained at (run past it, a trained
     cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
     query/document lengths."""
-    from ..cross_encoder import MAX_PAIR_LENGTH, CrossEncoderReranker
-    from ..loading import backbone_setting, model_type_of, trained_length
+    from ..cross_encoder import CrossEncoderReranker
+    from ..loading import model_type_of, readable_length
     from .models import reranker_class
     m = cfg.model
     if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:
@@ -82,9 +82,7 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
         else:
             q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
             length = q + d if q and d else None
-        limit = min(backbone_setting(teacher_path, "max_position_embeddings"), MAX_PAIR_LENGTH,
-                    trained_length(teacher_path) or MAX_PAIR_LENGTH)
-        return {"max_length": min(length, limit)} if length else {}
+        return {"max_length": min(length, readable_length(teacher_path))} if length else {}
     return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
 
 

@@ -1,0 +1,82 @@
+"""The recipe of ``pyterrier-mice derive``: MICE initialised from a cross-encoder (its head kept)
+and distilled from it, sized to the source (depth) and to the collection (document length)."""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+#: ``derive`` reads at most this many documents of a folder to choose the document length
+LENGTH_SAMPLE = 5000
+#: the share of the (sampled) documents that must fit whole
+LENGTH_COVERAGE = 0.95
+
+
+def derive_config(args) -> tuple[str, list[str]]:
+    """The recipe and overrides of ``derive`` (``args``: source, data, config, out, overrides):
+    MICE initialised from SOURCE and distilled from it (MarginMSE) on a BEIR folder, or from the
+    MS MARCO teacher file."""
+    configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+    folder = os.path.isdir(args.data)
+    if not folder and not os.path.isfile(args.data):
+        raise FileNotFoundError(f"--data {args.data!r} does not exist (a BEIR-layout folder or the teacher TSV)")
+    config = args.config or os.path.join(configs, "cranfield_mice_derived.yaml" if folder
+                                         else "paper_mice_l4_3_derived.yaml")
+    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", "-".join(os.path.normpath(args.source).split(os.sep)[-2:])).strip("_")
+    sets = [f"model.backbone={args.source}", f"data.path={args.data}",
+            f"data.kind={'beir' if folder else 'msmarco-teacher'}", "loss=margin_mse",
+            f"output_dir={args.out or os.path.join('runs', name + '-mice')}"]
+    if folder:
+        sets.append(f"data.teacher={args.source}")
+        if not args.config:
+            sets += derived_depth(args.source, args.overrides)
+            sets += derived_doc_length(args.source, args.data, args.overrides)
+    return config, sets + list(args.overrides)
+
+
+def derived_depth(source: str, overrides: list[str]) -> list[str]:
+    """The default recipe's depth for SOURCE: ℓ* a third of its layers (rounded, at least 1; the
+    paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
+    its last layer. Nothing when the user sets the depth."""
+    from ..modeling_base import encoder_num_layers
+    if any(o.startswith(("model.first_interaction_layer=", "model.interaction_layers=")) for o in overrides):
+        return []
+    n = encoder_num_layers(source)
+    if n < 2:
+        raise ValueError(f"{source!r} has {n} layer(s): MICE needs at least 2 (one apart, one to interact)")
+    first = max(1, round(n / 3))
+    print(f"derive: MICE-ℓ{first}+{n - first} from a {n}-layer cross-encoder (ℓ* = a third of the layers, "
+          "every layer above it kept; set model.first_interaction_layer / model.interaction_layers to change)",
+          flush=True)
+    return [f"model.first_interaction_layer={first}", f"model.interaction_layers={n - first}"]
+
+
+def derived_doc_length(source: str, folder: str, overrides: list[str]) -> list[str]:
+    """The default recipe's document length on FOLDER: long enough for 95% of its documents in
+    SOURCE's tokens (``[CLS]`` and ``[SEP]`` included; at most the first 5,000 documents are
+    read), rounded up to a multiple of 32, and never longer than SOURCE reads well (the length a
+    checkpoint of this package was trained at, else its position limit). Cutting documents the
+    cross-encoder reads whole would cost MICE what the cross-encoder ranks on. Nothing when the
+    user sets it."""
+    from itertools import islice
+
+    import numpy as np
+
+    from ..datasets import BeirFolder
+    from ..loading import readable_length
+    from ..modeling_base import load_tokenizer
+    if any(o.startswith("model.doc_max_length=") for o in overrides):
+        return []
+    limit = readable_length(source)
+    texts = [d["text"] for d in islice(BeirFolder(folder).get_corpus_iter(), LENGTH_SAMPLE)]
+    if not texts:
+        raise ValueError(f"{folder}/corpus.jsonl holds no documents")
+    tokenizer = load_tokenizer(source)
+    lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit + 1)["input_ids"]])
+    fit = int(math.ceil(np.quantile(lengths, LENGTH_COVERAGE) / 32) * 32)
+    length = min(fit, limit)
+    reason = (f"{LENGTH_COVERAGE:.0%} of the documents fit" if fit <= limit else
+              f"the longest the source reads well; {np.mean(lengths <= limit):.0%} of the documents fit")
+    print(f"derive: documents up to {length} tokens ({reason}; set model.doc_max_length to change: "
+          "shorter trains and re-ranks faster, and cuts more)", flush=True)
+    return [f"model.doc_max_length={length}"]
