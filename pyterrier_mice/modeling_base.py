@@ -140,6 +140,15 @@ def encoder_num_layers(name_or_path: str) -> int:
     return int(config.num_hidden_layers)
 
 
+def has_classification_head(name_or_path: str) -> bool:
+    """Whether a checkpoint scores pairs with a trained head: any model of this package, or a plain
+    HF model saved as ``…ForSequenceClassification`` (a base encoder gets a random head)."""
+    from .loading import KINDS, local_or_hub, model_type_of
+    if model_type_of(name_or_path) in KINDS:  # a folder without config.json is an error naming it
+        return True
+    return _has_classifier(AutoConfig.from_pretrained(local_or_hub(name_or_path)))
+
+
 def _has_classifier(config) -> bool:
     archs = getattr(config, "architectures", None) or []
     return any(a.endswith("ForSequenceClassification") for a in archs)

@@ -412,3 +412,33 @@ def test_derive_sizes_documents_to_the_collection_and_the_source(tokenizer, beir
     recipe = tmp_path / "mine.yaml"
     recipe.write_text(yaml.safe_dump({"model": {"type": "mice", "doc_max_length": 80}}))
     assert doc_length(plain, long_folder, config=str(recipe)) == 80
+
+
+def test_derive_and_distillation_refuse_what_would_train_on_nonsense(tokenizer, beir_folder, tmp_path, capsys):
+    """A base encoder (no classification head) as the source or teacher would distil random
+    scores, and a missing training split fails only after the run folder is written: each is one
+    line naming the argument, before any work."""
+    from transformers import BertModel
+
+    from pyterrier_mice import MaskedCrossEncoderModel
+    from pyterrier_mice.cli import main
+    base = tmp_path / "base"
+    BertModel(tiny_encoder("bert").config).save_pretrained(base)  # architectures: ['BertModel']
+    tokenizer.save_pretrained(base)
+    ce = tmp_path / "ce"
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(ce)
+    tokenizer.save_pretrained(ce)
+    out = tmp_path / "out"
+    for args, shown in [
+            (["derive", str(base), "--data", beir_folder, "--set", "data.split=test"],
+             "has no classification head (a base encoder, not a cross-encoder)"),
+            (["derive", beir_folder, "--data", beir_folder], "holds no config.json: not a Hugging Face checkpoint"),
+            (["derive", str(ce), "--data", beir_folder],
+             "data.split='train': " + beir_folder + " has no qrels/train.tsv (its splits: ['test'])"),
+            (["train", _cli_config(tmp_path, tokenizer, beir_folder), "--set", "loss=margin_mse",
+              "--set", f"data.teacher={base}"], "data.teacher: '" + str(base) + "' has no classification head")]:
+        capsys.readouterr()
+        assert main(args + (["--out", str(out)] if args[0] == "derive" else [])) == 2
+        err = capsys.readouterr().err.strip()
+        assert shown in err and len(err.splitlines()) == 1, err
+        assert not os.path.exists(out), "the run folder was written before the error"

@@ -161,6 +161,17 @@ class TrainConfig:
                               "(or use loss=infonce / loss=bce)")
         if self.data.kind == "beir" and not self.data.path:
             raise ConfigError("data.path is empty: set it to a BEIR-layout folder")
+        if self.data.kind == "beir":
+            from ..datasets import BeirFolder
+            splits = BeirFolder(self.data.path).splits()
+            if self.data.split not in splits:
+                raise ConfigError(f"data.split={self.data.split!r}: {self.data.path} has no qrels/{self.data.split}.tsv "
+                                  f"(its splits: {splits}); set data.split to one you will not evaluate on")
+            if self.data.teacher:
+                from ..modeling_base import has_classification_head
+                if not has_classification_head(self.data.teacher):
+                    raise ConfigError(f"data.teacher: {self.data.teacher!r} {NO_HEAD}; set it to a trained "
+                                      "cross-encoder")
 
     @property
     def eval_seed(self) -> int:
@@ -170,6 +181,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+#: why a base encoder cannot teach or be derived from
+NO_HEAD = ("has no classification head (a base encoder, not a cross-encoder): its scores would be random, "
+           "and a student would learn them")
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "eval": EvalConfig}
 

@@ -16,10 +16,16 @@ def derive_config(args) -> tuple[str, list[str]]:
     """The recipe and overrides of ``derive`` (``args``: source, data, config, out, overrides):
     MICE initialised from SOURCE and distilled from it (MarginMSE) on a BEIR folder, or from the
     MS MARCO teacher file."""
+    from ..modeling_base import has_classification_head
+    from .config import NO_HEAD
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
     folder = os.path.isdir(args.data)
     if not folder and not os.path.isfile(args.data):
         raise FileNotFoundError(f"--data {args.data!r} does not exist (a BEIR-layout folder or the teacher TSV)")
+    if not has_classification_head(args.source):
+        raise ValueError(f"{args.source!r} {NO_HEAD}; derive from a trained cross-encoder (`pyterrier-mice train "
+                         "configs/cranfield_ce.yaml` trains one), or train MICE from the base encoder with "
+                         "configs/cranfield_mice.yaml")
     config = args.config or os.path.join(configs, "cranfield_mice_derived.yaml" if folder
                                          else "paper_mice_l4_3_derived.yaml")
     name = re.sub(r"[^A-Za-z0-9.+-]+", "_", "-".join(os.path.normpath(args.source).split(os.sep)[-2:])).strip("_")
