@@ -74,7 +74,7 @@ def test_save_load_and_index(tokenizer, tmp_path):
     rr = _reranker(tokenizer, tmp_path / "m")
     again = ColBERTReranker.from_pretrained(str(tmp_path / "m"))
     a, b = rr(_frame()), again(_frame())
-    np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
+    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-6, atol=1e-6)  # reloaded: equal to fp32 rounding (seen: 2 ulp, 1.9e-6 at 8.5, under load)
     idx = DocStateIndex(str(tmp_path / "idx")).indexer(rr, dtype="fp32").index(
         [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
     fast = ColBERTReranker.from_pretrained(str(tmp_path / "m"), index=idx)
