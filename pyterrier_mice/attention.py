@@ -35,17 +35,21 @@ def additive_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa", scale: float | None = None):
+           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa", scale: float | None = None,
+           bias: torch.Tensor | None = None):
     """Scaled dot-product attention under a boolean or an additive ``mask`` (see module doc).
 
     ``mask`` broadcasts to ``[B, heads, Lq, Lk]``. ``kernel`` chooses how an additive mask is
     applied: ``"eager"`` (explicit softmax, as HF BERT's eager attention) or ``"sdpa"`` (torch's
     fused kernel, as HF's SDPA attention); boolean masks always run on SDPA. With
     ``return_probs`` the eager path runs and the attention probabilities are returned too.
-    ``scale`` multiplies the scores (default ``1/√d``, d the size of q's last axis).
+    ``scale`` multiplies the scores (default ``1/√d``, d the size of q's last axis). ``bias``
+    (broadcasting to the scores) is added to the scores of the allowed keys (MICE's lexical bias).
     """
     eager_scale = q.shape[-1] ** -0.5 if scale is None else scale  # SDPA keeps its own default
     if mask is not None and mask.dtype.is_floating_point:
+        if bias is not None:
+            mask = mask + bias.to(mask.dtype)
         if return_probs or kernel == "eager":
             scores = (q @ k.transpose(-1, -2)) * eager_scale + mask
             probs = torch.softmax(scores, dim=-1)
@@ -61,10 +65,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
             mask = mask | empty_rows
         else:
             empty_rows = None
+    if bias is not None:  # boolean mask + bias → one float mask (-inf where blocked)
+        bias = bias.to(q.dtype)
+        mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
     if return_probs:
         scores = (q @ k.transpose(-1, -2)) * eager_scale
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores + mask if mask.dtype.is_floating_point else scores.masked_fill(~mask, float("-inf"))
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         if empty_rows is not None:
             probs = probs.masked_fill(empty_rows, 0.0)
@@ -119,3 +126,23 @@ def window_mask(length: int, half_window: int, device=None) -> torch.Tensor:
     """Boolean ``[L, L]``: positions at most ``half_window`` apart (ModernBERT local layers)."""
     pos = torch.arange(length, device=device)
     return (pos[:, None] - pos[None, :]).abs() <= half_window
+
+
+def exact_match_weights(query_ids: torch.Tensor, doc_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, Lq, Ld]``: row i spreads weight 1 uniformly over the document positions holding query
+    token i's id (special and padding ids included, as the MICE authors' exact-match heads do); a
+    token found nowhere reads position 0 alone. Pad the two sides with ids that never meet (e.g. -1
+    and -2) where their padding should match nothing."""
+    match = query_ids[:, :, None] == doc_ids[:, None, :]
+    match[:, :, 0] |= ~match.any(dim=-1)
+    weights = match.float()
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def lexical_matches(query_ids: torch.Tensor, doc_ids: torch.Tensor, special_ids) -> torch.Tensor:
+    """Boolean ``[B, 1, Lq, Ld]``: the query token's id equals the document token's, neither of them
+    a special token (``special_ids``: the tokenizer's, padding included)."""
+    special = torch.as_tensor(list(special_ids), dtype=query_ids.dtype, device=query_ids.device)
+    match = query_ids[:, :, None] == doc_ids[:, None, :]
+    match &= ~torch.isin(query_ids, special)[:, :, None] & ~torch.isin(doc_ids, special)[:, None, :]
+    return match[:, None]

@@ -84,21 +84,21 @@ class Backbone:
         and output: a cross-encoder layer whose document states are frozen."""
         raise NotImplementedError
 
-    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None, bias=None):
         """Cross-attention sub-block (queries ``x``, keys/values ``kv``) with residual and norm.
 
         ``cls_context`` (``[B, H]``), when given, replaces the attention output of position 0
-        (MICE's ``mean`` mode for ``[CLS]``).
+        (MICE's ``mean`` mode for ``[CLS]``); ``bias`` is added to the allowed scores.
         """
         raise NotImplementedError
 
-    def cross_attention_from_states(self, layer, cross, x, states, mask, doc_mask, cls_mean=False):
+    def cross_attention_from_states(self, layer, cross, x, states, mask, doc_mask, cls_mean=False, bias=None):
         """:meth:`cross_attention` over document ``states`` ``[B, Ld, H]`` (projected to keys and
         values here); ``cls_mean``: position 0 reads the mean of the valid values (MICE's ``mean``
         mode). Backbones may compute the same thing without the projections (see BERT's)."""
         k, v = self.cross_kv(layer, cross, states)
         cls_context = mean_value_context(v, doc_mask) if cls_mean else None
-        return self.cross_attention(layer, cross, x, (k, v), mask, cls_context)
+        return self.cross_attention(layer, cross, x, (k, v), mask, cls_context, bias)
 
     def feed_forward(self, layer, x) -> torch.Tensor:
         raise NotImplementedError
@@ -112,13 +112,16 @@ class Backbone:
         """States after the last layer (ModernBERT's final norm)."""
         return x
 
-    def score_head(self, x, attention_mask) -> torch.Tensor:
-        """Logits ``[B, num_labels]`` from final states ``[B, L, H]``."""
+    def score_head(self, x, attention_mask, pooling: str | None = None) -> torch.Tensor:
+        """Logits ``[B, num_labels]`` from final states ``[B, L, H]``; ``pooling`` (``"cls"``,
+        ``"mean"``: over the valid positions, ``"padded_mean"``: over every position) overrides the
+        backbone's own where it has a choice."""
         raise NotImplementedError
 
-    def _attend(self, q_states, k, v, mask, return_probs, layer_training):
-        q = split_heads(q_states, self.num_heads)
-        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs, self.reference_kernel)
+    def _attend(self, q_states, k, v, mask, return_probs, layer_training, bias=None):
+        q = split_heads(q_states, k.shape[1])
+        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs, self.reference_kernel,
+                     bias=bias)
         if return_probs:
             ctx, probs = out
             return merge_heads(ctx), probs
@@ -158,14 +161,14 @@ class BertBackbone(Backbone):
         return self.base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
                                     position_ids=position_ids)
 
-    def _block(self, attn, x, mask, memory_kv=None, return_probs=False, cls_context=None):
+    def _block(self, attn, x, mask, memory_kv=None, return_probs=False, cls_context=None, bias=None):
         sa = attn.self
         if memory_kv is None:
-            k = split_heads(sa.key(x), self.num_heads)
-            v = split_heads(sa.value(x), self.num_heads)
+            k = split_heads(sa.key(x), sa.num_attention_heads)
+            v = split_heads(sa.value(x), sa.num_attention_heads)
         else:
             k, v = memory_kv
-        ctx, probs = self._attend(sa.query(x), k, v, mask, return_probs, attn.training)
+        ctx, probs = self._attend(sa.query(x), k, v, mask, return_probs, attn.training, bias)
         return self._attention_output(attn, x, ctx, cls_context), probs
 
     @staticmethod
@@ -182,22 +185,23 @@ class BertBackbone(Backbone):
         return self._block(layer.attention, x, mask, return_probs=return_probs)
 
     def cross_kv(self, layer, cross, memory, layer_idx=None, position_ids=None):
-        return (split_heads(cross.self.key(memory), self.num_heads),
-                split_heads(cross.self.value(memory), self.num_heads))
+        heads = cross.self.num_attention_heads  # fewer in MICE's compressed interaction layers
+        return split_heads(cross.self.key(memory), heads), split_heads(cross.self.value(memory), heads)
 
     def joint_attention(self, layer, layer_idx, x, self_mask, kv, cross_mask):
         attn = layer.attention
-        sa, heads = attn.self, self.num_heads
+        sa = attn.self
+        heads = sa.num_attention_heads
         k = torch.cat([split_heads(sa.key(x), heads), kv[0].to(x.dtype)], dim=2)
         v = torch.cat([split_heads(sa.value(x), heads), kv[1].to(x.dtype)], dim=2)
         ctx, _ = self._attend(sa.query(x), k, v, joint_mask(self_mask, cross_mask, x), False, attn.training)
         out = attn.output
         return out.LayerNorm(out.dropout(out.dense(ctx)) + x)
 
-    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
-        return self._block(cross, x, mask, memory_kv=kv, cls_context=cls_context)[0]
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None, bias=None):
+        return self._block(cross, x, mask, memory_kv=kv, cls_context=cls_context, bias=bias)[0]
 
-    def cross_attention_from_states(self, layer, cross, x, states, mask, doc_mask, cls_mean=False):
+    def cross_attention_from_states(self, layer, cross, x, states, mask, doc_mask, cls_mean=False, bias=None):
         """At inference under a boolean mask, without projecting the document to keys and values:
         each head's query is mapped back through the key weights (``q·(W_k d + b_k) = (W_kᵀq)·d``
         plus a constant per row, which the softmax ignores), the heads' queries attend over the raw
@@ -205,15 +209,16 @@ class BertBackbone(Backbone):
         (``Σ p (W_v d + b_v) = W_v Σ p d + b_v``). The same numbers as projecting (to float
         rounding) at a tenth of the FLOPs for 8 query tokens and 512 document tokens; taken when it
         needs fewer FLOPs (about |q| < 27 for 128 document tokens, |q| < 33 for 512, hidden size
-        384 and 12 heads). Training, and the reference's additive masks, take the projecting path."""
+        384 and 12 heads). Training, the reference's additive masks and a score ``bias`` take the
+        projecting path."""
         sa = cross.self
         b, n, _ = x.shape
-        heads, ld, hidden = self.num_heads, states.shape[1], states.shape[-1]
+        heads, ld, hidden = sa.num_attention_heads, states.shape[1], states.shape[-1]
         # multiply-adds per document: h·|q|·|d|·H + |q|·H² without projecting, |d|·H² + |q|·|d|·H with
         cheaper = heads * n * ld + n * hidden < ld * hidden + n * ld
         if (torch.is_grad_enabled() or cross.training or mask is None or mask.dtype != torch.bool
-                or not cheaper):
-            return super().cross_attention_from_states(layer, cross, x, states, mask, doc_mask, cls_mean)
+                or not cheaper or bias is not None):
+            return super().cross_attention_from_states(layer, cross, x, states, mask, doc_mask, cls_mean, bias)
         q = split_heads(sa.query(x), heads)                                    # [B, h, Lq, d]
         d = q.shape[-1]
         w_k, w_v = sa.key.weight.view(heads, d, -1), sa.value.weight.view(heads, d, -1)  # [h, d, H]
@@ -240,7 +245,7 @@ class BertBackbone(Backbone):
     def feed_forward(self, layer, x):
         return layer.output(layer.intermediate(x), x)
 
-    def score_head(self, x, attention_mask):
+    def score_head(self, x, attention_mask, pooling=None):
         pooled = self.base.pooler(x) if self.base.pooler is not None else x[:, 0]
         return self.hf.classifier(self.hf.dropout(pooled))
 
@@ -327,9 +332,9 @@ class ModernBertBackbone(Backbone):
         out = attend(q, k, v, joint_mask(self_mask, cross_mask, x), self.attention_dropout(attn.training))
         return x + attn.out_drop(attn.Wo(merge_heads(out)))
 
-    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None):
+    def cross_attention(self, layer, cross, x, kv, mask, cls_context=None, bias=None):
         (q,) = self._qkv(cross, layer.attn_norm(x), (0,))
-        ctx, _ = self._attend(q, kv[0], kv[1], mask, False, cross.training)
+        ctx, _ = self._attend(q, kv[0], kv[1], mask, False, cross.training, bias)
         if cls_context is not None:
             ctx = torch.cat([cls_context[:, None, :].to(ctx.dtype), ctx[:, 1:]], dim=1)
         return x + cross.out_drop(cross.Wo(ctx))
@@ -340,10 +345,13 @@ class ModernBertBackbone(Backbone):
     def final_states(self, x):
         return self.base.final_norm(x)
 
-    def score_head(self, x, attention_mask):
-        if self.config.classifier_pooling == "mean":
+    def score_head(self, x, attention_mask, pooling=None):
+        pooling = pooling or self.config.classifier_pooling
+        if pooling == "mean":
             m = attention_mask.to(x.dtype)[..., None]
             pooled = (x * m).sum(1) / m.sum(1)
+        elif pooling == "padded_mean":  # the MICE authors' x.mean(dim=1): padding rows included
+            pooled = x.mean(dim=1)
         else:
             pooled = x[:, 0]
         return self.hf.classifier(self.hf.drop(self.hf.head(pooled)))

@@ -8,15 +8,17 @@ from .attention import merge_heads, split_heads
 from .modeling_base import load_tokenizer
 from .modeling_mice import MiceModel
 from .reranker_base import logits_to_scores
-from .split_reranker import SplitReranker, gather_padded, length_mask, memory_length, pad_tensors, padded_buffer
+from .split_reranker import (SplitReranker, gather_padded, length_mask, memory_length, pad_ids, pad_tensors,
+                             padded_buffer)
 from .text import tokenize
 
 
 class LayerwiseKV:
-    """Per interaction layer, the padded keys/values of a batch of documents, built only when that
-    layer needs them: one layer of stored K/V read, padded and cast at a time (in the index's dtype
-    until then), so the batch never holds every layer's K/V at once. Outside autograd, every layer
-    is read into the same buffer (each layer's K/V is used up before the next is read)."""
+    """Per interaction layer, the padded keys/values of a batch of documents (and the exact-match
+    head's values, stored third when the model has them), built only when that layer needs them:
+    one layer of stored K/V read, padded and cast at a time (in the index's dtype until then), so
+    the batch never holds every layer's K/V at once. Outside autograd, every layer is read into the
+    same buffer (each layer's K/V is used up before the next is read)."""
 
     def __init__(self, memories: list, num_layers: int, heads: int, dtype: torch.dtype, pool=None):
         self.memories, self.num_layers, self.heads, self.dtype, self.pool = memories, num_layers, heads, dtype, pool
@@ -26,8 +28,9 @@ class LayerwiseKV:
         reuse = not torch.is_grad_enabled()
         buffer = padded_buffer(self.memories, layer=0, pool=self.pool) if reuse else None
         for i in range(self.num_layers):
-            kv, _ = gather_padded(self.memories, self.dtype, layer=i, buffer=buffer)  # [B, L, 2, H]
-            yield split_heads(kv[:, :, 0], self.heads), split_heads(kv[:, :, 1], self.heads)
+            kv, _ = gather_padded(self.memories, self.dtype, layer=i, buffer=buffer)  # [B, L, 2|3, H]
+            keys, values = split_heads(kv[:, :, 0], self.heads), split_heads(kv[:, :, 1], self.heads)
+            yield (keys, values) if kv.shape[2] == 2 else (keys, values, kv[:, :, 2])
             del kv
 
 
@@ -66,11 +69,16 @@ class MiceReranker(SplitReranker):
 
     def _not_indexable(self) -> str:
         cfg = self.model.config
-        what = (f"cls_cross_attention={cfg.cls_cross_attention!r}" if cfg.cls_cross_attention == "reference"
-                else "unmasked_local_layers=True on ModernBERT")
+        if cfg.cls_cross_attention == "reference":
+            what, fix = f"cls_cross_attention={cfg.cls_cross_attention!r}", "a padding-invariant [CLS] mode ('mean', " \
+                "'none', 'attend')"
+        elif cfg.pooling == "padded_mean":
+            what, fix = "pooling='padded_mean'", "pooling='mean' (the same scores when a batch holds one query, as " \
+                "the authors evaluated; MiceModel.from_pretrained(path, pooling='mean'))"
+        else:
+            what, fix = "unmasked_local_layers=True on ModernBERT", "a model whose local layers are masked"
         return (f"MICE with {what} scores each pair from its whole padded batch (the authors' numerics), which "
-                "precomputed document states cannot reproduce; use it without index=, or a model in a "
-                "padding-invariant [CLS] mode ('mean', 'none', 'attend')")
+                f"precomputed document states cannot reproduce; use it without index=, or {fix}")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
@@ -86,7 +94,8 @@ class MiceReranker(SplitReranker):
         if folder is not None:
             model, tokenizer_source = load_authors_mice(folder)
             tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_source)
-            kwargs.setdefault("batch_size", 64)  # reference mode: the batch is part of the score; the paper's 64
+            if not model.config.padding_invariant:  # the batch is part of the score: the paper's 64
+                kwargs.setdefault("batch_size", 64)
             return cls(model, tokenizer, model_name=name_or_path, **kwargs)
         check_model_kind(name_or_path, MiceModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
@@ -111,33 +120,45 @@ class MiceReranker(SplitReranker):
         return self._run_encoder(seqs, self.model.encode_documents)
 
     def doc_extras(self, states):
-        """Per-document keys/values ``[L_i, k, 2, H]`` of every interaction layer."""
+        """Per-document keys/values ``[L_i, k, 2, H]`` of every interaction layer (``[L_i, k, 3, H]``
+        with the exact-match head's values third)."""
         padded, _ = pad_tensors(states)
-        kv = self.model.document_kv(padded)  # k × (keys, values) [B, heads, L, d]
-        stacked = torch.stack([torch.stack([merge_heads(k), merge_heads(v)], dim=2) for k, v in kv], dim=2)
+        kv = self.model.document_kv(padded)  # k × (keys, values[, exact-match values])
+        stacked = torch.stack([torch.stack([merge_heads(t[0]), merge_heads(t[1]), *t[2:]], dim=2) for t in kv], dim=2)
         return [stacked[i, :s.shape[0]] for i, s in enumerate(states)]
 
     def fingerprint_modules(self, with_extras):
-        bb = self.model.backbone
+        model = self.model
+        bb = model.backbone
         modules = [bb.base.embeddings, *bb.layers]
         if with_extras:
-            for il in self.model.interaction:
+            if model.adapter is not None:
+                modules.append(model.adapter)
+            for il in model.interaction:
                 modules.append(il.cross)
                 if hasattr(il.layer, "attn_norm"):
                     modules.append(il.layer.attn_norm)
+                if il.exact_match is not None:
+                    modules.append(il.exact_match)
         return modules
 
-    def score_batch(self, q, d):
+    @property
+    def uses_token_ids(self) -> bool:
+        return self.model.config.uses_token_ids
+
+    def score_batch(self, q, d, q_ids=None, d_ids=None):
         q, qm = pad_tensors(q)
-        if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2, H], one layer at a time
+        # padding ids that never match each other (the exact-match options compare ids)
+        ids = {} if q_ids is None else {"query_ids": pad_ids(q_ids, -1, q.device), "doc_ids": pad_ids(d_ids, -2, q.device)}
+        if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2|3, H], one layer at a time
             lengths = [memory_length(m) for m in d]
             dm = length_mask(lengths, max(lengths), q.device)
-            kv = LayerwiseKV(d, len(self.model.interaction), self.model.backbone.num_heads, q.dtype, self.read_buffer)
-            logits = self.model.interact(q, qm, dm, doc_kv=kv)
+            kv = LayerwiseKV(d, len(self.model.interaction), self.model.interaction_heads, q.dtype, self.read_buffer)
+            logits = self.model.interact(q, qm, dm, doc_kv=kv, **ids)
         else:  # document states [L, H]
             buffer = None if torch.is_grad_enabled() else padded_buffer(d, pool=self.read_buffer)
             mem, dm = gather_padded(d, q.dtype, buffer=buffer)
-            logits = self.model.interact(q, qm, dm, doc_states=mem)
+            logits = self.model.interact(q, qm, dm, doc_states=mem, **ids)
         return logits_to_scores(logits)
 
     # ------------------------------------------------------------------ reference mode: padded batches

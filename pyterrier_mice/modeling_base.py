@@ -84,21 +84,26 @@ class BackboneModel(PreTrainedModel):
         return self.encoder.config.hidden_size
 
     def encode_sequences(self, input_ids, attention_mask, num_layers: int, token_type: int = 0,
-                         position_ids=None, unmasked_local_layers: bool = False) -> torch.Tensor:
-        """States after the first ``num_layers`` layers of single sequences (no segments): full
-        attention over the valid tokens, ModernBERT's window on local layers (no mask at all
-        there with ``unmasked_local_layers``, the MICE reference implementation's quirk)."""
+                         position_ids=None, unmasked_local_layers: bool = False, layers=None,
+                         local_window: bool = True) -> torch.Tensor:
+        """States after the first ``num_layers`` layers (of ``layers``, default the backbone's) of
+        single sequences (no segments): full attention over the valid tokens, ModernBERT's window on
+        local layers (none with ``local_window=False``; no mask at all there with
+        ``unmasked_local_layers``, the older MICE reference implementation's quirk)."""
         bb = self.backbone
+        layers = bb.layers if layers is None else layers
         n = input_ids.shape[1]
         x = bb.embed(input_ids, torch.full_like(input_ids, token_type), position_ids)
         base = padding_mask_or_none(attention_mask, n)
         for i in range(num_layers):
             hw = bb.half_window(i)
-            if hw is None or unmasked_local_layers:
-                mask = base if hw is None else None
-            else:
+            if hw is not None and unmasked_local_layers:
+                mask = None
+            elif hw is not None and local_window:
                 mask = and_masks(base, window_mask(n, hw, x.device))
-            x, _ = bb.layer_forward(bb.layers[i], i, x, mask, position_ids)
+            else:
+                mask = base
+            x, _ = bb.layer_forward(layers[i], i, x, mask, position_ids)
         return x
 
 

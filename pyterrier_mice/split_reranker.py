@@ -31,6 +31,15 @@ def pad_tensors(tensors: list[torch.Tensor], dtype: torch.dtype | None = None) -
     return out, length_mask([t.shape[0] for t in tensors], out.shape[1], out.device)
 
 
+def pad_ids(seqs, value: int, device=None) -> torch.Tensor:
+    """Token id sequences (lists or arrays) right-padded with ``value`` into ``[B, L]``."""
+    n = max(len(t) for t in seqs)
+    out = torch.full((len(seqs), n), value, dtype=torch.long)
+    for i, t in enumerate(seqs):
+        out[i, :len(t)] = torch.as_tensor(np.asarray(t, dtype=np.int64))
+    return out.to(device)
+
+
 def length_mask(lengths, n: int, device=None) -> torch.Tensor:
     """0/1 ``[B, n]``: the first ``lengths[i]`` positions of row i."""
     return (torch.arange(n, device=device)[None] < torch.as_tensor(lengths, device=device)[:, None]).long()
@@ -157,10 +166,16 @@ class SplitReranker(Reranker):
         """Optional query-independent extras derived from states (e.g. MICE's K/V)."""
         raise NotImplementedError(f"{type(self).__name__} stores no extras")
 
-    def score_batch(self, q: list[torch.Tensor], d: list) -> torch.Tensor:
+    def score_batch(self, q: list[torch.Tensor], d: list, q_ids=None, d_ids=None) -> torch.Tensor:
         """Scores ``[B]`` of aligned query encodings and document memories: tensors, or
-        :class:`StoredMemory` handles into the index (stored dtype, cast to the queries' here)."""
+        :class:`StoredMemory` handles into the index (stored dtype, cast to the queries' here);
+        with :attr:`uses_token_ids`, also the aligned token ids of each query and document."""
         raise NotImplementedError
+
+    @property
+    def uses_token_ids(self) -> bool:
+        """Whether scoring reads the token ids of queries and documents (then stored in an index)."""
+        return False
 
     def fingerprint_modules(self, with_extras: bool) -> list[torch.nn.Module]:
         """The modules whose weights the stored document states (and extras) depend on."""
@@ -205,12 +220,15 @@ class SplitReranker(Reranker):
         """Differentiable scores of aligned pairs; each distinct query/document encoded once."""
         q_codes, q_uniq = pd.factorize(pd.Series(list(queries)))
         d_codes, d_uniq = pd.factorize(pd.Series(list(docs)))
-        q_enc = self.encode_queries(self.query_sequences(list(q_uniq)))
-        d_enc = self.encode_docs(self.doc_sequences(list(d_uniq)))
-        return self.score_batch([q_enc[i] for i in q_codes], [d_enc[j] for j in d_codes])
+        q_seqs, d_seqs = self.query_sequences(list(q_uniq)), self.doc_sequences(list(d_uniq))
+        q_enc, d_enc = self.encode_queries(q_seqs), self.encode_docs(d_seqs)
+        ids = {"q_ids": [q_seqs[i] for i in q_codes], "d_ids": [d_seqs[j] for j in d_codes]} \
+            if self.uses_token_ids else {}
+        return self.score_batch([q_enc[i] for i in q_codes], [d_enc[j] for j in d_codes], **ids)
 
     def _score(self, queries, docnos, docs, qidx, didx):
-        q_enc = self.encode_queries(self.query_sequences(list(queries)))
+        q_seqs = self.query_sequences(list(queries))
+        q_enc = self.encode_queries(q_seqs)
         # documents the index holds (same docno, same raw text) are read, never tokenised
         with profiling.section("lookup"):
             rows = self.index.lookup_texts(docnos, docs) if self.index is not None else [None] * len(docs)
@@ -236,8 +254,11 @@ class SplitReranker(Reranker):
             pairs = [(p, j) for j in doc_batch for p in pairs_of_doc[int(j)]]
             for s in range(0, len(pairs), self.batch_size):
                 sub = pairs[s:s + self.batch_size]
+                ids = {"q_ids": [q_seqs[qidx[p]] for p, _ in sub],
+                       "d_ids": [seqs[j] if rows[j] is None else self.index.token_ids(rows[j]) for _, j in sub]} \
+                    if self.uses_token_ids else {}
                 with profiling.section("interaction"):
-                    got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub])
+                    got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub], **ids)
                 scores[[p for p, _ in sub]] = got.float().cpu().numpy()
                 if progress is not None:
                     progress.update(len(sub))

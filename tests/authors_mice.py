@@ -4,7 +4,7 @@
 their module names (so ``state_dict()`` is in their checkpoint layout), their additive
 ``finfo.min`` masks, padded batches, eager attention in MiniLM's top layers and SDPA elsewhere,
 and Ettin's unmasked local layers. ``save_checkpoint`` writes the ``xpm_torch`` folder layout
-(``definition.json`` + ``parameters.pth``)."""
+(``definition.json`` + ``parameters``, the file named after the loader's field)."""
 import copy
 import json
 import os
@@ -191,9 +191,11 @@ def authors_model(hf, merge_layer, drop_layer=0, seed=1):
 
 def save_checkpoint(model, folder, hf_id, merge_layer, drop_layer=0, **fields):
     """The ``xpm_torch`` folder layout: ``definition.json`` (experimaestro objects: the model with its
-    parameters, and the loader pointing at the weights) and ``parameters.pth``."""
+    parameters, and the loader pointing at the weights) and ``parameters``: experimaestro stores a
+    data path under its field's name, so ``xpmTorchHubModule.Loader.parameters`` becomes a file
+    named ``parameters``, with no extension."""
     os.makedirs(folder, exist_ok=True)
-    torch.save(model.state_dict(), os.path.join(folder, "parameters.pth"))
+    torch.save(model.state_dict(), os.path.join(folder, "parameters"))
     kind = "MiniLMMidFusionCrossEncoder" if isinstance(model, AuthorsMiniLM) else "EttinMidFusionCrossEncoder"
     model_obj = {"id": 1, "module": "models.midFusion_modeling", "type": kind,
                  "typename": f"models.midFusion_modeling.{kind.lower()}", "identifier": "0" * 64,
@@ -203,7 +205,7 @@ def save_checkpoint(model, folder, hf_id, merge_layer, drop_layer=0, **fields):
     loader_obj = {"id": 2, "module": "xpm_torch.xpmModel", "type": "xpmTorchHubModule.Loader",
                   "typename": "xpm_torch.xpmmodel.loader", "identifier": "1" * 64,
                   "fields": {"model": {"type": "python", "value": 1},
-                             "parameters": {"type": "path.serialized", "value": "parameters.pth", "is_folder": False}}}
+                             "parameters": {"type": "path.serialized", "value": "parameters", "is_folder": False}}}
     with open(os.path.join(folder, "definition.json"), "w") as f:
         json.dump({"objects": [model_obj, loader_obj],
                    "data": [{"type": "python", "value": 1}, [{"type": "python", "value": 2}]]}, f)

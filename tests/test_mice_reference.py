@@ -167,14 +167,6 @@ def test_unmapped_and_missing_tensors_are_listed(converted):
     assert "top_layers.0.extra.weight" in str(err.value) and "encoder.classifier.bias" in str(err.value)
 
 
-def test_later_architecture_is_refused(tmp_path):
-    os.makedirs(tmp_path / "c")
-    with open(tmp_path / "c" / "definition.json", "w") as f:
-        json.dump({"objects": [{"fields": {"hf_id": "x", "n_contextualization_layers": 4}}]}, f)
-    with pytest.raises(AuthorsCheckpointError, match="later MICE code"):
-        MiceModel.from_pretrained(str(tmp_path / "c"))
-
-
 def test_configs_saved_before_the_option_keep_their_behaviour():
     bb = {"model_type": "bert"}
     assert MiceConfig(backbone=bb, reference_compat=True).cls_cross_attention == "reference"

@@ -20,7 +20,7 @@ import torch
 from .checksums import CHUNK_BYTES, ChecksumWriter
 from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
 from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, SHARDS,
-                     STATES, TEXTS, MiceIndexError, text_hash)
+                     STATES, TEXTS, TOKENS, MiceIndexError, text_hash)
 from .storage import get_storage
 
 
@@ -134,6 +134,7 @@ class DocStateIndexer(pt.Indexer):
         progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
         states = self.storage.writer(tmp, STATES)
         extras = self.storage.writer(tmp, EXTRAS) if self.kv else None
+        tokens = ChecksumWriter(os.path.join(tmp, TOKENS)) if getattr(rr, "uses_token_ids", False) else None
         with rr.collect_truncation():
             for batch in _chunks(it, self.batch_size):
                 texts = []
@@ -157,6 +158,8 @@ class DocStateIndexer(pt.Indexer):
                     states.write(enc[i])
                     if self.kv:
                         extras.write(ext[i])
+                    if tokens is not None:
+                        tokens.write(np.asarray(seqs[i], dtype="<i4").tobytes())
                     docnos.append(str(d["docno"]))
                     offsets.append(offsets[-1] + len(seqs[i]))
                     hashes.append(text_hash(texts[i]))
@@ -167,6 +170,8 @@ class DocStateIndexer(pt.Indexer):
         checksums = states.close()
         if extras is not None:
             checksums.update(extras.close())
+        if tokens is not None:
+            checksums[TOKENS] = tokens.close()
         if not docnos:
             raise ValueError("no documents to index: the corpus iterator was empty")
         for name, data in ((DOCNOS, "\n".join(docnos).encode("utf8")),
@@ -183,6 +188,7 @@ class DocStateIndexer(pt.Indexer):
             "storage": self.storage.name, "doc_max_length": rr.doc_max_length,
             "model_precision": model_precision(rr), "model_fingerprints": model_fingerprints(rr, self.kv),
             "tokenizer_fingerprint": tokenizer_fingerprint(rr.tokenizer), "model_name": rr.model_name,
+            "token_ids": tokens is not None,
             "text_field": self.text_field,
             "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},
         }

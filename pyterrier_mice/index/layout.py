@@ -10,6 +10,8 @@ An index directory holds (arrays memory-mapped, nothing loaded whole)::
                      without tokenising it)
     states.bin       [total_tokens, *state_shape] per-token document states (see storage)
     extras.bin       optional [total_tokens, *extras_shape] (MICE: each interaction layer's K/V)
+    tokens.bin       optional int32 [total_tokens]: each token's id (for models that compare the
+                     ids of query and document tokens, MICE's exact-match options)
 
 ``manifest["checksums"]`` holds a CRC-32 per ``chunk_bytes`` chunk of every file, so that a
 byte changed on disk (same size) is caught before it becomes a score.
@@ -24,6 +26,7 @@ FORMAT_VERSION = 2
 ARTIFACT_TYPE, ARTIFACT_FORMAT = "doc_states", "mice"  # the package's store, whatever the model
 MANIFEST = "manifest.json"
 DOCNOS, OFFSETS, TEXTS, STATES, EXTRAS = "docnos.txt", "offsets.npy", "texts.npy", "states.bin", "extras.bin"
+TOKENS = "tokens.bin"
 SHARDS = "shards"  # a sharded index: shards/<rank>/ each an index as above; the root manifest lists them
 
 

@@ -10,7 +10,7 @@ import torch
 
 from .checksums import ChunkVerifier
 from .fingerprint import compare_precision, model_fingerprint, model_precision, tokenizer_fingerprint
-from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, OFFSETS, STATES, TEXTS, MiceIndexError,
+from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, OFFSETS, STATES, TEXTS, TOKENS, MiceIndexError,
                      read_manifest, text_hash)
 from .storage import get_storage
 
@@ -42,6 +42,8 @@ class _Part:
             self.storage = get_storage(m["storage"])
             self.states = self.storage.open(path, STATES, total, m["state_shape"])
             self.extras = self.storage.open(path, EXTRAS, total, m["extras_shape"]) if m["extras_shape"] else None
+            self.tokens = np.memmap(os.path.join(path, TOKENS), dtype="<i4", mode="r", shape=(total,)) \
+                if m.get("token_ids") and total else None
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, MiceIndexError):
                 raise
@@ -82,10 +84,16 @@ class _Part:
         arr, start, end = self._located(row)
         arr.read_into(start, end, layer, out)
 
+    def token_ids(self, row: int) -> np.ndarray:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        if self.verify_mode == "lazy":
+            self.check_file(TOKENS, 4 * start, 4 * end)
+        return np.asarray(self.tokens[start:end], dtype=np.int64)
+
 
 # what every shard of a sharded index must agree on
 _SHARED_KEYS = ("reranker", "state_shape", "extras_shape", "storage", "doc_max_length", "model_precision",
-                "model_fingerprints", "tokenizer_fingerprint")
+                "model_fingerprints", "tokenizer_fingerprint", "token_ids")
 
 
 class DocStateIndex(pt.Artifact, pt.Indexer):
@@ -176,6 +184,11 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         self._load()
         return self.extras is not None
 
+    @property
+    def has_token_ids(self) -> bool:
+        """Whether the index stores each document's token ids (see :meth:`token_ids`)."""
+        return bool(self.manifest.get("token_ids"))
+
     def bytes_per_token(self) -> float:
         """Disk bytes per document token (states, plus extras when stored)."""
         self._load()
@@ -195,6 +208,9 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
                                  f"the re-ranker uses {reranker.doc_max_length}")
         if m["tokenizer_fingerprint"] != tokenizer_fingerprint(reranker.tokenizer):
             raise MiceIndexError(f"{self.path} was built with a different tokenizer; rebuild the index for this one")
+        if getattr(reranker, "uses_token_ids", False) and not self.has_token_ids:
+            raise MiceIndexError(f"{self.path} stores no document token ids, which this model's exact-match options "
+                                 "read; rebuild the index (indexer(..., overwrite=True))")
         built, running = m["model_precision"], model_precision(reranker)
         precision = compare_precision(built, running)
         stored = m["model_fingerprints"].get(precision)
@@ -235,6 +251,13 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         array of its shape, converting from the stored kind in that one copy."""
         part, local = self._part_of(row)
         part.read_into(local, layer, out)
+
+    def token_ids(self, row: int) -> np.ndarray:
+        """A document's token ids (int64), for an index built with them (:attr:`has_token_ids`)."""
+        part, local = self._part_of(row)
+        if part.tokens is None:
+            raise MiceIndexError(f"{self.path} stores no document token ids; rebuild it with a model that reads them")
+        return part.token_ids(local)
 
     def _part_of(self, row: int):
         self._load()
