@@ -91,6 +91,6 @@ def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]
 def add_collection_args(ap, k: int = 50) -> None:
     """The options of the benchmarks that re-rank a real collection with one MICE checkpoint."""
     ap.add_argument("--model", required=True, help="a MICE checkpoint")
-    ap.add_argument("--dataset", required=True, help="a BEIR-layout folder or irds:<id>")
+    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=k, help="BM25 depth to re-rank")

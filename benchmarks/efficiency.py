@@ -9,9 +9,12 @@ one extra run: frame work, tokenisation, index lookup, reading stored states, en
 interaction) and checks the performance goals (index + K/V ≥ 100× the cross-encoder, states-only
 index ≥ 40×, every MICE path's peak memory ≤ the cross-encoder's).
 
-Systems: the cross-encoder, MICE-ℓ4+3 on the fly, MICE from a precomputed index (fp16
-states), MICE from an index with cached per-layer K/V, and ColBERT (128d, documents of 512
-tokens as in the paper's table) on the fly and from an index, all with the MiniLM-L12-H384 shape.
+Systems: the cross-encoder; MICE-ℓ4+3 on the fly, from a precomputed index (fp16 states) and
+from an index with cached per-layer K/V, in the paper's form and in the authors' newer one
+(cross-attention first, ``[CLS]`` reading the document; also with their exact-match heads, whose
+index stores the document token ids and, with K/V, each layer's exact-match values); ColBERT (128d,
+documents of 512 tokens as in the paper's table) on the fly and from an index; all with the
+MiniLM-L12-H384 shape.
 Each system runs in its own process so that its peak memory (VmHWM: peak resident memory,
 which includes the weights and the Python runtime) is its own; "increase" is the peak minus
 the resident memory after loading. CPU numbers: the paper's are on a GPU.
@@ -29,10 +32,26 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from common import frame, minilm_l12_encoder, peak_rss_mb, rss_mb, time_it, tokenizer
 
-SYSTEMS = ["cross-encoder", "mice", "mice-index", "mice-index-kv", "colbert", "colbert-index"]
-LABELS = {"cross-encoder": "Cross-encoder (MiniLM-L12)", "mice": "MICE-ℓ4+3, on the fly",
-          "mice-index": "MICE-ℓ4+3, index (fp16 states)", "mice-index-kv": "MICE-ℓ4+3, index + cached K/V",
-          "colbert": "ColBERT (MiniLM-L12, 128d), on the fly", "colbert-index": "ColBERT, index (fp16)"}
+#: MICE-ℓ4+3 forms: name → (label, MiceConfig options)
+MICE_FORMS = {
+    "mice": ("MICE-ℓ4+3", {}),
+    "mice-newer": ("MICE-ℓ4+3 newer form", {"interaction": "cross_first", "cls_cross_attention": "attend"}),
+    "mice-newer-em": ("MICE-ℓ4+3 newer + exact match", {"interaction": "cross_first", "cls_cross_attention": "attend",
+                                                         "exact_match_heads": True}),
+}
+SYSTEMS = ["cross-encoder", *(f"{m}{w}" for m in MICE_FORMS for w in ("", "-index", "-index-kv")),
+           "colbert", "colbert-index"]
+LABELS = {"cross-encoder": "Cross-encoder (MiniLM-L12)", "colbert": "ColBERT (MiniLM-L12, 128d), on the fly",
+          "colbert-index": "ColBERT, index (fp16)"}
+for _form, (_label, _) in MICE_FORMS.items():
+    LABELS.update({_form: f"{_label}, on the fly", f"{_form}-index": f"{_label}, index (fp16 states)",
+                   f"{_form}-index-kv": f"{_label}, index + cached K/V"})
+
+
+def mice_form(system: str) -> str | None:
+    """The MICE form a system runs (None: not MICE)."""
+    return next((m for m in sorted(MICE_FORMS, key=len, reverse=True)
+                 if system in (m, f"{m}-index", f"{m}-index-kv")), None)
 
 
 SECTIONS = ["frame", "model", "tokenise", "lookup", "read", "encode", "interaction"]
@@ -56,26 +75,34 @@ def build(system, workdir, docs, device="cpu", dtype=None):
             minilm_l12_encoder(), tok, query_length=32, doc_length=512, input_form="reference")
         index = DocStateIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
         return ColBERTReranker(model, tok, batch_size=docs, device=device, dtype=dtype, index=index)
-    path = os.path.join(workdir, "mice")
+    form = mice_form(system)
+    path = os.path.join(workdir, form)
     model = MiceModel.from_pretrained(path) if os.path.exists(path) else MiceModel.from_encoder(
-        minilm_l12_encoder(), tok, 4, 3)
+        minilm_l12_encoder(), tok, 4, 3, **MICE_FORMS[form][1])
     index = None
-    if system != "mice":
-        index = DocStateIndex(os.path.join(workdir, "index-kv" if system.endswith("kv") else "index"))
+    if system != form:
+        index = DocStateIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if system.endswith("kv") else "")))
     return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, dtype=dtype, index=index)
 
 
-def prepare(workdir, docs):
-    """Save one MICE model and build both indexes for it (outside the timed processes)."""
+def prepare(workdir, docs, systems):
+    """Save the models and build the indexes the systems read (outside the timed processes)."""
     from pyterrier_mice import DocStateIndex
-    rr = build("mice", workdir, docs)
-    rr.model.save_pretrained(os.path.join(workdir, "mice"))
     corpus = frame(docs)[["docno", "text"]].to_dict("records")
-    DocStateIndex(os.path.join(workdir, "index")).indexer(rr).index(corpus)
-    DocStateIndex(os.path.join(workdir, "index-kv")).indexer(rr, kv=True).index(corpus)
-    colbert = build("colbert", workdir, docs)
-    colbert.model.save_pretrained(os.path.join(workdir, "colbert"))
-    DocStateIndex(os.path.join(workdir, "index-colbert")).indexer(colbert).index(corpus)
+    for form in MICE_FORMS:
+        if not any(mice_form(s) == form for s in systems):
+            continue
+        rr = build(form, workdir, docs)
+        rr.model.save_pretrained(os.path.join(workdir, form))
+        for kv in (False, True):
+            if f"{form}-index" + ("-kv" if kv else "") in systems:
+                DocStateIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if kv else ""))).indexer(
+                    rr, kv=kv).index(corpus)
+    if any(s.startswith("colbert") for s in systems):
+        colbert = build("colbert", workdir, docs)
+        colbert.model.save_pretrained(os.path.join(workdir, "colbert"))
+        if "colbert-index" in systems:
+            DocStateIndex(os.path.join(workdir, "index-colbert")).indexer(colbert).index(corpus)
 
 
 def measure(system, workdir, docs, runs, warmup, device, dtype):
@@ -107,13 +134,13 @@ def goals(rows, base) -> list[str]:
     def check(name, ok, detail):
         out.append(f"- {'met' if ok else 'NOT met'}: {name} ({detail})")
 
-    for system, target in (("mice-index-kv", 100), ("mice-index", 40)):
+    for system, target in [(f"{form}-index{w}", t) for form in MICE_FORMS for w, t in (("-kv", 100), ("", 40))]:
         if system in by:
             x = by[system]["docs_per_s"] / base["docs_per_s"]
             bound = base["flops"] / by[system]["flops"] if by[system].get("flops") else float("nan")
             check(f"{LABELS[system]} ≥ {target}× the cross-encoder", x >= target,
                   f"{x:.1f}×; its FLOPs allow {bound:.1f}× at the cross-encoder's FLOP rate")
-    for system in ("mice", "mice-index", "mice-index-kv"):
+    for system in [s for s in by if mice_form(s)]:
         if system in by:
             check(f"{LABELS[system]}: peak memory ≤ the cross-encoder's", by[system]["peak_mb"] <= base["peak_mb"],
                   f"{by[system]['peak_mb']:.0f} vs {base['peak_mb']:.0f} MB")
@@ -126,7 +153,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--systems", nargs="*", default=SYSTEMS)
+    ap.add_argument("--systems", nargs="*", default=SYSTEMS, choices=SYSTEMS, metavar="SYSTEM",
+                    help=f"which to measure (default: all): {', '.join(SYSTEMS)}")
     ap.add_argument("--device", help="default: cuda when present, else cpu")
     ap.add_argument("--dtype", help="fp16 or bf16 on CUDA (the paper's table: fp32)")
     ap.add_argument("--out", help="also write the table (Markdown) here")
@@ -140,7 +168,7 @@ def main():
         print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup, device, dtype)))
         return
     workdir = tempfile.mkdtemp(prefix="mice-bench-")
-    prepare(workdir, args.docs)
+    prepare(workdir, args.docs, args.systems)
     rows = []
     for system in args.systems:
         cmd = [sys.executable, __file__, "--_worker", system, "--_workdir", workdir, "--docs", str(args.docs),

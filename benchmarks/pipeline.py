@@ -1,7 +1,7 @@
 """Where the time of a whole re-ranking pipeline goes, over real queries:
 ``bm25 % k >> pt.text.get_text(ds, "text") >> mice`` with MICE reading an index (optionally with K/V).
 
-    python benchmarks/pipeline.py --dataset ../shared/data/cranfield --k 100 [--kv] [--model PATH]
+    python benchmarks/pipeline.py --dataset cranfield --k 100 [--kv] [--model PATH]
 
 Without ``--model`` a random-init MICE-ℓ4+3 of the MiniLM-L12 shape is used (speed does not depend
 on the weights). The index is built first (not timed). Reported: the pipeline's total time, the
@@ -31,7 +31,7 @@ MODEL_SECTIONS = ("encode", "read", "interaction")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--kv", action="store_true", help="index with each interaction layer's keys/values")

@@ -2,7 +2,7 @@
 layer's K/V, for one MICE model on one collection.
 
     python benchmarks/storage.py --model runs/cranfield_mice_derived/final \\
-        --dataset ../shared/data/cranfield --k 50 [--out benchmarks/results/storage_cranfield.md]
+        --dataset cranfield --k 50 [--out benchmarks/results/storage_cranfield.md]
 
 For each: disk bytes per document token, build time, the largest and the mean |score − score on the
 fly in fp32| over every re-ranked pair, and nDCG@10 (BM25 top-k of the test split re-ranked), next

@@ -4,7 +4,7 @@ opened with ``verify="none"``, ``"lazy"`` (the default) and ``"full"``, and ``in
 computing the checksums, not of reading a cold disk).
 
     python benchmarks/verify.py --model runs/cranfield_mice_derived/final \\
-        --dataset ../shared/data/cranfield --k 50 [--kv]
+        --dataset cranfield --k 50 [--kv]
 
 The index is built first (not timed). Each mode is timed on a freshly opened index (so ``lazy``
 pays for every chunk it touches once, its worst case), best of ``--runs``; the first-stage run and

@@ -5,7 +5,7 @@ steps) and their final checkpoints on a test split in one ``pt.Experiment`` (↑
     python experiments/compare_training.py --config pyterrier_mice/configs/cranfield_mice.yaml \\
         --set model.backbone=$M --variant none=model.cls_cross_attention=none \\
         --variant mean=model.cls_cross_attention=mean --seeds 1 2 \\
-        --dataset ../shared/data/cranfield --split test --k 50 --out experiments/results/cls_modes
+        --dataset cranfield --split test --k 50 --out experiments/results/cls_modes
 
 ``--variant NAME=KEY=VALUE[,KEY=VALUE…]`` (repeatable) adds overrides to the config; each
 variant × seed trains in ``--work/NAME-sSEED`` (a finished run under the same config is reused,
@@ -97,7 +97,7 @@ def main(argv=None):
     ap.add_argument("--reference", action="append", default=[],
                     help="NAME=RUN_DIR: a finished run to draw and evaluate beside the variants (not trained)")
     ap.add_argument("--untrained-from", help="also evaluate each variant built from this cross-encoder, untrained")
-    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--measure", default="nDCG@10")

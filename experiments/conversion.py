@@ -1,6 +1,6 @@
 """Which part of converting a cross-encoder into MICE loses what the cross-encoder knows.
 
-    python experiments/conversion.py --from runs/cranfield_ce/final --dataset ../shared/data/cranfield \\
+    python experiments/conversion.py --from runs/cranfield_ce/final --dataset cranfield \\
         --first-layer 3 --interaction-layers 2 --k 50 --out experiments/results/conversion_cranfield
 
 Every variant is built from the cross-encoder without training (its head kept) and differs from
@@ -59,7 +59,7 @@ def agreement(teacher: np.ndarray, student: np.ndarray, n_docs: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", required=True, help="the cross-encoder checkpoint")
-    ap.add_argument("--dataset", required=True, help="BEIR-layout folder (train split for groups, test for nDCG)")
+    ap.add_argument("--dataset", default="cranfield", help="BEIR-layout folder (train split for groups, test for nDCG; default: the bundled cranfield)")
     ap.add_argument("--first-layer", type=int, default=3)
     ap.add_argument("--interaction-layers", type=int, default=2)
     ap.add_argument("--doc-position-offset", type=int, help="default: the median length of [CLS] q [SEP] (train)")

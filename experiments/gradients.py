@@ -1,7 +1,7 @@
 """Why a model learns slowly from the same data: at initialisation, how spread its scores are within
 a training group and how much gradient one batch of the loss sends into each part of the model.
 
-    python experiments/gradients.py --backbone $M --dataset ../shared/data/cranfield \\
+    python experiments/gradients.py --backbone $M --dataset cranfield \\
         --model type=cross-encoder,max_length=128 \\
         --model type=mice,first_interaction_layer=3,interaction_layers=2,cls_cross_attention=none \\
         --model type=mice,first_interaction_layer=3,interaction_layers=2,cls_cross_attention=mean
@@ -63,7 +63,7 @@ def measure(rr, groups) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True)
-    ap.add_argument("--dataset", required=True, help="a BEIR-layout folder (its train split)")
+    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder (its train split; default: the bundled cranfield)")
     ap.add_argument("--model", action="append", required=True, help="KEY=VALUE[,KEY=VALUE…] of model.*")
     ap.add_argument("--groups", type=int, default=64)
     ap.add_argument("--work", default="runs/gradients")

@@ -2,7 +2,7 @@
 
     python experiments/rerank.py --dataset irds:beir/scifact/test \\
         --model cross-encoder/ms-marco-MiniLM-L6-v2 --policy full mask1 mask2
-    python experiments/rerank.py --dataset ../shared/data/cranfield --split test --k 20 \\
+    python experiments/rerank.py --dataset cranfield --split test --k 20 \\
         --model CE=runs/cranfield_ce/best --model MICE=runs/cranfield_mice/best
 
 ``--dataset`` (repeatable): a local BEIR-layout folder or ``irds:<ir_datasets id>`` (document
@@ -115,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--work", default="runs/experiments", help="BM25 indexes and saved runs")
     args = ap.parse_args(argv)
     specs = args.dataset + ([f"irds:{i}" for i, _, _ in PAPER_DATASETS] if args.paper_datasets else [])
+    specs = specs or ["cranfield"]  # the bundled collection
     if not specs:
         ap.error("give --dataset (repeatable) or --paper-datasets")
     warnings.filterwarnings("ignore", message=".*truncated.*")

@@ -3,15 +3,15 @@ and against the number of dropped top layers, written as a CSV that ``figures.py
 
     # MICE-ℓX+2 built from a trained cross-encoder without fine-tuning (its head is kept)
     python experiments/sweep.py first-layer --from runs/cranfield_ce/best --values 1 2 3 4 \\
-        --interaction-layers 2 --dataset ../shared/data/cranfield --k 20 --csv results/fig3.csv
+        --interaction-layers 2 --dataset cranfield --k 20 --csv results/fig3.csv
     # MICE-ℓ3+k for k = L-3-d, d dropped layers
     python experiments/sweep.py dropped-layers --from runs/cranfield_ce/best --first-layer 3 \\
-        --values 0 1 2 --dataset ../shared/data/cranfield --k 20 --csv results/fig4.csv
+        --values 0 1 2 --dataset cranfield --k 20 --csv results/fig4.csv
     # Mask 3-ℓ (query reads the document from layer ℓ on) on the same cross-encoder
     python experiments/sweep.py mask3 --from runs/cranfield_ce/best --values 0 2 4 6 ...
     # the paper's protocol: train every variant with the training CLI's config, evaluate its best/
     python experiments/sweep.py first-layer --train pyterrier_mice/configs/cranfield_mice.yaml \\
-        --set model.backbone=PATH --values 1 2 3 4 5 --dataset ../shared/data/cranfield --k 20 --csv ...
+        --set model.backbone=PATH --values 1 2 3 4 5 --dataset cranfield --k 20 --csv ...
 
 Each row of the CSV: ``sweep, family, model, x, first_interaction_layer, interaction_layers,
 dropped_layers, dataset, <measure>``; BM25 and the source cross-encoder are added as reference
@@ -110,7 +110,7 @@ def main(argv=None):
     ap.add_argument("--set", action="append", help="training config override key=value (with --train)")
     ap.add_argument("--interaction-layers", type=int, default=None, help="first-layer sweep: k (default: all)")
     ap.add_argument("--first-layer", type=int, default=4, help="dropped-layers sweep: ℓ*")
-    ap.add_argument("--dataset", action="append", required=True)
+    ap.add_argument("--dataset", action="append", help="repeatable (default: the bundled cranfield)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--measure", default="nDCG@10")
@@ -119,6 +119,7 @@ def main(argv=None):
     ap.add_argument("--csv", required=True)
     ap.add_argument("--work", default="runs/experiments")
     args = ap.parse_args(argv)
+    args.dataset = args.dataset or ["cranfield"]
     if not args.source and not args.train:
         ap.error("give --from CHECKPOINT, --train CONFIG, or both")
     warnings.filterwarnings("ignore", message=".*truncated.*")

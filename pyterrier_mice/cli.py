@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from .training.derive import DEFAULT_FORM as DEFAULT_FORM_NAME, FORMS_HELP
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="pyterrier-mice", description="pyterrier-mice command line")
@@ -32,15 +34,21 @@ def main(argv=None) -> int:
     dv.add_argument("--config", help="the recipe (default: configs/cranfield_mice_derived.yaml for a folder, "
                                      "configs/paper_mice_l4_3_derived.yaml for the MS MARCO TSV)")
     dv.add_argument("--out", help="output_dir (default: runs/<source name>-mice)")
-    dv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    dv.add_argument("--form", choices=sorted(FORMS_HELP), default=None,
+                    help="which MICE: " + "; ".join(f"{k}: {v}" for k, v in sorted(FORMS_HELP.items()))
+                    + " (default: %s)" % DEFAULT_FORM_NAME)
+    dv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe value, e.g. --set steps=100 --set model.first_interaction_layer=3 "
+                         "(after --form, so it wins)")
     again = dv.add_mutually_exclusive_group()
-    again.add_argument("--overwrite", action="store_true")
-    again.add_argument("--resume-anyway", action="store_true")
+    again.add_argument("--overwrite", action="store_true", help="start again, discarding a previous run in --out")
+    again.add_argument("--resume-anyway", action="store_true",
+                       help="continue a previous run in --out under a changed recipe")
     dv.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     ix = sub.add_parser("index", help="document-state index tools")
     ix_sub = ix.add_subparsers(dest="action", required=True)
     ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
-    ver.add_argument("path")
+    ver.add_argument("path", help="the index directory (a sharded index is checked shard by shard)")
     bld = ix_sub.add_parser("build", help="precompute document states (sharded under torchrun / accelerate launch)")
     bld.add_argument("model", help="a MICE, ColBERT or PreTTR checkpoint")
     bld.add_argument("--corpus", required=True, help="a BEIR-layout folder or irds:<ir_datasets id>")

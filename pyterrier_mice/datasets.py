@@ -11,6 +11,20 @@ from typing import Iterator
 import pandas as pd
 import pyterrier as pt
 
+#: collections shipped with the package, in BEIR layout (see each folder's README)
+BUNDLED = ("cranfield", "cranfield-mini")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def dataset_path(spec) -> str:
+    """``spec``, or the folder of a collection bundled with the package when ``spec`` names one
+    (``"cranfield"``: the full collection, ``"cranfield-mini"``) and no such path exists."""
+    spec = os.fspath(spec)
+    if spec in BUNDLED and not os.path.exists(spec):
+        return os.path.join(DATA, spec)
+    return spec
+
+
 def _doc_text(title: str, text: str, template: str) -> str:
     return template.format(title=title or "", text=text or "").strip()
 
@@ -23,7 +37,7 @@ class BeirFolder:
     """
 
     def __init__(self, path: str, text_template: str = "{title} {text}"):
-        self.path = os.fspath(path)
+        self.path = dataset_path(path)
         self.text_template = text_template
         for name in ("corpus.jsonl", "queries.jsonl"):
             if not os.path.exists(os.path.join(self.path, name)):

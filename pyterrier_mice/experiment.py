@@ -14,7 +14,7 @@ import pandas as pd
 import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
-from .datasets import BeirFolder, IrdsCollection
+from .datasets import BeirFolder, IrdsCollection, dataset_path
 from .retrieval import bm25, corpus_key
 
 # (ir_datasets id, the paper's column, the BEIR folder name) in the paper's column order.
@@ -92,7 +92,8 @@ class Dataset:
 
 def open_dataset(spec: str, split: str = "test") -> Dataset:
     """A local BEIR-layout folder (its ``split`` qrels) or ``irds:<id>`` (document text built per
-    dataset as the reference implementation does)."""
+    dataset as the reference implementation does); ``cranfield`` names the bundled collection."""
+    spec = dataset_path(spec)
     if os.path.isdir(spec):
         coll = BeirFolder(spec)
         return Dataset(dataset_label(spec), coll, coll.get_topics(split), coll.get_qrels(split))

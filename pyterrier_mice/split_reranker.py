@@ -252,11 +252,12 @@ class SplitReranker(Reranker):
             if todo:
                 memory.update(zip(todo, self._encode_memory([seqs[j] for j in todo])))
             pairs = [(p, j) for j in doc_batch for p in pairs_of_doc[int(j)]]
+            doc_ids = {j: seqs[j] if rows[j] is None else self.index.token_ids(rows[j]) for j in doc_batch} \
+                if self.uses_token_ids else None
             for s in range(0, len(pairs), self.batch_size):
                 sub = pairs[s:s + self.batch_size]
-                ids = {"q_ids": [q_seqs[qidx[p]] for p, _ in sub],
-                       "d_ids": [seqs[j] if rows[j] is None else self.index.token_ids(rows[j]) for _, j in sub]} \
-                    if self.uses_token_ids else {}
+                ids = {"q_ids": [q_seqs[qidx[p]] for p, _ in sub], "d_ids": [doc_ids[j] for _, j in sub]} \
+                    if doc_ids is not None else {}
                 with profiling.section("interaction"):
                     got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub], **ids)
                 scores[[p for p, _ in sub]] = got.float().cpu().numpy()

@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+from .datasets import dataset_path
 
 
 def mini_collection() -> str:
     """The bundled 375-document Cranfield subset (BEIR layout; see its README)."""
-    return os.path.join(DATA, "cranfield-mini")
+    return dataset_path("cranfield-mini")
 
 
 def local_minilm() -> str:

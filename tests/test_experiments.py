@@ -41,7 +41,7 @@ def test_dataset_labels_groups_and_order():
     assert dataset_label("irds:beir/scifact/test") == "SF"
     assert dataset_label("irds:msmarco-passage/trec-dl-2019/judged") == "DL19"
     assert dataset_label("/data/beir/webis-touche2020/") == "T-v2"
-    assert dataset_label("../shared/data/cranfield") == "cranfield"
+    assert dataset_label("some/where/cranfield") == "cranfield"
     assert paper_order(["cranfield", "T-C", "SF", "MSM"]) == ["MSM", "SF", "T-C", "cranfield"]
     # an average needs two of its members; datasets that are not the paper's are in no paper average
     assert table_groups(["SF", "cranfield"]) == {}

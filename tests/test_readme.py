@@ -8,6 +8,7 @@ import torch
 from pyterrier_mice import MaskedCrossEncoderModel, MiceModel
 
 from authors_mice import authors_model, save_checkpoint
+from authors_mice_v2 import authors_model as newer_model, save_hub_folder
 from conftest import tiny_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,10 +31,12 @@ def test_readme_python_snippets_run(beir_folder, tokenizer, tmp_path, monkeypatc
     hf.save_pretrained(tmp_path / "hf")
     tokenizer.save_pretrained(tmp_path / "hf")
     authors = save_checkpoint(authors_model(hf, 2, 5), str(tmp_path / "authors"), str(tmp_path / "hf"), 2, 5)
+    newer = save_hub_folder(newer_model(hf, tokenizer, n_contextualization_layers=2, n_interaction_layers=3),
+                            str(tmp_path / "newer"), str(tmp_path / "hf"), tokenizer)
     stand_ins = {'"irds:beir/scifact/test"': repr(beir_folder),
                  '"cross-encoder/ms-marco-MiniLM-L6-v2"': repr(ce),
                  '"path/to/mice"': repr(mice), '"runs/cranfield_mice_derived/final"': repr(mice),
-                 '"path/to/authors/checkpoint"': repr(authors)}
+                 '"path/to/authors/checkpoint"': repr(authors), '"xpmir/Mice-P-130m"': repr(newer)}
     monkeypatch.chdir(tmp_path)
     namespace = {}
     found = snippets()

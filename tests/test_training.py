@@ -442,3 +442,36 @@ def test_derive_and_distillation_refuse_what_would_train_on_nonsense(tokenizer, 
         err = capsys.readouterr().err.strip()
         assert shown in err and len(err.splitlines()) == 1, err
         assert not os.path.exists(out), "the run folder was written before the error"
+
+
+def test_derive_targets_either_form(tokenizer, beir_folder, tmp_path, capsys):
+    """``derive --form newer`` distils the authors' newer MICE (cross-attention first, [CLS] reading
+    the document), here with its exact-match heads, whose training reads the token ids; without
+    --form the recipe's default form is built, and a config of the user's is taken as it is."""
+    import argparse
+    from pyterrier_mice import MaskedCrossEncoderModel, MiceReranker
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.training.derive import DEFAULT_FORM, FORMS, derive_config
+    ce = tmp_path / "ce"
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", seed=4), tokenizer).save_pretrained(ce)
+    tokenizer.save_pretrained(ce)
+    out = tmp_path / "newer"
+    args = ["derive", str(ce), "--data", beir_folder, "--out", str(out), "--form", "newer", "--set", "steps=2",
+            "--set", "data.split=test", "--set", "eval.every=0", "--set", "data.bm25_k=5",
+            "--set", "model.exact_match_heads=true"]
+    assert main(args) == 0
+    assert "the newer MICE form" in capsys.readouterr().out
+    cfg = MiceReranker.from_pretrained(str(out / "final")).model.config
+    assert (cfg.interaction, cfg.cls_cross_attention, cfg.exact_match_heads) == ("cross_first", "attend", True)
+
+    def model_of(form=None, config=None):
+        ns = argparse.Namespace(source=str(ce), data=beir_folder, config=config, out=str(tmp_path / "o"),
+                                overrides=[], form=form)
+        m = TrainConfig.from_yaml(*derive_config(ns)).model
+        return [f"model.interaction={m.interaction}", f"model.cls_cross_attention={m.cls_cross_attention}"]
+    assert model_of() == FORMS[DEFAULT_FORM] and model_of("older") == FORMS["older"]
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(yaml.safe_dump({"model": {"type": "mice", "interaction": "joint", "cls_cross_attention": "none"}}))
+    assert model_of(config=str(recipe)) == ["model.interaction=joint", "model.cls_cross_attention=none"]
+    with pytest.raises(Exception, match="global_cls cannot be combined"):
+        TrainConfig.from_dict({"model": {"type": "mice", "global_cls": True, "exact_match_heads": True}})

@@ -190,10 +190,11 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         return bool(self.manifest.get("token_ids"))
 
     def bytes_per_token(self) -> float:
-        """Disk bytes per document token (states, plus extras when stored)."""
+        """Disk bytes per document token (states, plus extras and token ids when stored)."""
         self._load()
         names = [STATES] + ([EXTRAS] if self.extras is not None else [])
         total = sum(os.path.getsize(f) for p in self.parts for n in names for f in self.storage.files(p.path, n))
+        total += sum(os.path.getsize(os.path.join(p.path, TOKENS)) for p in self.parts if p.tokens is not None)
         return total / max(1, self.manifest["num_tokens"])
 
     # ------------------------------------------------------------------ matching a re-ranker

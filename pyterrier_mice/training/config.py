@@ -23,10 +23,18 @@ class ModelConfig:
     interaction_layers: int | None = 3    # mice (None: all remaining)
     cls_cross_attention: str | None = None  # mice: none | mean | reference | attend (None: the package default)
     unmasked_local_layers: bool = False   # mice on ModernBERT: the authors' unmasked local layers
-    interaction: str = "sequential"       # mice: sequential (the paper's) | joint (see MiceConfig)
+    interaction: str = "sequential"       # mice: sequential (the paper's) | cross_first (the authors' newer) | joint
     query_reads_cls: bool = False         # mice: query tokens read [CLS] (as in a cross-encoder)
     doc_cls: bool = True                  # mice: documents as [CLS] d [SEP] (False: d [SEP])
     doc_token_type: int = 0               # mice (BERT): the documents' token type
+    global_cls: bool = False              # mice: a learned [CLS] before the query's interaction layers
+    exact_match_heads: bool = False       # mice: exact-match heads (the authors' extra_attn_bias)
+    lexical_bias: bool = False            # mice: a per-head bias on exact matches in the cross-attention
+    compress_dim: float = 1.0             # mice (BERT): interaction layers narrower by this factor
+    shared_bottom_layers: bool = True     # mice: one stack for queries and documents (False: two)
+    doc_layers: int | None = None         # mice: the document stack's depth (None: first_interaction_layer)
+    pooling: str | None = None            # mice (ModernBERT): cls | mean | padded_mean (None: the backbone's)
+    local_window: bool = True             # mice (ModernBERT): the sliding window of local layers
     split_layer: int = 4                  # prettr
     doc_position_offset: int | None = None  # prettr, mice: document token j at position offset + j
     dim: int = 128                        # colbert
@@ -130,13 +138,14 @@ class TrainConfig:
             ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
             ("precision", self.precision, ("no", "bf16", "fp16")),
             ("model.input_form", self.model.input_form, ("standard", "reference")),
-            ("model.interaction", self.model.interaction, ("sequential", "joint")),
         ]
         if self.model.cls_cross_attention is not None:
             checks.append(("model.cls_cross_attention", self.model.cls_cross_attention, CLS_MODES))
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r}; expected one of {list(allowed)}")
+        if self.model.type == "mice":
+            self._check_mice_options()
         for key, value, low in [("steps", self.steps, 1), ("batch_size", self.batch_size, 1), ("lr", self.lr, 0),
                                 ("warmup", self.warmup, 0), ("eval.k", self.eval.k, 1), ("data.negatives",
                                 self.data.negatives, 1), ("eval.every", self.eval.every, 0)]:
@@ -152,6 +161,20 @@ class TrainConfig:
                               f"relevance labels; got loss={self.loss!r}, data.kind={self.data.kind!r}")
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")
+
+    def _check_mice_options(self) -> None:
+        """MICE's options and their combinations, as :class:`MiceConfig` checks them (backbone aside)."""
+        from ..modeling_mice import MiceConfig
+        m = self.model
+        try:
+            MiceConfig(first_interaction_layer=m.first_interaction_layer, interaction_layers=m.interaction_layers,
+                       cls_cross_attention=m.cls_cross_attention, query_reads_cls=m.query_reads_cls,
+                       interaction=m.interaction, global_cls=m.global_cls, exact_match_heads=m.exact_match_heads,
+                       lexical_bias=m.lexical_bias, compress_dim=m.compress_dim,
+                       shared_bottom_layers=m.shared_bottom_layers, doc_layers=m.doc_layers, pooling=m.pooling,
+                       local_window=m.local_window, special_token_ids=[0] if m.lexical_bias else None)
+        except ValueError as e:
+            raise ConfigError(f"model: {str(e).removeprefix('MiceConfig: ')}") from None
 
     def check_data(self) -> None:
         """What the data preparation needs (checked by ``run`` before any work)."""

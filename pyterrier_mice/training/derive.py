@@ -6,6 +6,17 @@ import math
 import os
 import re
 
+#: the two MICE architectures ``derive`` can target (``--form``), as config overrides
+FORMS = {
+    "older": ["model.interaction=sequential", "model.cls_cross_attention=mean"],
+    "newer": ["model.interaction=cross_first", "model.cls_cross_attention=attend"],
+}
+FORMS_HELP = {"older": "the paper's (query self-attention, then cross-attention; [CLS] reads the mean of the "
+                       "document's values)",
+              "newer": "the authors' newer (cross-attention first, then self-attention; [CLS] reads the document "
+                       "like any query token)"}
+#: the form ``derive`` builds unless told (the one that kept more of its teacher on Cranfield)
+DEFAULT_FORM = "older"
 #: ``derive`` reads at most this many documents of a folder to choose the document length
 LENGTH_SAMPLE = 5000
 #: the share of the (sampled) documents that must fit whole
@@ -18,7 +29,9 @@ def derive_config(args) -> tuple[str, list[str]]:
     MS MARCO teacher file."""
     from ..modeling_base import has_classification_head
     from .config import NO_HEAD
+    from ..datasets import dataset_path
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+    args.data = dataset_path(args.data)
     folder = os.path.isdir(args.data)
     if not folder and not os.path.isfile(args.data):
         raise FileNotFoundError(f"--data {args.data!r} does not exist (a BEIR-layout folder or the teacher TSV)")
@@ -29,9 +42,13 @@ def derive_config(args) -> tuple[str, list[str]]:
     config = args.config or os.path.join(configs, "cranfield_mice_derived.yaml" if folder
                                          else "paper_mice_l4_3_derived.yaml")
     name = re.sub(r"[^A-Za-z0-9.+-]+", "_", "-".join(os.path.normpath(args.source).split(os.sep)[-2:])).strip("_")
+    # the form: the one asked for, else the default recipe's (a config of the user's is taken as it is)
+    form = getattr(args, "form", None) or (None if args.config else DEFAULT_FORM)
     sets = [f"model.backbone={args.source}", f"data.path={args.data}",
             f"data.kind={'beir' if folder else 'msmarco-teacher'}", "loss=margin_mse",
-            f"output_dir={args.out or os.path.join('runs', name + '-mice')}"]
+            f"output_dir={args.out or os.path.join('runs', name + '-mice')}", *FORMS.get(form, [])]
+    if form:
+        print(f"derive: the {form} MICE form ({FORMS_HELP[form]}; --form to change)", flush=True)
     if folder:
         sets.append(f"data.teacher={args.source}")
         if not args.config:

@@ -32,7 +32,11 @@ def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kw
                                        cls_cross_attention=cfg.cls_cross_attention,
                                        unmasked_local_layers=cfg.unmasked_local_layers, interaction=cfg.interaction,
                                        query_reads_cls=cfg.query_reads_cls, doc_cls=cfg.doc_cls,
-                                       doc_token_type=cfg.doc_token_type, doc_position_offset=cfg.doc_position_offset)
+                                       doc_token_type=cfg.doc_token_type, doc_position_offset=cfg.doc_position_offset,
+                                       global_cls=cfg.global_cls, exact_match_heads=cfg.exact_match_heads,
+                                       lexical_bias=cfg.lexical_bias, compress_dim=cfg.compress_dim,
+                                       shared_bottom_layers=cfg.shared_bottom_layers, doc_layers=cfg.doc_layers,
+                                       pooling=cfg.pooling, local_window=cfg.local_window)
         return MiceReranker(model, tokenizer, query_max_length=cfg.query_max_length,
                             doc_max_length=cfg.doc_max_length, **reranker_kwargs)
     if cfg.type == "colbert":
