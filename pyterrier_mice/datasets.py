@@ -37,6 +37,7 @@ class BeirFolder:
     """
 
     def __init__(self, path: str, text_template: str = "{title} {text}"):
+        self.spec = os.fspath(path)  # as given (a bundled collection's name, or a path)
         self.path = dataset_path(path)
         self.text_template = text_template
         for name in ("corpus.jsonl", "queries.jsonl"):
@@ -45,7 +46,7 @@ class BeirFolder:
         self._texts: dict[str, str] | None = None
 
     def __repr__(self):
-        return f"BeirFolder({self.path!r})"
+        return f"BeirFolder({self.spec!r})"
 
     def get_corpus_iter(self, verbose: bool = False) -> Iterator[dict]:
         """Yields ``{'docno', 'text'}`` dicts."""

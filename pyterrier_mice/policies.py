@@ -211,9 +211,7 @@ def plot_policy(policy: "AttentionPolicy | str", num_layers: int = 12, path: str
 
     Returns the matplotlib figure; writes a PNG when ``path`` is given.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: inline in a notebook, a file or window elsewhere
 
     policy = get_policy(policy)
     runs = change_points(policy, num_layers)

@@ -1,4 +1,5 @@
-"""BM25 first stage: one PISA index per corpus, built once under a work directory and reused."""
+"""BM25 first stage: one PISA index per corpus (keyed by its path, size, modification time and
+text template), built once, under a lock, in a cache shared by every run (see :func:`index_cache_dir`)."""
 from __future__ import annotations
 
 import contextlib
@@ -33,18 +34,29 @@ def corpus_key(collection) -> str:
     return f"{slug}-{digest}"
 
 
-def bm25(collection, work_dir: str, num_results: int = 1000):
+def index_cache_dir() -> str:
+    """Where BM25 indexes are kept, shared by every run: ``$PYTERRIER_MICE_CACHE/bm25`` (default
+    ``~/.cache/pyterrier_mice/bm25``)."""
+    root = os.environ.get("PYTERRIER_MICE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pyterrier_mice")
+    return os.path.join(root, "bm25")
+
+
+def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     """PISA BM25 over ``collection`` (anything with ``path``/``irds_id`` and ``get_corpus_iter``),
-    indexing it under ``work_dir`` the first time."""
+    indexing it the first time, under ``work_dir`` (default: :func:`index_cache_dir`)."""
+    import filelock
     from pyterrier_pisa import PisaIndex
+    work_dir = work_dir or index_cache_dir()
     os.makedirs(work_dir, exist_ok=True)
-    index = PisaIndex(os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa"), text_field="text")
-    if not index.built():
-        start = time.time()
-        print(f"indexing {collection!r} with PISA (BM25) ...", end=" ", flush=True)
-        with native_output_captured():
-            index.index(collection.get_corpus_iter())
-        print(f"done in {time.time() - start:.0f} s", flush=True)
+    path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
+    index = PisaIndex(path, text_field="text")
+    with filelock.FileLock(path + ".lock"):  # two runs on one corpus: one builds, the other waits and reuses
+        if not index.built():
+            start = time.time()
+            print(f"indexing {collection!r} with PISA (BM25) into {work_dir} ...", end=" ", flush=True)
+            with native_output_captured():
+                index.index(collection.get_corpus_iter())
+            print(f"done in {time.time() - start:.0f} s", flush=True)
     with native_output_captured():  # PISA compresses the index for BM25 on first use
         return index.bm25(num_results=num_results)
 

@@ -47,7 +47,12 @@ class Setting:
     work: str
 
     def describe(self) -> str:
-        ce = self.cross_encoder or f"trained here for {self.train_steps} steps from {os.path.basename(self.backbone)}"
+        backbone = self.backbone
+        if self.backbone and os.path.isabs(self.backbone):  # a local copy: its folder name, not this machine's path
+            backbone = os.path.basename(os.path.normpath(self.backbone))
+            if "minilm" in self.backbone.lower() and backbone == "model":
+                backbone = "MiniLM-L6 (the test extra's weights)"
+        ce = self.cross_encoder or f"trained here for {self.train_steps} steps from {backbone}"
         return (f"{self.mode} setting: dataset {self.dataset}, BM25 top-{self.k}, cross-encoder {ce}, "
                 f"pairs of at most {self.max_length} tokens")
 
@@ -61,7 +66,7 @@ def setting(mode: str | None = None) -> Setting:
                        "cross-encoder/ms-marco-MiniLM-L6-v2", "microsoft/MiniLM-L12-H384-uncased", 100, 300, 256, work)
     if mode != "offline":
         raise ValueError(f"MICE_TUTORIAL={mode!r}; expected 'full' or 'offline'")
-    return Setting("offline", os.environ.get("MICE_TUTORIAL_DATA", mini_collection()), "test", None, local_minilm(),
+    return Setting("offline", os.environ.get("MICE_TUTORIAL_DATA", "cranfield-mini"), "test", None, local_minilm(),
                    int(os.environ.get("MICE_TUTORIAL_K", "20")), int(os.environ.get("MICE_TUTORIAL_STEPS", "40")), 128,
                    work)
 
@@ -78,7 +83,7 @@ def _train(cfg: dict, name: str, work: str) -> str:
 
 
 def _recipe(s: Setting, **model) -> dict:
-    folder = s.dataset if os.path.isdir(s.dataset) else mini_collection()
+    folder = s.dataset if os.path.isdir(dataset_path(s.dataset)) else "cranfield-mini"  # irds: train on the bundled one
     return {"model": model, "steps": s.train_steps, "batch_size": 8, "lr": 1e-4, "warmup": min(10, s.train_steps // 4),
             "weight_decay": 0.01, "log_every": 0, "save_every": 0, "device": "cpu" if _cpu() else None,
             "data": {"kind": "beir", "path": folder, "split": "train", "bm25_k": 50, "negatives": 3},
@@ -120,5 +125,5 @@ def first_stage(s: Setting, k: int | None = None):
     from .experiment import open_dataset
     from .retrieval import bm25
     ds = open_dataset(s.dataset, s.split)
-    return (ds, bm25(ds.collection, os.path.join(s.work, "indexes"), num_results=k or s.k),
+    return (ds, bm25(ds.collection, num_results=k or s.k),
             pt.text.get_text(ds.collection, "text"))

@@ -11,6 +11,12 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertTok
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PT_TEST_TRANSFORMER_REPORTS", "0")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _bm25_cache(tmp_path_factory):
+    """BM25 indexes built by the tests go to a temporary cache, not the user's."""
+    os.environ["PYTERRIER_MICE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
 WORDS = ("the a of is are what how why which in on to and for with by from cat dog fish bird runs "
          "eats water tree house paris city big small blue wing flow heat aircraft speed high low "
          "boundary layer pressure model test wind tunnel shock wave plate").split()

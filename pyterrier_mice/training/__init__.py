@@ -25,8 +25,7 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     check_run_config(cfg, resume_anyway)
     reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size,
                               device=cfg.device)
-    work = os.path.join(cfg.output_dir, "work")
-    os.makedirs(work, exist_ok=True)
+    work = None  # BM25 indexes: the shared cache (retrieval.index_cache_dir), one per corpus for every run
     if cfg.data.kind == "msmarco-teacher":
         data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
     elif cfg.data.kind == "beir":

@@ -55,8 +55,9 @@ def msmarco_teacher_groups(path: str, limit: int | None = None) -> GroupData:
     return GroupData(groups, shuffle=False)
 
 
-def bm25_run(dataset, topics: pd.DataFrame, work_dir: str, k: int) -> pd.DataFrame:
-    """BM25 (PISA) top-k with texts for ``topics`` over a :class:`BeirFolder`'s corpus."""
+def bm25_run(dataset, topics: pd.DataFrame, work_dir: str | None, k: int) -> pd.DataFrame:
+    """BM25 (PISA) top-k with texts for ``topics`` over a :class:`BeirFolder`'s corpus (its index
+    under ``work_dir``, None: the shared cache)."""
     import pyterrier as pt
     return (bm25(dataset, work_dir, num_results=k) >> pt.text.get_text(dataset, "text"))(topics)
 
