@@ -50,7 +50,9 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     os.makedirs(work_dir, exist_ok=True)
     path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
     index = PisaIndex(path, text_field="text")
-    with filelock.FileLock(path + ".lock"):  # two runs on one corpus: one builds, the other waits and reuses
+    # two runs on one corpus: one builds, the other waits and reuses (the lock file kept out of the index folder)
+    lock = os.path.join(tempfile.gettempdir(), f"pyterrier_mice-{hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]}.lock")
+    with filelock.FileLock(lock):
         if not index.built():
             start = time.time()
             print(f"indexing {collection!r} with PISA (BM25) into {work_dir} ...", end=" ", flush=True)
