@@ -106,7 +106,7 @@ def prepare(workdir, docs, systems):
 
 
 def measure(system, workdir, docs, runs, warmup, device, dtype):
-    from pyterrier_mice import profiling
+    from pyterrier_mice.rerankers import profiling
     rr = build(system, workdir, docs, device, dtype)
     df = frame(docs)
     loaded = rss_mb()

@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import minilm_l12_encoder, tokenizer  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceModel, MiceReranker, profiling  # noqa: E402
-from pyterrier_mice.experiment import open_dataset  # noqa: E402
-from pyterrier_mice.retrieval import bm25  # noqa: E402
+from pyterrier_mice.evaluation.experiment import open_dataset  # noqa: E402
+from pyterrier_mice.evaluation.retrieval import bm25  # noqa: E402
 
 MODEL_SECTIONS = ("encode", "read", "interaction")
 

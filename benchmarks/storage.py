@@ -25,8 +25,8 @@ from common import add_collection_args  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceReranker
 from pyterrier_mice.evaluation import per_query
-from pyterrier_mice.experiment import open_dataset, rerank_experiment, system_identity
-from pyterrier_mice.retrieval import bm25
+from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, system_identity
+from pyterrier_mice.evaluation.retrieval import bm25
 
 
 def main(argv=None):

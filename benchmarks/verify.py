@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import add_collection_args  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceReranker
-from pyterrier_mice.experiment import open_dataset
-from pyterrier_mice.retrieval import bm25
+from pyterrier_mice.evaluation.experiment import open_dataset
+from pyterrier_mice.evaluation.retrieval import bm25
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
-from pyterrier_mice.experiment import open_dataset, rerank_experiment, system_identity
+from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, system_identity
 from pyterrier_mice.training import TrainConfig, build_reranker, load_reranker, run
 
 

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from pyterrier_mice import CrossEncoderReranker, MiceModel, MiceReranker
-from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.evaluation.datasets import BeirFolder
 from pyterrier_mice.evaluation import paper_table, per_query, to_markdown
-from pyterrier_mice.experiment import open_dataset, rerank_experiment, system_identity
-from pyterrier_mice.loading import num_backbone_layers
-from pyterrier_mice.modeling_base import load_tokenizer
+from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, system_identity
+from pyterrier_mice.models.checkpoints import num_backbone_layers
+from pyterrier_mice.models.checkpoints import load_tokenizer
 from pyterrier_mice.training import beir_groups
 
 

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pyterrier_mice.policies import plot_policy  # noqa: E402
+from pyterrier_mice.models.policies import plot_policy  # noqa: E402
 
 PAPER_MASKS = ["mask0", "mask1", "mask2", "mask3-4", "sparse_ce", "prettr-4"]
 

@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.evaluation.datasets import BeirFolder
 from pyterrier_mice.evaluation import to_markdown
 from pyterrier_mice.training import TrainConfig, beir_groups, build_reranker
 from pyterrier_mice.training.losses import infonce

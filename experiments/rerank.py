@@ -16,7 +16,7 @@ whose per-query values are averaged before testing, as in the paper.
 Prints nDCG@10 per dataset and system (paper's columns: MSM, DL19, …, T-C) with ↑/↓ where a
 system differs significantly from ``--baseline`` (paired t-test, Holm-corrected; ``--test
 welch --correction none`` for the reference's test), then the ID, OOD and BM25-hard averages
-(see pyterrier_mice.experiment.BM25_HARD; more with ``--group NAME=DS,DS``), as Markdown and
+(see pyterrier_mice.evaluation.experiment.BM25_HARD; more with ``--group NAME=DS,DS``), as Markdown and
 ``--latex``. Each system's run is saved under ``--work`` with a fingerprint of its checkpoint,
 ``k`` and the topics, and reused on reruns.
 """
@@ -28,7 +28,7 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_dataset, paper_order,
+from pyterrier_mice.evaluation.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_dataset, paper_order,
                                        rerank_experiment, system_identity, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 

@@ -28,9 +28,9 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, MiceModel, MiceReranker
 from pyterrier_mice.evaluation import per_query
-from pyterrier_mice.experiment import open_dataset, paper_order, rerank_experiment, system_identity
-from pyterrier_mice.loading import num_backbone_layers
-from pyterrier_mice.modeling_base import load_tokenizer
+from pyterrier_mice.evaluation.experiment import open_dataset, paper_order, rerank_experiment, system_identity
+from pyterrier_mice.models.checkpoints import num_backbone_layers
+from pyterrier_mice.models.checkpoints import load_tokenizer
 
 SWEEPS = ("first-layer", "dropped-layers", "mask3")
 

@@ -1,19 +1,18 @@
 __version__ = "0.1.0"
-"""pyterrier-mice: MICE and attention-masked cross-encoders as PyTerrier re-rankers."""
-from .policies import AttentionPolicy, Block, get_policy, plot_policy, POLICY_NAMES
-from .modeling_masked import MaskedCrossEncoderConfig, MaskedCrossEncoderModel
-from .modeling_mice import MiceConfig, MiceModel
-from .modeling_colbert import ColBERTConfig, ColBERTModel
-from .modeling_prettr import PreTTRConfig, PreTTRModel
-from .registry import register as _register
-from .reranker_base import Reranker
-from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder, SparseCrossEncoderReranker
-from .index import DocStateIndex, MiceIndex, MiceIndexError
-from .mice_reranker import MiceReranker
-from .colbert_reranker import ColBERTReranker
-from .prettr_reranker import PreTTRReranker
+"""pyterrier-mice: MICE and attention-masked cross-encoders as PyTerrier re-rankers.
 
-_register()
+The package is layered; each folder imports only those below it (``.importlinter``, checked in CI):
+``models`` < ``loaders`` and ``index`` < ``rerankers`` < ``evaluation`` < ``training`` < ``cli``, ``tutorial``."""
+from . import _legacy
+from . import loaders as _loaders  # noqa: F401  (lets MiceModel.from_pretrained read the authors' checkpoints)
+from .index import DocStateIndex, MiceIndex, MiceIndexError
+from .models import (POLICY_NAMES, AttentionPolicy, Block, ColBERTConfig, ColBERTModel, MaskedCrossEncoderConfig,
+                     MaskedCrossEncoderModel, MiceConfig, MiceModel, PreTTRConfig, PreTTRModel, get_policy,
+                     plot_policy)
+from .rerankers import (ColBERTReranker, CrossEncoderReranker, MaskedCrossEncoder, MiceReranker, PreTTRReranker,
+                        Reranker, SparseCrossEncoderReranker)
+
+_legacy.install(__name__)
 
 __all__ = [
     "AttentionPolicy", "Block", "get_policy", "plot_policy", "POLICY_NAMES",

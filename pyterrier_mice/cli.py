@@ -1,9 +1,7 @@
-"""Command line: ``pyterrier-mice train CONFIG.yaml [--set key=value ...]``,
-``pyterrier-mice derive CROSS_ENCODER --data FOLDER_OR_TSV``, ``pyterrier-mice index verify PATH``.
+"""The command line: ``pyterrier-mice train``, ``derive`` and ``index build``/``verify``; a fixable
+error prints one line (``--debug`` shows the traceback).
 
-Errors a user can fix (a bad config value, a run under another config, a missing file) print
-one line; ``--debug`` shows the traceback.
-"""
+Top layer: may import every layer."""
 from __future__ import annotations
 
 import argparse
@@ -93,7 +91,7 @@ def build_index(args) -> None:
 
     import torch
 
-    from .datasets import BeirFolder, IrdsCollection
+    from .evaluation.datasets import BeirFolder, IrdsCollection
     from .index import DocStateIndex
     from .index.build import launcher_shard
     from .training.models import load_reranker

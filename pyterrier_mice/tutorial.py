@@ -1,14 +1,7 @@
-"""What the tutorials and the quick start run on: the **full** setting (a BEIR dataset through
-ir_datasets, the hub's cross-encoder, BM25 top-100) or the small **offline** one (a local BEIR
-folder, by default the bundled ``cranfield-mini``, the MiniLM-L6 weights installed by the
-``test`` extra, a cross-encoder trained here for a few dozen steps, BM25 top-20).
+"""The settings the tutorials and the quick start run in (offline on the bundled collection, or
+full with internet; see :func:`setting`), with their trained models cached.
 
-The environment chooses: ``MICE_TUTORIAL=full|offline`` (default offline),
-``MICE_TUTORIAL_DATA`` (a BEIR-layout folder or ``irds:<id>``), ``MICE_TUTORIAL_WORK`` (where
-trained models and indexes are cached; default ``runs/tutorial``), ``MICE_TUTORIAL_STEPS`` and
-``MICE_TUTORIAL_K`` (training steps and BM25 depth of the offline setting; CI uses small ones). Every trained model is cached
-under the work directory keyed by its config, so the notebooks share them and reruns are quick.
-"""
+Top layer: may import every layer."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +9,7 @@ import hashlib
 import json
 import os
 
-from .datasets import dataset_path
+from .evaluation.datasets import dataset_path
 
 
 def mini_collection() -> str:
@@ -58,7 +51,14 @@ class Setting:
 
 
 def setting(mode: str | None = None) -> Setting:
-    """The tutorial setting from ``mode`` or the environment (see module docstring)."""
+    """The tutorial setting from ``mode`` or the environment.
+
+    The environment chooses: ``MICE_TUTORIAL=full|offline`` (default offline),
+    ``MICE_TUTORIAL_DATA`` (a BEIR-layout folder or ``irds:<id>``), ``MICE_TUTORIAL_WORK`` (where
+    trained models and indexes are cached; default ``runs/tutorial``), ``MICE_TUTORIAL_STEPS`` and
+    ``MICE_TUTORIAL_K`` (training steps and BM25 depth of the offline setting; CI uses small ones). Every trained model is cached
+    under the work directory keyed by its config, so the notebooks share them and reruns are quick.
+    """
     mode = mode or os.environ.get("MICE_TUTORIAL", "offline")
     work = os.environ.get("MICE_TUTORIAL_WORK", os.path.join("runs", "tutorial"))
     if mode == "full":
@@ -122,8 +122,8 @@ def first_stage(s: Setting, k: int | None = None):
     BM25 cut at the setting's depth, and the transformer adding the document text."""
     import pyterrier as pt
 
-    from .experiment import open_dataset
-    from .retrieval import bm25
+    from .evaluation.experiment import open_dataset
+    from .evaluation.retrieval import bm25
     ds = open_dataset(s.dataset, s.split)
     return (ds, bm25(ds.collection, num_results=k or s.k),
             pt.text.get_text(ds.collection, "text"))

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import tiny_encoder
 from pyterrier_mice import MiceModel
 from pyterrier_mice.evaluation import paper_table, per_query
-from pyterrier_mice.experiment import (BEIR13, BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
+from pyterrier_mice.evaluation.experiment import (BEIR13, BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
                                        paper_order, rerank_experiment, table_groups)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def test_open_dataset_errors(tmp_path, monkeypatch):
         def get_topics(self):
             raise ConnectionError("Failed to resolve host")
 
-    monkeypatch.setattr("pyterrier_mice.experiment.IrdsCollection", Offline)
+    monkeypatch.setattr("pyterrier_mice.evaluation.experiment.IrdsCollection", Offline)
     with pytest.raises(RuntimeError, match="irds:beir/scifact/test.*local BEIR-layout folder"):
         open_dataset("irds:beir/scifact/test")
 

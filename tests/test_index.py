@@ -343,8 +343,8 @@ def test_int8_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
 def test_layerwise_kv_reads_every_layer_into_one_buffer_only_outside_autograd(mice_path, tmp_path):
     """Outside autograd every interaction layer's K/V is read into one buffer, with the values (and
     zero padding) of a fresh read; with autograd on, a layer's K/V is never overwritten."""
-    from pyterrier_mice.mice_reranker import LayerwiseKV
-    from pyterrier_mice.split_reranker import StoredMemory, gather_padded, padded_buffer
+    from pyterrier_mice.rerankers.mice import LayerwiseKV
+    from pyterrier_mice.rerankers.split import StoredMemory, gather_padded, padded_buffer
     fly = MiceReranker.from_pretrained(mice_path)
     idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=True, dtype="fp32").index(corpus())
     # documents of different lengths; one memory already in hand (a document not in the index)

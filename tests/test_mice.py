@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from pyterrier_mice import MiceModel, MiceReranker
-from pyterrier_mice.modeling_mice import PADDING_INVARIANT_MODES
+from pyterrier_mice.models.mice import PADDING_INVARIANT_MODES
 
 from conftest import DOCS, QUERIES, tiny_encoder
 
@@ -261,7 +261,7 @@ def test_joint_interaction_with_the_cross_encoders_document_form_is_the_cross_en
     exactly the cross-encoder under prettr-(L-1): in the last layer the query side reads document
     states that no layer above ℓ* has updated, in both models."""
     from pyterrier_mice import MaskedCrossEncoderModel
-    from pyterrier_mice.text import InputBuilder
+    from pyterrier_mice.rerankers.text import InputBuilder
     hf = tiny_encoder(kind, num_hidden_layers=4, seed=3)
     queries = ["heat flow on a plate", "shock wave in a tunnel"]  # the same number of tokens
     q_tok = [tokenizer(q, add_special_tokens=False)["input_ids"] for q in queries]

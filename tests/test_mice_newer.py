@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from pyterrier_mice import MiceIndex, MiceModel, MiceReranker
-from pyterrier_mice.authors_checkpoint import AuthorsCheckpointError, convert_state_dict
-from pyterrier_mice.authors_weights import _target_name
-from pyterrier_mice.modeling_mice import MiceConfig
+from pyterrier_mice.loaders.authors import AuthorsCheckpointError, convert_state_dict
+from pyterrier_mice.loaders.authors_weights import _target_name
+from pyterrier_mice.models.mice import MiceConfig
 
 from authors_mice_v2 import authors_model, save_hub_folder
 from conftest import DOCS, QUERIES, tiny_encoder

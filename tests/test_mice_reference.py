@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pyterrier_mice import MiceIndex, MiceModel, MiceReranker
-from pyterrier_mice.authors_checkpoint import AuthorsCheckpointError, convert_state_dict
-from pyterrier_mice.modeling_mice import MiceConfig
+from pyterrier_mice.loaders.authors import AuthorsCheckpointError, convert_state_dict
+from pyterrier_mice.models.mice import MiceConfig
 
 from authors_mice import authors_model, save_checkpoint
 from conftest import DOCS, QUERIES, tiny_encoder
@@ -55,7 +55,7 @@ def test_converted_checkpoint_scores_like_the_authors_model(converted, tokenizer
 def _authors_name(ours_name, authors):
     """Our parameter name → the authors' (None for ModernBERT's stacked cross-attention Wqkv)."""
     for key in authors.state_dict():
-        from pyterrier_mice.authors_checkpoint import _target_name
+        from pyterrier_mice.loaders.authors import _target_name
         if _target_name(key, "bert" if hasattr(authors, "pooler") else "modernbert") == ours_name:
             return key
     return None

@@ -7,7 +7,7 @@ import pytest
 from pyterrier.measures import RR, nDCG
 
 from pyterrier_mice import CrossEncoderReranker, MaskedCrossEncoderModel
-from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.evaluation.datasets import BeirFolder
 
 from conftest import tiny_encoder
 
@@ -55,7 +55,7 @@ def test_irds_collection_builds_reference_text():
     """Per-dataset document text as the reference builds it, on a stand-in ir_datasets object."""
     from collections import namedtuple
 
-    from pyterrier_mice.datasets import IrdsCollection, reference_text_template
+    from pyterrier_mice.evaluation.datasets import IrdsCollection, reference_text_template
     assert reference_text_template("irds:beir/trec-covid") == "{text} {title}"
     assert reference_text_template("beir/scidocs") == "{text}"
     assert reference_text_template("beir/scifact/test") == "{title} {text}"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyterrier_mice import AttentionPolicy, Block, MaskedCrossEncoderModel, get_policy, plot_policy
-from pyterrier_mice.segments import segment_ids
+from pyterrier_mice.models.segments import segment_ids
 
 from conftest import tiny_encoder
 

@@ -1,5 +1,6 @@
-"""The README's Python snippets run, in order and in one namespace (as pasted into a notebook),
-with local stand-ins for the hub's models and datasets."""
+"""The Python snippets of the README and of the documentation (``pyterrier_mice/pt_docs``, in its
+table of contents' order) run, in order and in one namespace (as pasted into a notebook), with local
+stand-ins for the hub's models and datasets."""
 import os
 import re
 
@@ -14,9 +15,28 @@ from conftest import tiny_encoder
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+DOCS = os.path.join(ROOT, "pyterrier_mice", "pt_docs")
+
+
+def rst_snippets(path) -> list[str]:
+    """The ``.. code:: python`` / ``.. code-block:: python`` blocks of an RST page, dedented."""
+    import textwrap
+    text = open(path, encoding="utf8").read()
+    blocks = re.findall(r"^\.\. code(?:-block)?:: python\n(?:[ \t]+:[^\n]*\n)*\n((?:(?:[ \t]+[^\n]*)?\n)+)",
+                        text, flags=re.M)
+    return [textwrap.dedent(b) for b in blocks]
+
+
+def docs_pages() -> list[str]:
+    """The documentation's pages, index first, then in its toctree's order."""
+    index = open(os.path.join(DOCS, "index.rst"), encoding="utf8").read()
+    toc = re.search(r"\.\. toctree::\n(?:[ \t]+:[^\n]*\n)*\n((?:[ \t]+\S+\n)+)", index).group(1).split()
+    return [os.path.join(DOCS, "index.rst")] + [os.path.join(DOCS, f"{name}.rst") for name in toc]
+
+
 def snippets() -> list[str]:
     text = open(os.path.join(ROOT, "README.md"), encoding="utf8").read()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S) + [s for p in docs_pages() for s in rst_snippets(p)]
 
 
 def test_readme_python_snippets_run(beir_folder, tokenizer, tmp_path, monkeypatch):

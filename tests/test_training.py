@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from pyterrier_mice.datasets import BeirFolder
+from pyterrier_mice.evaluation.datasets import BeirFolder
 from pyterrier_mice.training import (MODEL_TYPES, Group, GroupData, ModelConfig, TrainConfig, Trainer,
                                      beir_groups, build_reranker, get_loss, load_reranker)
 

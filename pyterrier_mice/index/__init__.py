@@ -1,7 +1,8 @@
-"""The on-disk document-state index shared by every split re-ranker (MICE, ColBERT, split PreTTR):
-layout and errors (:mod:`.layout`), storage kinds (:mod:`.storage`), checksums
-(:mod:`.checksums`), model fingerprints (:mod:`.fingerprint`), reading (:mod:`.store`) and
-locked atomic builds (:mod:`.build`)."""
+"""The index layer: precomputed document states (and K/V, token ids) on disk for every split
+re-ranker (MICE, ColBERT, split PreTTR): layout, storage kinds, checksums, model fingerprints,
+reading and locked atomic builds. It reads re-rankers' models through duck typing.
+
+Imports no other layer of the package."""
 from .build import DocStateIndexer
 from .layout import MiceIndexError, text_hash
 from .storage import STORAGE_KINDS

@@ -1,7 +1,7 @@
-"""Building a document-state index atomically: each build writes into its own temporary directory
-beside the target, under an exclusive lock on the target, and renames it into place only when
-complete, so a manifest only ever describes what its own build wrote, a second build into the
-same path waits or fails clearly, and a crash mid-build never leaves an index that loads."""
+"""Building a document-state index atomically (its own temporary directory, an exclusive lock,
+renamed into place when complete), alone or as one shard of many.
+
+Index layer: imports only :mod:`pyterrier_mice.index` modules (never :mod:`.store`)."""
 from __future__ import annotations
 
 import contextlib
@@ -76,12 +76,12 @@ class DocStateIndexer(pt.Indexer):
             raise ValueError(f"shard={self.shard!r}: expected (rank, world_size) with 0 ≤ rank < world_size")
 
     def index(self, it: Iterable[dict]):
-        from .store import DocStateIndex
         if self.shard is None:
             self._build(os.path.abspath(self.target.path), it)
         else:
             self._build_shard(it)
-        return DocStateIndex(self.target.path, verify=getattr(self.target, "verify_mode", "lazy"))
+        # the built index, opened afresh (the target's class: this module does not import the reader)
+        return type(self.target)(self.target.path, verify=getattr(self.target, "verify_mode", "lazy"))
 
     def _build_shard(self, it: Iterable[dict]) -> None:
         root = os.path.abspath(self.target.path)

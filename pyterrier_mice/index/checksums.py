@@ -1,5 +1,6 @@
-"""Per-chunk CRC-32 checksums of index files: computed while writing, checked in full by
-``verify()`` or lazily, chunk by chunk, the first time a read touches a chunk."""
+"""Per-chunk CRC-32 checksums of index files: computed while writing, checked in full or lazily.
+
+Index layer: imports no other module of the package."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,6 @@
-"""What identifies the model and tokenizer behind stored document states."""
+"""What identifies the model and tokenizer behind stored document states.
+
+Index layer: imports no other layer (re-rankers are passed in)."""
 from __future__ import annotations
 
 import hashlib

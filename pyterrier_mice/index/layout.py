@@ -1,21 +1,11 @@
-"""The on-disk layout of a document-state index: its files, its manifest, its errors.
+"""The files of a document-state index, its manifest and its errors. An index directory holds
+(arrays memory-mapped): ``pt_meta.json``, ``manifest.json`` (fingerprints, shapes, storage,
+counts, CRC-32 per 1 MiB chunk of every file; written last), ``docnos.txt``, ``offsets.npy``
+(int64 token offsets), ``texts.npy`` (uint64 hash of each raw text), ``states.bin`` (per-token
+states), optional ``extras.bin`` (MICE: each interaction layer's K/V) and ``tokens.bin`` (int32
+token ids, for MICE's exact-match options); a sharded index holds ``shards/<rank>/`` indexes.
 
-An index directory holds (arrays memory-mapped, nothing loaded whole)::
-
-    pt_meta.json     PyTerrier artifact metadata (type ``doc_states``, format ``mice``)
-    manifest.json    fingerprints, shapes, storage kind, counts, checksums; written last
-    docnos.txt       one docno per line
-    offsets.npy      int64 [n+1]: token offsets of each document in the state arrays
-    texts.npy        uint64 [n]: hash of each document's raw text (detects changed text
-                     without tokenising it)
-    states.bin       [total_tokens, *state_shape] per-token document states (see storage)
-    extras.bin       optional [total_tokens, *extras_shape] (MICE: each interaction layer's K/V)
-    tokens.bin       optional int32 [total_tokens]: each token's id (for models that compare the
-                     ids of query and document tokens, MICE's exact-match options)
-
-``manifest["checksums"]`` holds a CRC-32 per ``chunk_bytes`` chunk of every file, so that a
-byte changed on disk (same size) is caught before it becomes a score.
-"""
+Index layer: imports no other module of the package."""
 from __future__ import annotations
 
 import hashlib

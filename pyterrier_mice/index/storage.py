@@ -1,10 +1,7 @@
-"""How per-token vectors are stored: ``fp32``, ``fp16``, ``int8`` (symmetric, one fp16 scale per
-stored vector, i.e. per token and, for K/V, per layer and per K or V), or ``int4`` (symmetric, two
-values per byte, one fp16 scale per group of 32 values of a vector).
+"""How per-token vectors are stored: ``fp32``, ``fp16``, ``int8`` (one fp16 scale per vector) or
+``int4`` (one fp16 scale per 32 values), written with checksums and read back from memory maps.
 
-Every kind writes through :class:`~.checksums.ChecksumWriter` and reads back slices of one
-document (optionally one interaction layer of stored K/V) from memory maps.
-"""
+Index layer: imports only :mod:`pyterrier_mice.index` modules."""
 from __future__ import annotations
 
 import os

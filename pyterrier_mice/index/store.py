@@ -1,5 +1,7 @@
-"""Reading a document-state index (see :mod:`.layout`): the PyTerrier artifact, lookups by docno
-and raw text, and reads whose bytes are checked against the stored checksums."""
+"""Reading a document-state index: the PyTerrier artifact, lookups by docno and raw text, and
+reads checked against the stored checksums.
+
+Index layer: imports only :mod:`pyterrier_mice.index` modules."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,7 @@
-"""Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, BCE, InfoNCE)."""
+"""Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, KL, BCE,
+InfoNCE), and :func:`run`, which prepares the data and trains from a config.
+
+Training layer: imports every layer below it (never ``cli`` or ``tutorial``)."""
 from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
 from .data import (Group, GroupData, attach_teacher_scores, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups,
                    pseudo_query_groups)
@@ -16,7 +19,7 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     """
     import os
 
-    from ..datasets import BeirFolder
+    from ..evaluation.datasets import BeirFolder
     from .trainer import check_run_config, clear_output_dir
 
     cfg.check_data()
@@ -69,8 +72,8 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     lengths), never longer than the length the teacher was trained at (run past it, a trained
     cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
     query/document lengths."""
-    from ..cross_encoder import CrossEncoderReranker
-    from ..loading import model_type_of, readable_length
+    from ..rerankers.cross_encoder import CrossEncoderReranker
+    from ..models.checkpoints import model_type_of, readable_length
     from .models import reranker_class
     m = cfg.model
     if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:

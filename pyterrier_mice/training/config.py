@@ -1,5 +1,7 @@
 """Training configuration: YAML ↔ dataclasses, with ``key.sub=value`` overrides, every value
-coerced to its field's type and the whole config validated before any work starts."""
+coerced to its field's type and the whole config validated before any work starts.
+
+Training layer: imports :mod:`pyterrier_mice.models` and training modules (never :mod:`.models`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +10,10 @@ import typing
 from typing import Any
 
 import yaml
+
+
+#: the model types a training config can build (see :mod:`.models`)
+MODEL_TYPES = ("cross-encoder", "mice", "colbert", "prettr")
 
 
 class ConfigError(ValueError):
@@ -131,8 +137,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Check the choices and ranges of the whole config (raises :class:`ConfigError`)."""
         from .losses import LOSSES
-        from .models import MODEL_TYPES
-        from ..modeling_mice import CLS_MODES
+        from ..models.mice import CLS_MODES
         checks = [
             ("model.type", self.model.type, MODEL_TYPES), ("loss", self.loss, tuple(LOSSES)),
             ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
@@ -164,7 +169,7 @@ class TrainConfig:
 
     def _check_mice_options(self) -> None:
         """MICE's options and their combinations, as :class:`MiceConfig` checks them (backbone aside)."""
-        from ..modeling_mice import MiceConfig
+        from ..models.mice import MiceConfig
         m = self.model
         try:
             MiceConfig(first_interaction_layer=m.first_interaction_layer, interaction_layers=m.interaction_layers,
@@ -185,13 +190,13 @@ class TrainConfig:
         if self.data.kind == "beir" and not self.data.path:
             raise ConfigError("data.path is empty: set it to a BEIR-layout folder")
         if self.data.kind == "beir":
-            from ..datasets import BeirFolder
+            from ..evaluation.datasets import BeirFolder
             splits = BeirFolder(self.data.path).splits()
             if self.data.split not in splits:
                 raise ConfigError(f"data.split={self.data.split!r}: {self.data.path} has no qrels/{self.data.split}.tsv "
                                   f"(its splits: {splits}); set data.split to one you will not evaluate on")
             if self.data.teacher:
-                from ..modeling_base import has_classification_head
+                from ..models.checkpoints import has_classification_head
                 if not has_classification_head(self.data.teacher):
                     raise ConfigError(f"data.teacher: {self.data.teacher!r} {NO_HEAD}; set it to a trained "
                                       "cross-encoder")

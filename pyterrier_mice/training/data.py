@@ -1,5 +1,7 @@
 """Training groups ``(query, positive, negatives, teacher scores)`` from MS MARCO teacher files or
-a BEIR-layout folder with BM25-mined negatives, and the validation run to re-rank."""
+a BEIR folder's qrels with BM25 negatives.
+
+Training layer: imports :mod:`pyterrier_mice.evaluation` and training modules."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ..retrieval import bm25
+from ..evaluation.retrieval import bm25
 
 
 @dataclasses.dataclass
@@ -114,7 +116,7 @@ def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: in
     list). The teacher's scores order them (MarginMSE needs margins, not labels), so the student
     imitates the teacher on many more queries than the judged ones.
     """
-    from ..retrieval import bm25
+    from ..evaluation.retrieval import bm25
     texts = dataset.texts()
     docnos = sorted(texts)
     rng = np.random.RandomState(seed + 7919)  # not the stream that drew the labelled groups' negatives

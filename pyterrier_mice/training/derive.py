@@ -1,5 +1,7 @@
 """The recipe of ``pyterrier-mice derive``: MICE initialised from a cross-encoder (its head kept)
-and distilled from it, sized to the source (depth) and to the collection (document length)."""
+and distilled from it, in either form, sized to the source and to the collection.
+
+Training layer: imports lower layers and training modules."""
 from __future__ import annotations
 
 import math
@@ -27,9 +29,9 @@ def derive_config(args) -> tuple[str, list[str]]:
     """The recipe and overrides of ``derive`` (``args``: source, data, config, out, overrides):
     MICE initialised from SOURCE and distilled from it (MarginMSE) on a BEIR folder, or from the
     MS MARCO teacher file."""
-    from ..modeling_base import has_classification_head
+    from ..models.checkpoints import has_classification_head
     from .config import NO_HEAD
-    from ..datasets import dataset_path
+    from ..evaluation.datasets import dataset_path
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
     args.data = dataset_path(args.data)
     folder = os.path.isdir(args.data)
@@ -61,7 +63,7 @@ def derived_depth(source: str, overrides: list[str]) -> list[str]:
     """The default recipe's depth for SOURCE: ℓ* a third of its layers (rounded, at least 1; the
     paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
     its last layer. Nothing when the user sets the depth."""
-    from ..modeling_base import encoder_num_layers
+    from ..models.checkpoints import encoder_num_layers
     if any(o.startswith(("model.first_interaction_layer=", "model.interaction_layers=")) for o in overrides):
         return []
     n = encoder_num_layers(source)
@@ -85,9 +87,9 @@ def derived_doc_length(source: str, folder: str, overrides: list[str]) -> list[s
 
     import numpy as np
 
-    from ..datasets import BeirFolder
-    from ..loading import readable_length
-    from ..modeling_base import load_tokenizer
+    from ..evaluation.datasets import BeirFolder
+    from ..models.checkpoints import readable_length
+    from ..models.checkpoints import load_tokenizer
     if any(o.startswith("model.doc_max_length=") for o in overrides):
         return []
     limit = readable_length(source)

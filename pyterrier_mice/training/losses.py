@@ -1,4 +1,6 @@
-"""Training losses over a group of scores per query: column 0 the positive, columns 1.. negatives."""
+"""Training losses over a group of scores per query: column 0 the positive, columns 1.. negatives.
+
+Training layer: imports no other module of the package."""
 from __future__ import annotations
 
 import torch

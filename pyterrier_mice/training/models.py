@@ -1,21 +1,22 @@
 """Build a re-ranker of any model type from a :class:`ModelConfig` (fresh from a backbone), or
-load a trained one from a checkpoint directory."""
+load a trained one from a checkpoint directory.
+
+Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.rerankers` and :mod:`.config`."""
 from __future__ import annotations
 
 from transformers import AutoConfig
 
-from ..colbert_reranker import ColBERTReranker
-from ..cross_encoder import CrossEncoderReranker
-from ..mice_reranker import MiceReranker
-from ..modeling_base import load_encoder, load_tokenizer
-from ..modeling_colbert import ColBERTModel
-from ..modeling_masked import MaskedCrossEncoderModel
-from ..modeling_mice import MiceModel
-from ..modeling_prettr import PreTTRModel
-from ..registry import MODEL_CLASSES
-from .config import ModelConfig
+from ..rerankers.colbert import ColBERTReranker
+from ..rerankers.cross_encoder import CrossEncoderReranker
+from ..rerankers.mice import MiceReranker
+from ..models.checkpoints import load_encoder, load_tokenizer
+from ..models.colbert import ColBERTModel
+from ..models.masked import MaskedCrossEncoderModel
+from ..models.mice import MiceModel
+from ..models.prettr import PreTTRModel
+from ..models.registry import MODEL_CLASSES
+from .config import MODEL_TYPES, ModelConfig
 
-MODEL_TYPES = ("cross-encoder", "mice", "colbert", "prettr")
 
 
 def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kwargs):

@@ -1,10 +1,7 @@
-"""Teacher scores for distillation, computed once and cached on disk next to the run.
+"""Teacher scores for distillation, computed once and cached on disk next to the run (resumable
+chunk by chunk, keyed by the teacher's fingerprint and the pairs).
 
-The cache is keyed by the teacher (its checkpoint's fingerprint, its settings), the pairs (a hash
-of every query and document text, in order) and the length the teacher scores at: a rerun reads
-it back, a changed teacher or data scores again. Scoring writes each chunk as it finishes, so a
-killed run resumes where it stopped.
-"""
+Training layer: imports :mod:`pyterrier_mice.evaluation`."""
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +26,7 @@ def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[st
                    verbose: bool = True) -> np.ndarray:
     """Scores of the aligned pairs by ``teacher`` (a re-ranker loaded from ``teacher_path``), from
     ``cache_dir`` when already computed, else computed chunk by chunk (resumable) with progress."""
-    from ..experiment import checkpoint_fingerprint
+    from ..evaluation.experiment import checkpoint_fingerprint
     key = hashlib.sha256(json.dumps([checkpoint_fingerprint(teacher_path), type(teacher).__name__,
                                      [str(x) for x in teacher._config_key()[1:]],
                                      pairs_digest(queries, docs)]).encode()).hexdigest()[:16]

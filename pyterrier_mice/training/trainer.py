@@ -1,6 +1,7 @@
-"""One trainer for every model type, on accelerate (CPU, one GPU, or several with
-``accelerate launch``/``torchrun``): mixed precision, gradient clipping, warmup + linear decay,
-resumable checkpoints, and periodic validation that keeps the best checkpoint."""
+"""One trainer for every model type, on accelerate (CPU, one GPU, or several), with validation,
+best/final checkpoints and resumable runs.
+
+Training layer: imports training modules."""
 from __future__ import annotations
 
 import json

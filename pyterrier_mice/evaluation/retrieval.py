@@ -1,0 +1,89 @@
+"""The BM25 first stage: one PISA index per corpus, built once under a lock in a shared cache.
+
+Evaluation layer: imports no other layer."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import tempfile
+import time
+
+
+def corpus_key(collection) -> str:
+    """A file-name-safe key for ``collection``'s corpus and document text: a :class:`BeirFolder`'s
+    absolute path with its ``corpus.jsonl``'s size and modification time, or the ir_datasets id
+    that provides an :class:`IrdsCollection`'s documents (``msmarco-passage`` for its dev and
+    TREC DL sets), plus the text template."""
+    irds_id = getattr(collection, "irds_id", None)
+    if irds_id is not None:
+        import ir_datasets
+        try:
+            source = ir_datasets.docs_parent_id(irds_id)
+        except Exception:  # a stand-in dataset object, or an id ir_datasets does not know
+            source = irds_id
+        version = ""
+    else:
+        source = os.path.abspath(collection.path)
+        st = os.stat(os.path.join(source, "corpus.jsonl"))
+        version = f"{st.st_size}:{st.st_mtime_ns}"  # an edited corpus gets a new index
+    template = getattr(collection, "text_template", "")
+    digest = hashlib.sha1(f"{source}\0{version}\0{template}".encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", os.path.basename(os.path.normpath(source))).strip("_")
+    return f"{slug}-{digest}"
+
+
+def index_cache_dir() -> str:
+    """Where BM25 indexes are kept, shared by every run: ``$PYTERRIER_MICE_CACHE/bm25`` (default
+    ``~/.cache/pyterrier_mice/bm25``)."""
+    root = os.environ.get("PYTERRIER_MICE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pyterrier_mice")
+    return os.path.join(root, "bm25")
+
+
+def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
+    """PISA BM25 over ``collection`` (anything with ``path``/``irds_id`` and ``get_corpus_iter``),
+    indexing it the first time, under ``work_dir`` (default: :func:`index_cache_dir`)."""
+    import filelock
+    from pyterrier_pisa import PisaIndex
+    work_dir = work_dir or index_cache_dir()
+    os.makedirs(work_dir, exist_ok=True)
+    path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
+    index = PisaIndex(path, text_field="text")
+    # two runs on one corpus: one builds, the other waits and reuses (the lock file kept out of the index folder)
+    lock = os.path.join(tempfile.gettempdir(), f"pyterrier_mice-{hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]}.lock")
+    with filelock.FileLock(lock):
+        if not index.built():
+            start = time.time()
+            print(f"indexing {collection!r} with PISA (BM25) into {work_dir} ...", end=" ", flush=True)
+            with native_output_captured():
+                index.index(collection.get_corpus_iter())
+            print(f"done in {time.time() - start:.0f} s", flush=True)
+    with native_output_captured():  # PISA compresses the index for BM25 on first use
+        return index.bm25(num_results=num_results)
+
+
+@contextlib.contextmanager
+def native_output_captured():
+    """Capture what native code (PISA's logger) writes to the process's stdout/stderr; it is shown
+    only if the block fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode("utf8", "replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

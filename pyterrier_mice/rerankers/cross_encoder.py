@@ -1,0 +1,112 @@
+"""``CrossEncoderReranker``: a (masked) cross-encoder as a PyTerrier re-ranker.
+
+Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from . import profiling
+from ..models.checkpoints import KINDS, MAX_PAIR_LENGTH, describe, load_tokenizer, model_type_of
+from ..models.masked import MaskedCrossEncoderModel
+from ..models.registry import MODEL_CLASSES
+from .base import Reranker, logits_to_scores, run_batched
+from .text import InputBuilder, tokenize
+
+
+
+class CrossEncoderReranker(Reranker):
+    """Scores ``[CLS] query [SEP] text [SEP]`` with a BERT/ModernBERT cross-encoder under an
+    attention policy (``'full'``, ``'mask0'``…``'mask3-4'``, ``'sparse_ce'``, ``'prettr-4'`` or
+    an :class:`~pyterrier_mice.AttentionPolicy`).
+
+    Pairs are truncated ``longest_first`` to ``max_length`` (default: the model's position
+    limit, at most 1024) with a warning, batched by token length, and scored under
+    ``torch.inference_mode``. Scores are raw logits (float32).
+    """
+
+    schematic = {"label": "CrossEncoder", "help_url": None}
+
+    def __init__(self, model: MaskedCrossEncoderModel, tokenizer, *, policy=None, **kwargs):
+        super().__init__(model, tokenizer, **kwargs)
+        if policy is not None:
+            self.model.set_policy(policy)
+        self.policy = self.model.policy
+        if self.max_length is None:
+            trained = (getattr(model.config, "trained_lengths", None) or {}).get("max_length")
+            self.max_length = trained or min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+        self._check_lengths(max_length=self.max_length)
+        self._inputs = InputBuilder(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, policy=None, *, tokenizer=None, **kwargs):
+        """Load a saved masked cross-encoder, or wrap any HF BERT/ModernBERT checkpoint.
+
+        ``policy`` overrides a saved policy; for plain HF checkpoints it defaults to ``'full'``.
+        """
+        kind = model_type_of(name_or_path)
+        saved = MODEL_CLASSES.get(kind)
+        if saved is not None and not issubclass(saved, MaskedCrossEncoderModel):
+            raise ValueError(f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; "
+                             f"load it with {KINDS[kind][1]}")
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
+        if saved is not None:
+            model = saved.from_pretrained(name_or_path)
+        else:
+            model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer,
+                                                          warn_new_head=True)
+        return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
+
+    def _forward(self, pairs) -> torch.Tensor:
+        """Scores of built ``(ids, types, truncated)`` pairs in one batch."""
+        use_types = self.model.backbone.model_type == "bert"
+        batch = self._inputs.batch([p[0] for p in pairs], [p[1] for p in pairs] if use_types else None)
+        return logits_to_scores(self.model(**self._to_device(batch)).logits)
+
+    def forward_pairs(self, queries, docs):
+        q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
+        return self._forward([self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)])
+
+    def _score(self, queries, docnos, docs, qidx, didx):
+        with profiling.section("tokenise"):
+            q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
+            pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
+        self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs")
+        order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
+
+        def score(idx):
+            with profiling.section("encode"):
+                return self._forward([pairs[i] for i in idx]).cpu().numpy()
+
+        progress = self._progress(len(pairs), "CrossEncoder")
+        sorted_scores = run_batched(order, self.batch_size, score, progress)
+        if progress is not None:
+            progress.close()
+        scores = np.empty(len(pairs), dtype=np.float32)
+        scores[order] = sorted_scores
+        return scores
+
+    def _config_key(self):
+        return super()._config_key() + (self.policy.to_dict().__repr__(),)
+
+    def _repr_args(self):
+        args = super()._repr_args()
+        return args[:1] + [f"policy={self.policy.name!r}"] + args[1:]
+
+
+MaskedCrossEncoder = CrossEncoderReranker
+
+
+class SparseCrossEncoderReranker(CrossEncoderReranker):
+    """The Sparse CE baseline (Schlatt et al., 2024): {Q, [SEP1]} never read {[CLS], D, [SEP2]}."""
+
+    schematic = {"label": "SparseCE", "help_url": None}
+
+    def __init__(self, model, tokenizer, **kwargs):
+        kwargs["policy"] = "sparse_ce"
+        super().__init__(model, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, policy=None, **kwargs):
+        if policy not in (None, "sparse_ce"):
+            raise ValueError("SparseCrossEncoderReranker's policy is always 'sparse_ce'")
+        return super().from_pretrained(name_or_path, "sparse_ce", **kwargs)
