@@ -28,7 +28,7 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.evaluation.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_dataset, paper_order,
+from pyterrier_mice.evaluation.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_datasets, paper_order,
                                        rerank_experiment, system_identity, table_groups)
 from pyterrier_mice.training.models import load_reranker, reranker_class
 
@@ -116,8 +116,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     specs = args.dataset + ([f"irds:{i}" for i, _, _ in PAPER_DATASETS] if args.paper_datasets else [])
     specs = specs or ["cranfield"]  # the bundled collection
-    if not specs:
-        ap.error("give --dataset (repeatable) or --paper-datasets")
     warnings.filterwarnings("ignore", message=".*truncated.*")
 
     systems = systems_for(args)
@@ -125,8 +123,7 @@ def main(argv=None):
     if args.baseline not in names:
         ap.error(f"--baseline {args.baseline!r} is not a system; systems: {names}")
     results = {}
-    for spec in specs:
-        ds = open_dataset(spec, args.split)
+    for ds in open_datasets(specs, args.split):  # distinct labels: never two datasets in one column
         results[ds.label] = pool_repetitions(rerank_experiment(ds, systems, k=args.k, work=args.work))
     results = {label: results[label] for label in paper_order(list(results))}
     correction = None if args.correction == "none" else args.correction

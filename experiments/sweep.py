@@ -28,7 +28,7 @@ from transformers import AutoConfig
 
 from pyterrier_mice import CrossEncoderReranker, MiceModel, MiceReranker
 from pyterrier_mice.evaluation import per_query
-from pyterrier_mice.evaluation.experiment import open_dataset, paper_order, rerank_experiment, system_identity
+from pyterrier_mice.evaluation.experiment import open_datasets, paper_order, rerank_experiment, system_identity
 from pyterrier_mice.models.checkpoints import num_backbone_layers
 from pyterrier_mice.models.checkpoints import load_tokenizer
 
@@ -135,7 +135,7 @@ def main(argv=None):
     systems = build_systems(args, total)
     family = ("Mask 3-ℓ" if args.sweep == "mask3" else "MICE") + (" (trained)" if args.train else " (no fine-tuning)")
     rows = []
-    datasets = {ds.label: ds for ds in (open_dataset(spec, args.split) for spec in args.dataset)}
+    datasets = {ds.label: ds for ds in open_datasets(args.dataset, args.split)}
     for ds in (datasets[label] for label in paper_order(list(datasets))):
         res = rerank_experiment(ds, {n: s[:2] for n, s in systems.items()}, k=args.k, work=args.work)
         means = per_query(res, args.measure).mean()

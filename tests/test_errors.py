@@ -98,3 +98,55 @@ def test_a_base_encoder_as_a_reranker_warns(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     with pytest.warns(UserWarning, match="no classification head.*scores mean nothing until it is trained"):
         CrossEncoderReranker.from_pretrained(str(tmp_path))
+
+
+def test_an_unreachable_hub_id_is_one_line_saying_what_was_tried(tmp_path, monkeypatch):
+    """An id that is no local folder, not in the hub cache, and unreachable on the hub (offline, or no
+    network) fails at once, in one line naming what was tried; the hub is asked once, not retried."""
+    import huggingface_hub
+    import huggingface_hub.constants as hub
+    import requests
+
+    from pyterrier_mice import CrossEncoderReranker, MiceReranker
+    asked = []
+
+    def unreachable(self, repo_id, **kwargs):
+        asked.append(repo_id)
+        raise requests.ConnectionError("no route to host")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted (retried) after the hub was found unreachable")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for offline, said in ((False, "could not be reached"), (True, "HF_HUB_OFFLINE")):
+        monkeypatch.setattr(hub, "HF_HUB_OFFLINE", offline)
+        for cls in (MiceReranker, CrossEncoderReranker):
+            with pytest.raises(OSError) as err:
+                cls.from_pretrained("org/unknown-model")
+            message = str(err.value)
+            assert len(message.splitlines()) == 1, message
+            assert "org/unknown-model" in message and "local folder" in message and "cache" in message
+            assert said in message, message
+    assert set(asked) == {"org/unknown-model"}
+
+
+def test_an_id_the_hub_does_not_have_is_one_line(monkeypatch, tmp_path):
+    import huggingface_hub
+    import huggingface_hub.constants as hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from pyterrier_mice import MiceReranker
+
+    class Missing(RepositoryNotFoundError):
+        def __init__(self):
+            Exception.__init__(self, "404 Repository Not Found")
+
+    def missing(self, repo_id, **kwargs):
+        raise Missing()
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", missing)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="'org/nothing' is no local folder, and the hub has no such repository"):
+        MiceReranker.from_pretrained("org/nothing")

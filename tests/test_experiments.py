@@ -196,3 +196,19 @@ def test_bm25_alone_and_one_run_for_one_system_under_two_names(beir_folder, chec
     assert "running" not in capsys.readouterr().out
     rerank.main(common + ["--model", f"CE={checkpoints[0]}", "--max-length", "16"])  # not the same system
     assert "running CE" in capsys.readouterr().out
+
+
+def test_two_datasets_with_one_label_get_two_columns(beir_folder, checkpoints, tmp_path, capsys):
+    """Two collections that would be labelled alike (here two folders named ``coll``; or
+    ``irds:beir/scifact/test`` and a folder ``scifact``) are two columns of the table, never one."""
+    import shutil
+    for where in ("a", "b"):
+        shutil.copytree(beir_folder, tmp_path / where / "coll")
+    (tmp_path / "b" / "coll" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td5\t2\n")
+    rerank = script("rerank")
+    rerank.main(["--dataset", str(tmp_path / "a" / "coll"), "--dataset", str(tmp_path / "b" / "coll"), "--k", "5",
+                 "--work", str(tmp_path / "work"), "--model", f"CE={checkpoints[0]}"])
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("| system"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert len(cells) == 3 and cells[1] == "coll" and cells[2].startswith("coll ("), header

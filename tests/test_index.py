@@ -390,3 +390,49 @@ def test_index_reads_reuse_one_buffer_across_batches_and_calls(mice_path, tmp_pa
     for got in (first, again):
         np.testing.assert_allclose(got.set_index(["qid", "docno"])["score"].loc[a.index], a, atol=1e-5)
     assert pickle.loads(pickle.dumps(rr.read_buffer))._blocks == {}
+
+
+def test_an_index_honours_the_umask_and_says_permission_denied(mice_path, tmp_path, monkeypatch):
+    """A built index is readable by whoever the umask lets read files (not only its builder: the
+    temporary build folder is mode 700); a reader denied access is told so, not that the index is
+    missing (simulated: the tests may run as root, whom permissions do not stop)."""
+    import builtins
+    fly = MiceReranker.from_pretrained(mice_path)
+    path = tmp_path / "idx"
+    old = os.umask(0o022)
+    try:
+        MiceIndex(str(path)).indexer(fly, dtype="fp32").index(corpus()[:3])
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == 0o755
+    with monkeypatch.context() as m:  # the folder cannot be listed
+        m.setattr(os, "access", lambda p, mode: os.path.abspath(p) != str(path))
+        with pytest.raises(MiceIndexError, match="permission denied") as err:
+            MiceIndex(str(path)).verify()
+        assert "no manifest" not in str(err.value)
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file).endswith("manifest.json"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(MiceIndexError, match="permission denied.*manifest.json"):
+        MiceIndex(str(path)).verify()
+
+
+def test_an_index_not_used_for_changed_text_is_said_once(mice_path, tmp_path):
+    """Documents the index holds under their docno but with another text are encoded (the scores stay
+    right), and the re-ranker says so once, with the count and how to fix it."""
+    fly = MiceReranker.from_pretrained(mice_path)
+    titled = [{"docno": d, "text": f"{title} {text}"} for d, (title, text) in DOCS.items()]
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, dtype="fp32").index(titled)
+    rr = MiceReranker.from_pretrained(mice_path, index=idx)
+    inp = pd.DataFrame([{"qid": "1", "query": QUERIES["1"], "docno": d, "text": text} for d, (_, text) in DOCS.items()])
+    with pytest.warns(UserWarning, match=rf"{len(DOCS)} of {len(DOCS)} documents .*another text.*text_field"):
+        rr(inp)
+    assert rr.last_stats == {"encoded": len(DOCS), "from_index": 0}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*another text")
+        rr(inp)  # said once per re-ranker

@@ -475,3 +475,57 @@ def test_derive_targets_either_form(tokenizer, beir_folder, tmp_path, capsys):
     assert model_of(config=str(recipe)) == ["model.interaction=joint", "model.cls_cross_attention=none"]
     with pytest.raises(Exception, match="global_cls cannot be combined"):
         TrainConfig.from_dict({"model": {"type": "mice", "global_cls": True, "exact_match_heads": True}})
+
+
+def test_a_failed_run_does_not_block_its_corrected_rerun(tokenizer, beir_folder, tmp_path, capsys):
+    """A run that failed before saving any step (here: a depth its backbone does not have) leaves no
+    config that refuses the corrected command; a run that saved a step still does."""
+    from pyterrier_mice.cli import main
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    assert main(["train", path, "--set", "model.first_interaction_layer=5"]) == 2  # 4-layer backbone
+    assert "first_interaction_layer=5" in capsys.readouterr().err
+    assert main(["train", path]) == 0  # corrected: no --overwrite needed
+    assert main(["train", path, "--set", "lr=0.5"]) == 2  # a run with saved steps still refuses a change
+    assert "holds a run with another config" in capsys.readouterr().err
+
+
+def test_an_invalid_measure_fails_before_any_work_naming_its_key(tokenizer, beir_folder, tmp_path, capsys):
+    from pyterrier_mice.cli import main
+    path = _cli_config(tmp_path, tokenizer, beir_folder)
+    capsys.readouterr()
+    assert main(["train", path, "--set", "eval.measure=nDCG@ten"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "eval.measure='nDCG@ten'" in err and len(err.splitlines()) == 1, err
+    assert not os.path.exists(tmp_path / "out"), "work started before the config was checked"
+
+
+class _SlowTeacher(_CountingTeacher):
+    def score_pairs(self, queries, docs):
+        import time
+        time.sleep(0.05)
+        return super().score_pairs(queries, docs)
+
+
+def _score_in_a_process(args):
+    from pyterrier_mice.training import teacher as teacher_mod
+    teacher_mod.CHUNK = 2
+    ckpt, qs, ds, cache = args
+    t = _SlowTeacher()
+    return teacher_mod.teacher_scores(t, ckpt, qs, ds, cache, verbose=False).tolist(), t.scored
+
+
+def test_two_processes_scoring_the_same_pairs_share_the_cache(tmp_path):
+    """Two runs that need the teacher's scores of the same pairs at the same time (two variants of one
+    comparison, same seed): one scores, the other waits and reads; neither fails."""
+    import multiprocessing
+    ckpt = tmp_path / "teacher"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    qs = [f"query {i}" for i in range(12)]
+    ds = [f"document {i} " * (i + 1) for i in range(12)]
+    args = (str(ckpt), qs, ds, str(tmp_path / "cache"))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_score_in_a_process, [args, args])
+    expected = [len(q) + 0.5 * len(d) for q, d in zip(qs, ds)]
+    assert all(np.allclose(scores, expected) for scores, _ in results)
+    assert sorted(n for _, n in results) == [0, 12]  # scored once

@@ -108,6 +108,20 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
     return Dataset(dataset_label(spec), coll, topics, qrels)
 
 
+def open_datasets(specs, split: str = "test") -> list[Dataset]:
+    """:func:`open_dataset` for each spec, every label distinct: a dataset whose label an earlier one
+    took (``irds:beir/scifact/test`` and a folder ``scifact`` are both ``SF``) is labelled by its spec
+    too, so that the two are two columns of a table, never one."""
+    out, seen = [], set()
+    for spec in specs:
+        ds = open_dataset(spec, split)
+        if ds.label in seen:
+            ds = dataclasses.replace(ds, label=f"{ds.label} ({spec})")
+        seen.add(ds.label)
+        out.append(ds)
+    return out
+
+
 def _record_name(path: str, name: str, what) -> None:
     """The names a saved run was produced or reused under, for humans reading ``runs/``."""
     info = {"names": [], "identity": [str(w) for w in what]}

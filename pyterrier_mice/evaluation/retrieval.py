@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from .locks import path_lock
+
 
 def corpus_key(collection) -> str:
     """A file-name-safe key for ``collection``'s corpus and document text: a :class:`BeirFolder`'s
@@ -45,15 +47,12 @@ def index_cache_dir() -> str:
 def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     """PISA BM25 over ``collection`` (anything with ``path``/``irds_id`` and ``get_corpus_iter``),
     indexing it the first time, under ``work_dir`` (default: :func:`index_cache_dir`)."""
-    import filelock
     from pyterrier_pisa import PisaIndex
     work_dir = work_dir or index_cache_dir()
     os.makedirs(work_dir, exist_ok=True)
     path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
     index = PisaIndex(path, text_field="text")
-    # two runs on one corpus: one builds, the other waits and reuses (the lock file kept out of the index folder)
-    lock = os.path.join(tempfile.gettempdir(), f"pyterrier_mice-{hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]}.lock")
-    with filelock.FileLock(lock):
+    with path_lock(path):  # two runs on one corpus: one builds, the other waits and reuses
         if not index.built():
             start = time.time()
             print(f"indexing {collection!r} with PISA (BM25) into {work_dir} ...", end=" ", flush=True)

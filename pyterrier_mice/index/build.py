@@ -40,6 +40,12 @@ def build_lock(path: str, wait: bool | float):
         lock.release()
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def launcher_shard() -> tuple[int, int] | None:
     """``(rank, world_size)`` from the environment of ``torchrun`` / ``accelerate launch``, or None."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -124,6 +130,7 @@ class DocStateIndexer(pt.Indexer):
                 old = tempfile.mkdtemp(prefix=os.path.basename(path) + ".old-", dir=parent)
                 os.replace(path, os.path.join(old, "index"))
             os.replace(tmp, path)
+            os.chmod(path, 0o777 & ~current_umask())  # mkdtemp made it 700: readable by others as the umask allows
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
 

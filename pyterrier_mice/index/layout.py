@@ -29,8 +29,15 @@ def text_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
+def permission_denied(path: str, what: str = "the index folder") -> MiceIndexError:
+    return MiceIndexError(f"{path}: permission denied ({what} is not readable by this user); ask its owner to "
+                          "make it readable (chmod -R a+rX), or build your own copy")
+
+
 def read_manifest(path: str) -> dict:
     mpath = os.path.join(path, MANIFEST)
+    if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+        raise permission_denied(path)
     if not os.path.exists(mpath):
         building = [n for n in os.listdir(os.path.dirname(os.path.abspath(path)) or ".")
                     if n.startswith(os.path.basename(os.path.normpath(path)) + ".building")]
@@ -39,6 +46,8 @@ def read_manifest(path: str) -> dict:
     try:
         with open(mpath, encoding="utf8") as f:
             manifest = json.load(f)
+    except PermissionError:
+        raise permission_denied(path, MANIFEST) from None
     except (OSError, ValueError) as e:
         raise MiceIndexError(f"{path}: corrupt document-state index ({MANIFEST}: {e})") from e
     version = manifest.get("format_version") if isinstance(manifest, dict) else None

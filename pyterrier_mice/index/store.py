@@ -13,7 +13,7 @@ import torch
 from .checksums import ChunkVerifier
 from .fingerprint import compare_precision, model_fingerprint, model_precision, tokenizer_fingerprint
 from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, OFFSETS, STATES, TEXTS, TOKENS, MiceIndexError,
-                     read_manifest, text_hash)
+                     permission_denied, read_manifest, text_hash)
 from .storage import get_storage
 
 VERIFY_MODES = ("lazy", "full", "none")
@@ -49,6 +49,8 @@ class _Part:
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, MiceIndexError):
                 raise
+            if isinstance(e, PermissionError):
+                raise permission_denied(path, os.path.basename(e.filename or "a file")) from None
             raise MiceIndexError(f"{path}: corrupt document-state index ({type(e).__name__}: {e})") from e
 
     def check_file(self, name: str, start: int = 0, end: int | None = None) -> None:
@@ -232,6 +234,11 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
             i = self.lookup.get(d)
             rows.append(i if i is not None and int(self.text_hashes[i]) == text_hash(t) else None)
         return rows
+
+    def __contains__(self, docno) -> bool:
+        """Whether the index holds a document under ``docno`` (whatever its text)."""
+        self._load()
+        return docno in self.lookup
 
     def memory_shape(self, layer: int | None = None) -> tuple[int, ...]:
         """The per-token shape of what :meth:`read` returns (of one K/V layer with ``layer``)."""

@@ -72,22 +72,17 @@ def definition_file(folder: str) -> str | None:
 def find_authors_checkpoint(name_or_path) -> str | None:
     """The local folder of an authors' checkpoint (fetched from the hub for a hub id), or None
     when ``name_or_path`` is anything else."""
+    from ..models.checkpoints import hub_files, local_or_hub
     path = os.fspath(name_or_path)
     if os.path.isdir(path):
         return path if definition_file(path) else None
     if os.path.exists(path) or path.count("/") != 1 or path.startswith((".", "/")):
         return None
-    try:
-        from huggingface_hub import hf_hub_download, snapshot_download
-    except ImportError:  # pragma: no cover
+    local_or_hub(path)  # an unreachable id is one clear error here
+    if not any(name in hub_files(path) for name in DEFINITIONS):
         return None
-    for name in DEFINITIONS:
-        try:
-            hf_hub_download(path, name)
-        except Exception:  # not there (or the hub is out of reach): try the other name, then the usual loading
-            continue
-        return snapshot_download(path)
-    return None
+    from huggingface_hub import snapshot_download
+    return snapshot_download(path)
 
 
 def read_folder(folder: str) -> AuthorsFolder:

@@ -57,16 +57,67 @@ def read_foreign_checkpoint(model_type: str, name_or_path, **kwargs):
     return None
 
 
+#: seconds to wait for the hub to say whether a repository exists (then its files download as usual)
+HUB_TIMEOUT = 10
+
+
 def local_or_hub(name_or_path) -> str:
-    """``name_or_path`` as a string; a local path that does not exist is an error (a hub id such
-    as ``org/name`` is left for the hub to resolve)."""
+    """``name_or_path`` as a string; a local path that does not exist is an error, and so is a hub id
+    (``org/name``) that neither the hub nor its local cache can give (see :func:`hub_files`)."""
     path = os.fspath(name_or_path)
     if os.path.exists(path):
         return path
     if path.startswith((".", "/", "~")) or path.count("/") > 1 or not _HUB_ID.match(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist (no such folder; a hub id has the form "
                                 "'org/name')")
+    hub_files(path)
     return path
+
+
+def hub_files(repo_id: str) -> list[str]:
+    """The files of a hub repository: from the hub, asked once (no retries, :data:`HUB_TIMEOUT`), or
+    from the local hub cache when the hub is off or out of reach. Neither is one line saying what was
+    tried (rather than minutes of retried downloads and a long transformers error)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+    offline = bool(constants.HF_HUB_OFFLINE)
+    key = (repo_id, constants.HF_HUB_CACHE, offline)
+    if key in _HUB_FILES:
+        return _HUB_FILES[key]
+    if not offline:
+        try:
+            info = huggingface_hub.HfApi().model_info(repo_id, timeout=HUB_TIMEOUT)
+            _HUB_FILES[key] = [s.rfilename for s in info.siblings or []]
+            return _HUB_FILES[key]
+        except RepositoryNotFoundError:
+            raise FileNotFoundError(f"{repo_id!r} is no local folder, and the hub has no such repository (or it is "
+                                    "private: log in with `hf auth login`)") from None
+        except Exception:  # no network, a proxy, a timeout: fall back on the cache
+            pass
+    cached = _cached_files(repo_id, constants.HF_HUB_CACHE)
+    if cached is None:
+        why = "the hub is off (HF_HUB_OFFLINE=1)" if offline else "the hub could not be reached"
+        raise FileNotFoundError(f"{repo_id!r} could not be loaded: it is no local folder, not in the local hub cache "
+                                f"({constants.HF_HUB_CACHE}), and {why}; pass a local folder, or connect and retry")
+    _HUB_FILES[key] = cached
+    return cached
+
+
+_HUB_FILES: dict = {}
+
+
+def _cached_files(repo_id: str, cache: str) -> list[str] | None:
+    """The files of ``repo_id``'s cached snapshot of ``main`` (None when not cached)."""
+    repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
+    try:
+        with open(os.path.join(repo, "refs", "main"), encoding="utf8") as f:
+            snapshot = os.path.join(repo, "snapshots", f.read().strip())
+    except OSError:
+        return None
+    if not os.path.isdir(snapshot):
+        return None
+    return [os.path.relpath(os.path.join(d, n), snapshot) for d, _, names in os.walk(snapshot) for n in names]
 
 
 def model_type_of(name_or_path) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -236,6 +237,8 @@ class SplitReranker(Reranker):
         with profiling.section("lookup"):
             rows = self.index.lookup_texts(docnos, docs) if self.index is not None else [None] * len(docs)
         missing = [j for j, r in enumerate(rows) if r is None]
+        if missing and self.index is not None:
+            self._say_text_differs(sum(docnos[j] in self.index for j in missing), len(docs))
         seqs = dict(zip(missing, self.doc_sequences([docs[j] for j in missing]))) if missing else {}
         self.last_stats = {"encoded": len(missing)}
         if self.index is not None:
@@ -272,6 +275,18 @@ class SplitReranker(Reranker):
         if progress is not None:
             progress.close()
         return scores
+
+    def _say_text_differs(self, changed: int, total: int) -> None:
+        """Warn, once per re-ranker, that documents of the index were encoded because their text changed."""
+        if not changed or getattr(self, "_said_text_differs", False):
+            return
+        self._said_text_differs = True
+        stored = self.index.manifest.get("text_field")
+        warnings.warn(f"{changed} of {total} documents are in the index {self.index.path} under their docno but with "
+                      f"another text, so they were encoded, not read (scores stay right, without the speed-up): the "
+                      f"frame's {self.text_field!r} column differs from the text the index stored (its builder's "
+                      f"text_field={stored!r}; `index build --corpus` stores title + text). Re-rank with the same "
+                      "text, or build the index from this column (indexer(..., text_field=...))", stacklevel=4)
 
     def _config_key(self):
         return super()._config_key() + (None if self.index is None else os.path.abspath(self.index.path),)

@@ -151,6 +151,12 @@ class TrainConfig:
                 raise ConfigError(f"{key}={value!r}; expected one of {list(allowed)}")
         if self.model.type == "mice":
             self._check_mice_options()
+        try:
+            import ir_measures
+            ir_measures.parse_measure(self.eval.measure)
+        except Exception:
+            raise ConfigError(f"eval.measure={self.eval.measure!r} is not a measure ir_measures can parse "
+                              "(e.g. nDCG@10, RR@10, AP, R@100)") from None
         for key, value, low in [("steps", self.steps, 1), ("batch_size", self.batch_size, 1), ("lr", self.lr, 0),
                                 ("warmup", self.warmup, 0), ("eval.k", self.eval.k, 1), ("data.negatives",
                                 self.data.negatives, 1), ("eval.every", self.eval.every, 0)]:

@@ -32,11 +32,21 @@ def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[st
                                      pairs_digest(queries, docs)]).encode()).hexdigest()[:16]
     os.makedirs(cache_dir, exist_ok=True)
     final = os.path.join(cache_dir, f"teacher-{key}.npy")
-    if os.path.exists(final):
-        scores = np.load(final)
-        if verbose:
-            print(f"teacher scores of {len(scores)} pairs read from {final}", flush=True)
-        return scores
+    if not os.path.exists(final):
+        from ..evaluation.locks import path_lock
+        # two runs needing the same pairs at once (variants of one comparison): one scores, the other waits
+        with path_lock(final):
+            if not os.path.exists(final):
+                _score_into(final, teacher, queries, docs, verbose)
+                return np.load(final)
+    scores = np.load(final)
+    if verbose:
+        print(f"teacher scores of {len(scores)} pairs read from {final}", flush=True)
+    return scores
+
+
+def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbose: bool) -> None:
+    """Score the pairs chunk by chunk into ``final`` (resuming where a killed scoring stopped)."""
     partial, done_file = final[:-4] + ".partial", final[:-4] + ".done"
     n = len(queries)
     scores = np.lib.format.open_memmap(partial, mode="r+" if os.path.exists(partial) else "w+",
@@ -65,4 +75,3 @@ def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[st
     os.replace(final[:-4] + ".tmp.npy", final)
     os.remove(partial)
     os.remove(done_file)
-    return result

@@ -202,10 +202,14 @@ class Trainer:
 
 def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     """Write the resolved config into ``cfg.output_dir``; a run already there under another config
-    is refused with the difference (unless ``resume_anyway``, which continues it under the new one)."""
+    is refused with the difference (unless ``resume_anyway``, which continues it under the new one).
+    A run that saved no step (it failed or was stopped before its first checkpoint) holds nothing to
+    resume, so its config does not refuse a corrected command."""
     path = os.path.join(cfg.output_dir, CONFIG_FILE)
     current = cfg.to_dict()
-    if os.path.exists(path):
+    started = any(os.path.exists(os.path.join(cfg.output_dir, *p)) for p in (("checkpoint", "trainer.json"),
+                                                                            ("final",)))
+    if os.path.exists(path) and started:
         with open(path, encoding="utf8") as f:
             saved = json.load(f)
         diff = config_diff(with_defaults(saved, TrainConfig().to_dict()), current)
