@@ -77,7 +77,7 @@ def main(argv=None) -> int:
             idx = DocStateIndex(args.path).verify()
             print(f"{args.path}: OK ({len(idx)} documents, {idx.manifest['num_tokens']} tokens, every checksum "
                   "matches)")
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, OSError, KeyError) as e:
         if args.debug:
             raise
         print(f"pyterrier-mice {args.command}: error: {e}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Bad input gets one clear error naming the argument, file or folder, and what to do."""
 
+import os
+
 import pytest
 import torch
 
@@ -150,3 +152,68 @@ def test_an_id_the_hub_does_not_have_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="'org/nothing' is no local folder, and the hub has no such repository"):
         MiceReranker.from_pretrained("org/nothing")
+
+
+def _limited(limit_bytes):
+    """preexec_fn: files of the child process may not grow past ``limit_bytes`` (writes then fail with
+    EFBIG, as on a full disk), and the signal that would kill it for that is ignored."""
+    def apply():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def _cli(args, limit=None):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "pyterrier_mice.cli", *args], capture_output=True, text=True,
+                          env=env, preexec_fn=_limited(limit) if limit else None, timeout=600)
+
+
+def test_a_full_disk_during_an_index_build_leaves_the_previous_index(tokenizer, beir_folder, tmp_path):
+    import glob
+
+    from pyterrier_mice import MiceIndex, MiceModel
+    model = str(tmp_path / "mice")
+    torch.manual_seed(0)
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=4), tokenizer, 2, 2).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    out = str(tmp_path / "idx")
+    args = ["index", "build", model, "--corpus", beir_folder, "--out", out, "--dtype", "fp32", "--overwrite"]
+    assert _cli(args).returncode == 0
+    built = MiceIndex(out).verify().bytes_per_token()
+    full = _cli(args, limit=8 * 1024)
+    err = full.stderr.strip().splitlines()
+    assert full.returncode == 2 and len(err) == 1 and "no space" in err[0] and out in err[0], full.stderr[-2000:]
+    assert MiceIndex(out).verify().bytes_per_token() == built  # the previous index, whole and loadable
+    assert not glob.glob(out + ".building-*")
+
+
+def test_a_full_disk_during_a_checkpoint_save_leaves_the_previous_checkpoint(tokenizer, beir_folder, tmp_path):
+    import json
+
+    import yaml
+    backbone = tmp_path / "bb"
+    tiny_encoder("bert", num_hidden_layers=4).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    cfg = {"output_dir": str(tmp_path / "out"), "steps": 1, "batch_size": 2, "warmup": 0, "lr": 1e-4, "loss": "infonce",
+           "device": "cpu", "log_every": 0, "save_every": 1,
+           "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
+           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5}, "eval": {"every": 0}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert _cli(["train", str(path)]).returncode == 0
+    full = _cli(["train", str(path), "--set", "steps=3", "--resume-anyway"], limit=32 * 1024)
+    err = full.stderr.strip().splitlines()
+    assert full.returncode == 2 and "no space" in err[-1] and "checkpoint" in err[-1], full.stderr[-2000:]
+    assert len([line for line in err if "error" in line]) == 1
+    with open(tmp_path / "out" / "checkpoint" / "trainer.json") as f:
+        assert json.load(f)["step"] == 1  # the previous checkpoint, whole
+    again = _cli(["train", str(path), "--set", "steps=3", "--resume-anyway"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    with open(tmp_path / "out" / "checkpoint" / "trainer.json") as f:
+        assert json.load(f)["step"] == 3

@@ -436,3 +436,35 @@ def test_an_index_not_used_for_changed_text_is_said_once(mice_path, tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*another text")
         rr(inp)  # said once per re-ranker
+
+
+def test_a_reader_during_a_rebuild_keeps_the_scores_of_the_index_it_opened(mice_path, other_mice_path, tmp_path):
+    """A process that opened an index keeps re-ranking with it while other processes rebuild the same
+    path with another model (once before it scores, once while it scores): every result is the old
+    index's scores, never a mix and never a spurious error; a reader opened after the rebuild is
+    refused the old model."""
+    import json
+    import subprocess
+    import sys
+    path = str(tmp_path / "idx")
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    MiceIndex(path).indexer(fly, dtype="fp32").index(corpus())
+    expected = fly(frame(("1", "3"))).set_index(["qid", "docno"])["score"]
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    reader = subprocess.Popen([sys.executable, os.path.join(here, "index_read_worker.py"), mice_path, path, "8"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert reader.stdout.readline().strip() == "READY"
+    assert _worker(other_mice_path, path, 0, overwrite="overwrite").communicate(timeout=300)[0].strip().endswith("OK")
+    reader.stdin.write("GO\n")
+    reader.stdin.flush()
+    again = _worker(other_mice_path, path, 0.2, overwrite="overwrite")  # rebuilding while the reader scores
+    out, _ = reader.communicate(timeout=300)
+    assert again.communicate(timeout=300)[0].strip().endswith("OK")
+    results = [line for line in out.splitlines() if line.strip()]
+    assert results and not [r for r in results if r.startswith("ERROR")], results[:3]
+    for line in results:
+        got = json.loads(line)
+        np.testing.assert_allclose([got[f"{q}/{d}"] for q, d in expected.index], expected.to_numpy(), atol=1e-5)
+    with pytest.raises(MiceIndexError, match="different model"):
+        MiceReranker.from_pretrained(mice_path, index=MiceIndex(path))

@@ -40,6 +40,20 @@ def build_lock(path: str, wait: bool | float):
         lock.release()
 
 
+#: errno values of a full disk (or a file-size limit): ENOSPC, EDQUOT, EFBIG
+NO_SPACE = (28, 122, 27)
+
+
+def no_space_errno(exc: BaseException) -> int | None:
+    """The errno of a write that failed for want of space (an ``OSError``, or a writer in another
+    language reporting ``(os error N)``, as safetensors does), else None."""
+    if isinstance(exc, OSError):
+        return exc.errno if exc.errno in NO_SPACE else None
+    import re
+    m = re.search(r"os error (\d+)", str(exc))
+    return int(m.group(1)) if m and int(m.group(1)) in NO_SPACE else None
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -122,8 +136,11 @@ class DocStateIndexer(pt.Indexer):
             tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + ".building-", dir=parent)
             try:
                 self._write(it, tmp)
-            except BaseException:
+            except BaseException as e:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if no_space_errno(e):
+                    raise MiceIndexError(f"{path}: no space left to build the index ({os.strerror(no_space_errno(e))}); "
+                                         "the previous index, if any, is intact") from None
                 raise
             old = None
             if os.path.exists(path):

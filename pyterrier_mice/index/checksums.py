@@ -58,16 +58,20 @@ def file_checksums(path: str, chunk_bytes: int = CHUNK_BYTES) -> list[int]:
 
 
 class ChunkVerifier:
-    """Checks the chunks of one file against its recorded checksums, each chunk once."""
+    """Checks the chunks of one file against its recorded checksums, each chunk once. The file is
+    mapped when the verifier is made, as the data is: a rebuild that replaces the index folder
+    afterwards leaves a reader checking (and reading) the files it opened, never the new ones."""
 
     def __init__(self, path: str, crcs: list[int], chunk_bytes: int):
         self.path, self.crcs, self.chunk_bytes = path, np.asarray(crcs, dtype=np.uint64), chunk_bytes
         self.checked = np.zeros(len(crcs), dtype=bool)
-        self._raw = None
+        self._raw = np.memmap(path, dtype=np.uint8, mode="r") if os.path.getsize(path) else np.zeros(0, np.uint8)
+
+    @property
+    def size(self) -> int:
+        return len(self._raw)
 
     def _bytes(self):
-        if self._raw is None:
-            self._raw = np.memmap(self.path, dtype=np.uint8, mode="r") if os.path.getsize(self.path) else np.zeros(0, np.uint8)
         return self._raw
 
     def bad_chunks(self, first: int = 0, last: int | None = None) -> list[int]:

@@ -58,7 +58,7 @@ class _Part:
         v = self._verifiers.get(name)
         if v is None:
             raise MiceIndexError(f"{self.path}: no checksums recorded for {name}")
-        size = os.path.getsize(v.path)
+        size = v.size
         if -(-size // v.chunk_bytes) != len(v.crcs):
             raise MiceIndexError(f"{v.path}: {size} bytes, but checksums for {len(v.crcs)} chunk(s) of "
                                  f"{v.chunk_bytes} bytes (truncated or corrupt index)")

@@ -4,6 +4,7 @@ best/final checkpoints and resumable runs.
 Training layer: imports training modules."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -18,6 +19,7 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from ..index.build import no_space_errno
 from .config import ConfigError, TrainConfig
 
 CONFIG_FILE = "train_config.json"
@@ -67,15 +69,17 @@ class Trainer:
         return os.path.join(self.cfg.output_dir, *parts)
 
     def save_model(self, name: str) -> str:
-        """The model and tokenizer, with the lengths it trained at (re-rankers use them by default)."""
+        """The model and tokenizer, with the lengths it trained at (re-rankers use them by default);
+        written whole or not at all (see :func:`replaced_whole`)."""
         path = self._path(name)
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.scorer).model
             rr = self.reranker
             model.config.trained_lengths = {k: getattr(rr, k) for k in ("max_length", "query_max_length",
                                                                         "doc_max_length") if getattr(rr, k, None)}
-            model.save_pretrained(path)
-            rr.tokenizer.save_pretrained(path)
+            with replaced_whole(path) as tmp:
+                model.save_pretrained(tmp)
+                rr.tokenizer.save_pretrained(tmp)
         return path
 
     def check_config(self, resume_anyway: bool = False) -> None:
@@ -83,15 +87,21 @@ class Trainer:
             check_run_config(self.cfg, resume_anyway)
 
     def save_checkpoint(self) -> None:
-        """A resumable checkpoint: weights, optimizer, scheduler, RNG states, step and best."""
+        """A resumable checkpoint: weights, optimizer, scheduler, RNG states, step and best; written
+        whole beside the previous one, which it replaces only when complete (a kill or a full disk
+        mid-save leaves the previous checkpoint as it was)."""
         path = self._path("checkpoint")
-        self.accelerator.save_state(path)
-        if self.accelerator.is_main_process:
-            with open(os.path.join(path, "trainer.json"), "w") as f:
-                json.dump({"step": self.step, "best": self.best, "history": self.history}, f)
+        with replaced_whole(path, main=self.accelerator.is_main_process) as tmp:
+            self.accelerator.save_state(tmp)
+            if self.accelerator.is_main_process:
+                with open(os.path.join(tmp, "trainer.json"), "w") as f:
+                    json.dump({"step": self.step, "best": self.best, "history": self.history}, f)
 
     def resume(self) -> bool:
         path = self._path("checkpoint")
+        if not os.path.exists(os.path.join(path, "trainer.json")) and os.path.exists(
+                os.path.join(path + OLD, "trainer.json")):  # killed between the two renames of a save
+            os.replace(path + OLD, path)
         if not os.path.exists(os.path.join(path, "trainer.json")):
             return False
         self.accelerator.load_state(path)
@@ -198,6 +208,37 @@ class Trainer:
                 self.accelerator.print(f"WARNING: best/ is the untrained step-0 model ({cfg.eval.measure} "
                                        f"{self.best[cfg.eval.measure]:.4f}); validation never improved")
         return {"step": self.step, "best": self.best, "history": self.history}
+
+
+#: suffixes of a folder being written (replaced_whole) and of the one it replaces
+NEW, OLD = ".new", ".old"
+
+
+@contextlib.contextmanager
+def replaced_whole(path: str, main: bool = True):
+    """Write a folder whole or not at all: the caller writes into ``path.new``, which then replaces
+    ``path`` (the old one renamed aside, then removed). On a failure ``path`` is left as it was; a full
+    disk becomes one :class:`OSError` line naming the folder and saying "no space"."""
+    tmp = path + NEW
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException as e:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        errno = no_space_errno(e)
+        if errno:
+            raise OSError(errno, f"{path}: no space left to save it ({os.strerror(errno)}); the previous one, if any, "
+                                 "is intact") from None
+        raise
+    if main:
+        if os.path.exists(path):
+            shutil.rmtree(path + OLD, ignore_errors=True)
+            os.replace(path, path + OLD)
+        os.replace(tmp, path)
+        shutil.rmtree(path + OLD, ignore_errors=True)
 
 
 def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
