@@ -529,3 +529,50 @@ def test_two_processes_scoring_the_same_pairs_share_the_cache(tmp_path):
     expected = [len(q) + 0.5 * len(d) for q, d in zip(qs, ds)]
     assert all(np.allclose(scores, expected) for scores, _ in results)
     assert sorted(n for _, n in results) == [0, 12]  # scored once
+
+
+def test_a_run_killed_in_teacher_scoring_or_validation_resumes_to_the_same_weights(tokenizer, beir_folder, tmp_path):
+    """SIGKILL while the teacher's scores are computed, and while a validation pass runs: the rerun
+    resumes (the scores where they stopped, training from its last checkpoint) and its final
+    checkpoint is bitwise the one of a run never killed (CPU)."""
+    import subprocess
+    import sys
+
+    from pyterrier_mice import MaskedCrossEncoderModel
+    teacher = tmp_path / "teacher"
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", seed=4), tokenizer).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    backbone = tmp_path / "bb"
+    tiny_encoder("bert", num_hidden_layers=4, seed=5).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+
+    def train(out, where="none", n=0):
+        cfg = {"output_dir": str(tmp_path / out), "steps": 4, "batch_size": 2, "warmup": 0, "lr": 1e-3,
+               "loss": "margin_mse", "device": "cpu", "log_every": 0, "save_every": 1,
+               "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2,
+                         "interaction_layers": 2},
+               "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 6, "negatives": 2,
+                        "teacher": str(teacher)},
+               "eval": {"split": "holdout", "holdout": 0.4, "k": 5, "every": 2}}
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return subprocess.run([sys.executable, os.path.join(here, "kill_worker.py"), where, str(n), "train", str(path)],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    def weights(out):
+        return (tmp_path / out / "final" / "model.safetensors").read_bytes()
+    assert train("reference").returncode == 0
+    for out, where in (("killed_teacher", "teacher"), ("killed_validation", "validation")):
+        killed = train(out, where, 2)
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        assert not (tmp_path / out / "final").exists()
+        if where == "teacher":
+            assert any(f.endswith(".partial") for f in os.listdir(tmp_path / out / "teacher"))
+        else:
+            assert json.load(open(tmp_path / out / "checkpoint" / "trainer.json"))["step"] == 1
+        again = train(out)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert weights(out) == weights("reference"), f"{where}: the resumed run's final weights differ"
