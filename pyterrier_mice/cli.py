@@ -43,6 +43,20 @@ def main(argv=None) -> int:
     again.add_argument("--resume-anyway", action="store_true",
                        help="continue a previous run in --out under a changed recipe")
     dv.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    rk = sub.add_parser("rerank", help="re-rank a run (or BM25's top-k) into a TREC run, its queries sharded over "
+                                       "the processes of torchrun / accelerate launch")
+    rk.add_argument("model", help="a checkpoint (any re-ranker of this package, or a HF cross-encoder)")
+    rk.add_argument("--dataset", default="cranfield", help="the queries and documents: a BEIR folder, a bundled "
+                                                           "collection or irds:<id> (default: cranfield)")
+    rk.add_argument("--split", default="test", help="qrels split of a BEIR folder (its queries)")
+    rk.add_argument("--run", help="the candidates: a TREC run file (default: BM25's top --k)")
+    rk.add_argument("--k", type=int, default=100, help="candidates per query (BM25's top k, or the run cut at k)")
+    rk.add_argument("--out", required=True, help="the merged TREC run to write (shards go to OUT.shards/)")
+    rk.add_argument("--shard-queries", type=int, default=50, help="queries per shard (the unit a rerun skips)")
+    rk.add_argument("--batch-size", type=int, default=64)
+    rk.add_argument("--index", help="a document-state index to read (MICE, ColBERT, PreTTR)")
+    rk.add_argument("--device", help="default: cuda:LOCAL_RANK when CUDA is there, else cpu")
+    rk.add_argument("--overwrite", action="store_true", help="discard shards of another run in OUT.shards/")
     ix = sub.add_parser("index", help="document-state index tools")
     ix_sub = ix.add_subparsers(dest="action", required=True)
     ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
@@ -70,6 +84,8 @@ def main(argv=None) -> int:
                 cfg = TrainConfig.from_yaml(args.config, args.overrides)
             result = run(cfg, overwrite=args.overwrite, resume_anyway=args.resume_anyway)
             print(json.dumps({"step": result["step"], "best": result["best"], "output_dir": cfg.output_dir}))
+        elif args.command == "rerank":
+            rerank_run(args)
         elif args.command == "index" and args.action == "build":
             build_index(args)
         elif args.command == "index" and args.action == "verify":
@@ -83,6 +99,41 @@ def main(argv=None) -> int:
         print(f"pyterrier-mice {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def rerank_run(args) -> None:
+    """``rerank``: this process's shards of the candidates, and the merged run once every shard is done."""
+    import os
+
+    import pyterrier as pt
+    import torch
+
+    from .evaluation.distributed import launcher_rank, rerank_sharded
+    from .evaluation.experiment import checkpoint_fingerprint, open_dataset
+    from .evaluation.retrieval import bm25
+    from .training.models import load_reranker
+    rank, world, local = launcher_rank()
+    device = args.device or (f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    ds = open_dataset(args.dataset, args.split)
+    if args.run:
+        run = pt.io.read_results(args.run)
+        run = run[run["rank"] < args.k] if "rank" in run.columns else run
+        candidates = ds.topics.merge(run[["qid", "docno"]], on="qid")
+        if candidates.empty:
+            raise ValueError(f"--run {args.run}: none of its queries is among {args.dataset}'s {args.split} queries")
+    else:
+        candidates = bm25(ds.collection, num_results=args.k)(ds.topics)
+    candidates = pt.text.get_text(ds.collection, "text")(candidates[["qid", "query", "docno"]])
+    kwargs = {"batch_size": args.batch_size, "device": device, "verbose": False}
+    if args.index:
+        kwargs["index"] = args.index
+    reranker = load_reranker(args.model, **kwargs)
+    identity = {"model": checkpoint_fingerprint(args.model), "reranker": type(reranker).__name__,
+                "index": args.index and os.path.abspath(args.index)}  # the candidates: digested by rerank_sharded
+    done = rerank_sharded(reranker, candidates, args.out, identity, shard_queries=args.shard_queries,
+                          overwrite=args.overwrite, verbose=True)
+    print(f"rank {rank} of {world}: {len(done['done'])} shard(s) re-ranked, {len(done['skipped'])} already done"
+          + (f"; {args.out} written ({done['shards']} shards)" if done["merged"] else ""), flush=True)
 
 
 def build_index(args) -> None:

@@ -212,3 +212,58 @@ def test_two_datasets_with_one_label_get_two_columns(beir_folder, checkpoints, t
     header = next(line for line in out.splitlines() if line.startswith("| system"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert len(cells) == 3 and cells[1] == "coll" and cells[2].startswith("coll ("), header
+
+
+def _torchrun(nproc, args, env=None):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1",
+               **(env or {}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pyterrier_mice.cli", "rerank", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_a_run_reranked_by_two_processes_equals_one_process(beir_folder, checkpoints, tmp_path):
+    """``pyterrier-mice rerank`` under torchrun with 2 CPU processes (gloo): queries sharded over the
+    ranks, each shard written whole, one merged run equal byte for byte to a single process's, which
+    pt.Experiment reads as a system; a rerun skips the finished shards."""
+    import pyterrier as pt
+    from pyterrier.measures import nDCG
+    common = [checkpoints[1], "--dataset", beir_folder, "--k", "5", "--shard-queries", "2"]
+    one = _torchrun(1, [*common, "--out", str(tmp_path / "one.trec")])
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _torchrun(2, [*common, "--out", str(tmp_path / "two.trec")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "rank 1 of 2" in two.stdout and "rank 0 of 2" in two.stdout
+    assert (tmp_path / "two.trec").read_text() == (tmp_path / "one.trec").read_text()
+    shards = sorted(os.listdir(tmp_path / "two.trec.shards"))
+    assert shards == ["identity.json"] + [f"shard-0000{i}-of-00003.trec" for i in range(3)]
+    run = pt.io.read_results(str(tmp_path / "two.trec"))
+    assert run["qid"].nunique() == 5 and run.groupby("qid").size().max() <= 5  # BM25 finds fewer for some
+    ds = open_dataset(beir_folder)
+    res = pt.Experiment([pt.Transformer.from_df(run)], ds.topics, ds.qrels, [nDCG @ 10], names=["merged"])
+    assert 0 <= float(res["nDCG@10"].iloc[0]) <= 1
+    again = _torchrun(2, [*common, "--out", str(tmp_path / "two.trec")])
+    assert again.returncode == 0 and again.stdout.count("already done") == 2
+    assert "0 shard(s) re-ranked" in again.stdout
+
+
+def test_a_killed_rank_loses_only_its_unfinished_shard(beir_folder, checkpoints, tmp_path):
+    """A rank killed while re-ranking leaves the shards it finished; the rerun re-ranks only the rest
+    and merges the same run as a run never killed. Shards of another model are refused."""
+    common = [checkpoints[1], "--dataset", beir_folder, "--k", "5", "--shard-queries", "1"]
+    ref = _torchrun(1, [*common, "--out", str(tmp_path / "ref.trec")])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    killed = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "kill_rerank_worker.py"), "2", "rerank", *common,
+                             "--out", str(tmp_path / "run.trec")], capture_output=True, text=True, env=env, timeout=600)
+    assert killed.returncode == -9 and not (tmp_path / "run.trec").exists(), killed.stderr[-2000:]
+    assert len([f for f in os.listdir(tmp_path / "run.trec.shards") if f.endswith(".trec")]) == 2
+    again = _torchrun(1, [*common, "--out", str(tmp_path / "run.trec")])
+    assert again.returncode == 0 and "3 shard(s) re-ranked, 2 already done" in again.stdout, again.stdout
+    assert (tmp_path / "run.trec").read_text() == (tmp_path / "ref.trec").read_text()
+    other = _torchrun(1, [checkpoints[0], *common[1:], "--out", str(tmp_path / "run.trec")])
+    assert other.returncode != 0 and "holds shards of another run" in other.stdout + other.stderr
