@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     rk.add_argument("--index", help="a document-state index to read (MICE, ColBERT, PreTTR)")
     rk.add_argument("--device", help="default: cuda:LOCAL_RANK when CUDA is there, else cpu")
     rk.add_argument("--overwrite", action="store_true", help="discard shards of another run in OUT.shards/")
+    rk.add_argument("--wait-hours", type=float, default=24.0,
+                    help="how long a rank that is done waits for the slowest rank (default 24)")
     ix = sub.add_parser("index", help="document-state index tools")
     ix_sub = ix.add_subparsers(dest="action", required=True)
     ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
@@ -131,7 +133,7 @@ def rerank_run(args) -> None:
     identity = {"model": checkpoint_fingerprint(args.model), "reranker": type(reranker).__name__,
                 "index": args.index and os.path.abspath(args.index)}  # the candidates: digested by rerank_sharded
     done = rerank_sharded(reranker, candidates, args.out, identity, shard_queries=args.shard_queries,
-                          overwrite=args.overwrite, verbose=True)
+                          overwrite=args.overwrite, verbose=True, wait_s=args.wait_hours * 3600)
     print(f"rank {rank} of {world}: {len(done['done'])} shard(s) re-ranked, {len(done['skipped'])} already done"
           + (f"; {args.out} written ({done['shards']} shards)" if done["merged"] else ""), flush=True)
 

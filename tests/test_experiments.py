@@ -267,3 +267,27 @@ def test_a_killed_rank_loses_only_its_unfinished_shard(beir_folder, checkpoints,
     assert (tmp_path / "run.trec").read_text() == (tmp_path / "ref.trec").read_text()
     other = _torchrun(1, [checkpoints[0], *common[1:], "--out", str(tmp_path / "run.trec")])
     assert other.returncode != 0 and "holds shards of another run" in other.stdout + other.stderr
+
+
+def test_ranks_wait_for_the_slowest_rank_as_long_as_asked(monkeypatch, tmp_path):
+    """The process group waits ``wait_s`` (the CLI's ``--wait-hours``), not torch's 10–30 minute default
+    that a rank done early with uneven shards of a large run would run past; a bad wait is one line."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from pyterrier_mice.evaluation import distributed
+    seen = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: seen.update(backend=backend, **kw))
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    cands = pd.DataFrame({"qid": ["1", "2"], "query": ["a", "b"], "docno": ["d1", "d2"], "text": ["x", "y"]})
+    os.makedirs(str(tmp_path / "run.trec.shards"))
+    with pytest.raises(FileNotFoundError):  # rank 0 (not run here) never wrote the identity; the group was started
+        distributed.rerank_sharded(lambda df: df, cands, str(tmp_path / "run.trec"), {}, wait_s=7200)
+    assert seen == {"backend": "gloo", "timeout": datetime.timedelta(hours=2)}
+    with pytest.raises(ValueError, match="wait_s=0"):
+        distributed.rerank_sharded(lambda df: df, cands, str(tmp_path / "run.trec"), {}, wait_s=0)

@@ -28,17 +28,24 @@ def shard_path(out: str, shard: int, total: int) -> str:
 
 
 def rerank_sharded(reranker, candidates: pd.DataFrame, out: str, identity: dict, *, shard_queries: int = 50,
-                   tag: str = "pyterrier-mice", overwrite: bool = False, verbose: bool = True) -> dict:
+                   tag: str = "pyterrier-mice", overwrite: bool = False, verbose: bool = True,
+                   wait_s: float = 86400.0) -> dict:
     """Re-rank ``candidates`` (``qid``, ``query``, ``docno``, ``text``) with ``reranker`` into the TREC run
     ``out``, this process's shards only under a launcher (then the ranks meet and rank 0 merges).
 
     ``identity`` says what produced the shards (the model, the candidates); shards of another run in
     ``out.shards`` are an error unless ``overwrite``. Returns what this process did:
     ``{"shards": n, "done": [...], "skipped": [...], "merged": bool}``.
+
+    ``wait_s`` bounds how long a rank that finished its shards waits for the others (the process
+    group's timeout; torch's default, 10–30 minutes, is too short for uneven shards of a large run).
     """
-    rank, world, _ = launcher_rank()
+    rank, world, local = launcher_rank()
     if shard_queries < 1:
         raise ValueError(f"shard_queries={shard_queries}; expected ≥ 1")
+    if not wait_s > 0:
+        raise ValueError(f"wait_s={wait_s}; expected seconds > 0")
+    _start_group(world, local, wait_s)
     missing = [c for c in ("qid", "query", "docno", "text") if c not in candidates.columns]
     if missing:
         raise KeyError(f"candidates need the columns {missing} (qid, query, docno, text)")
@@ -132,12 +139,28 @@ def _merge(out: str, paths: list[str]) -> bool:
     return True
 
 
-def _barrier(world: int) -> None:
-    """Wait for every rank (a gloo or NCCL process group, started here under a launcher)."""
+def _start_group(world: int, local_rank: int, wait_s: float) -> None:
+    """The ranks' process group (NCCL on this rank's GPU when CUDA is there, else gloo), waiting up to
+    ``wait_s`` seconds at a barrier."""
     if world <= 1:
         return
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl", timeout=timedelta(seconds=wait_s),
+                                device_id=torch.device("cuda", local_rank))
+    else:
+        dist.init_process_group("gloo", timeout=timedelta(seconds=wait_s))
+
+
+def _barrier(world: int) -> None:
+    """Wait for every rank."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
     dist.barrier()
