@@ -1,5 +1,5 @@
-"""The storage table: each index storage kind (fp32, fp16, int8, int4), with and without each interaction
-layer's K/V, for one MICE model on one collection.
+"""The storage table: each index storage kind (fp32, fp16, int8, int4, and the learned pq and pq1),
+with and without each interaction layer's K/V, for one MICE model on one collection.
 
     python benchmarks/storage.py --model runs/cranfield_mice_derived/final \\
         --dataset cranfield --k 50 [--out benchmarks/results/storage_cranfield.md]
@@ -32,7 +32,7 @@ from pyterrier_mice.evaluation.retrieval import bm25
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_collection_args(ap)
-    ap.add_argument("--kinds", nargs="+", default=["fp32", "fp16", "int8", "int4"])
+    ap.add_argument("--kinds", nargs="+", default=["fp32", "fp16", "int8", "int4", "pq", "pq1"])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mice-storage-bench"))
     ap.add_argument("--out")

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     bld.add_argument("--corpus", required=True, help="a BEIR-layout folder or irds:<ir_datasets id>")
     bld.add_argument("--out", required=True, help="the index directory")
     bld.add_argument("--kv", action="store_true", help="MICE: also store each interaction layer's keys/values")
-    bld.add_argument("--dtype", default="fp16", help="storage kind: fp32, fp16, int8 or int4")
+    bld.add_argument("--dtype", default="fp16", help="storage kind: fp32, fp16, int8, int4, pq (2 bits per value, learned; needs faiss-cpu to build) or pq1 (1 bit)")
     bld.add_argument("--batch-size", type=int, default=64)
     bld.add_argument("--device", help="default: cuda:LOCAL_RANK when CUDA is there, else cpu")
     bld.add_argument("--docnos-from", help="only the documents of this TREC run (e.g. the BM25 top-k of the "

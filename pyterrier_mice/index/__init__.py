@@ -5,7 +5,7 @@ reading and locked atomic builds. It reads re-rankers' models through duck typin
 Imports no other layer of the package."""
 from .build import DocStateIndexer
 from .layout import MiceIndexError, text_hash
-from .storage import STORAGE_KINDS
+from .kinds import STORAGE_KINDS
 from .store import DocStateIndex, MiceIndex
 
 

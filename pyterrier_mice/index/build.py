@@ -21,7 +21,7 @@ from .checksums import CHUNK_BYTES, ChecksumWriter
 from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
 from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, SHARDS,
                      STATES, TEXTS, TOKENS, MiceIndexError, text_hash)
-from .storage import get_storage
+from .kinds import get_storage
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """How per-token vectors are stored: ``fp32``, ``fp16``, ``int8`` (one fp16 scale per vector) or
-``int4`` (one fp16 scale per 32 values), written with checksums and read back from memory maps.
+``int4`` (one fp16 scale per 32 values), written with checksums and read back from memory maps
+(the learned kinds are in :mod:`.codecs`, every kind by name in :mod:`.kinds`).
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules."""
 from __future__ import annotations
@@ -171,11 +172,3 @@ class VectorWriter:
     def close(self) -> dict[str, list[int]]:
         return {name: w.close() for name, w in self.files.items()}
 
-
-STORAGE_KINDS = {cls.name: cls for cls in (Float32, Float16, Int8, Int4)}
-
-
-def get_storage(name: str) -> Storage:
-    if name not in STORAGE_KINDS:
-        raise ValueError(f"storage dtype={name!r}; expected one of {list(STORAGE_KINDS)}")
-    return STORAGE_KINDS[name]()

@@ -14,7 +14,7 @@ from .checksums import ChunkVerifier
 from .fingerprint import compare_precision, model_fingerprint, model_precision, tokenizer_fingerprint
 from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, OFFSETS, STATES, TEXTS, TOKENS, MiceIndexError,
                      permission_denied, read_manifest, text_hash)
-from .storage import get_storage
+from .kinds import get_storage
 
 VERIFY_MODES = ("lazy", "full", "none")
 
@@ -44,6 +44,9 @@ class _Part:
             self.storage = get_storage(m["storage"])
             self.states = self.storage.open(path, STATES, total, m["state_shape"])
             self.extras = self.storage.open(path, EXTRAS, total, m["extras_shape"]) if m["extras_shape"] else None
+            for arr in (self.states, self.extras):  # codebooks: small, checked in full
+                if arr is not None and getattr(arr, "book_file", None):
+                    self.check_file(arr.book_file)
             self.tokens = np.memmap(os.path.join(path, TOKENS), dtype="<i4", mode="r", shape=(total,)) \
                 if m.get("token_ids") and total else None
         except (OSError, ValueError, KeyError) as e:
@@ -252,7 +255,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
 
     def read(self, row: int, layer: int | None = None) -> torch.Tensor:
         """A document's stored memory (its extras if the index has them, else its states) in the
-        stored dtype (int8/int4 dequantised to fp32); ``layer`` selects one interaction layer of stored K/V."""
+        stored dtype (quantised kinds decoded to fp32); ``layer`` selects one interaction layer of stored K/V."""
         part, local = self._part_of(row)
         return part.read(local, layer)
 
@@ -281,7 +284,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
 
         ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``dtype``
-        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``); ``text_field`` defaults to the
+        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``, ``pq``, ``pq1``); ``text_field`` defaults to the
         re-ranker's; ``wait`` queues behind a build already running into the same path (True, or
         seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under ``torchrun``
         or ``accelerate launch``) builds this worker's shard of a sharded index.
