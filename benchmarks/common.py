@@ -21,9 +21,10 @@ LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod 
          "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco ")
 
 
-def minilm_l12_encoder(seed: int = 0):
+def minilm_l12_encoder(seed: int = 0, layers: int = 12):
+    """A randomly initialised cross-encoder of the MiniLM-L12-H384 shape (``layers``: its depth)."""
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=layers, num_attention_heads=12,
                      intermediate_size=1536, num_labels=1, max_position_embeddings=512)
     return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="sdpa").eval()
 

@@ -1,4 +1,4 @@
-"""The command line: ``pyterrier-mice train``, ``derive`` and ``index build``/``verify``; a fixable
+"""The command line: ``pyterrier-mice train``, ``derive``, ``rerank`` and ``index build``/``verify``; a fixable
 error prints one line (``--debug`` shows the traceback).
 
 Top layer: may import every layer."""
@@ -11,7 +11,9 @@ import sys
 from .training.derive import DEFAULT_FORM as DEFAULT_FORM_NAME, FORMS_HELP
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command. Its option names are no prefix of an option of ``torchrun`` or
+    ``accelerate launch``, which would read them as their own (ambiguous) options."""
     ap = argparse.ArgumentParser(prog="pyterrier-mice", description="pyterrier-mice command line")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
     rk.add_argument("--dataset", default="cranfield", help="the queries and documents: a BEIR folder, a bundled "
                                                            "collection or irds:<id> (default: cranfield)")
     rk.add_argument("--split", default="test", help="qrels split of a BEIR folder (its queries)")
-    rk.add_argument("--run", help="the candidates: a TREC run file (default: BM25's top --k)")
+    rk.add_argument("--candidates", help="a TREC run file to re-rank (default: BM25's top --k)")
     rk.add_argument("--k", type=int, default=100, help="candidates per query (BM25's top k, or the run cut at k)")
     rk.add_argument("--out", required=True, help="the merged TREC run to write (shards go to OUT.shards/)")
     rk.add_argument("--shard-queries", type=int, default=50, help="queries per shard (the unit a rerun skips)")
@@ -75,7 +77,11 @@ def main(argv=None) -> int:
                                            "queries you will re-rank)")
     bld.add_argument("--overwrite", action="store_true")
     bld.add_argument("--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command in ("train", "derive"):
             from .training import TrainConfig, run
@@ -117,12 +123,12 @@ def rerank_run(args) -> None:
     rank, world, local = launcher_rank()
     device = args.device or (f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     ds = open_dataset(args.dataset, args.split)
-    if args.run:
-        run = pt.io.read_results(args.run)
+    if args.candidates:
+        run = pt.io.read_results(args.candidates)
         run = run[run["rank"] < args.k] if "rank" in run.columns else run
         candidates = ds.topics.merge(run[["qid", "docno"]], on="qid")
         if candidates.empty:
-            raise ValueError(f"--run {args.run}: none of its queries is among {args.dataset}'s {args.split} queries")
+            raise ValueError(f"--candidates {args.candidates}: none of its queries is among {args.dataset}'s {args.split} queries")
     else:
         candidates = bm25(ds.collection, num_results=args.k)(ds.topics)
     candidates = pt.text.get_text(ds.collection, "text")(candidates[["qid", "query", "docno"]])

@@ -291,3 +291,36 @@ def test_ranks_wait_for_the_slowest_rank_as_long_as_asked(monkeypatch, tmp_path)
     assert seen == {"backend": "gloo", "timeout": datetime.timedelta(hours=2)}
     with pytest.raises(ValueError, match="wait_s=0"):
         distributed.rerank_sharded(lambda df: df, cands, str(tmp_path / "run.trec"), {}, wait_s=0)
+
+
+def test_every_cli_option_passes_through_torchrun_and_accelerate_launch():
+    """``torchrun … -m pyterrier_mice.cli rerank --run X`` failed: torchrun read ``--run`` as an
+    ambiguous abbreviation of its ``--run-path``. Every option of every command reaches the command
+    unchanged, under both launchers."""
+    import argparse
+
+    from accelerate.commands.launch import launch_command_parser
+    from torch.distributed.run import get_args_parser
+
+    from pyterrier_mice.cli import build_parser
+
+    def commands(parser, prefix=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, (*prefix, name))
+        yield prefix, [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"]
+
+    launchers = {"torchrun": (get_args_parser(), ["--standalone", "--nproc_per_node=2", "-m", "pyterrier_mice.cli"],
+                              "training_script_args"),
+                 "accelerate launch": (launch_command_parser(), ["--num_processes=2", "-m", "pyterrier_mice.cli"],
+                                       "training_script_args")}
+    for launcher, (parser, head, dest) in launchers.items():
+        for command, options in commands(build_parser()):
+            for option in options:
+                tail = [*command, option, "x"]
+                try:
+                    parsed = parser.parse_args([*head, *tail])
+                except SystemExit:
+                    raise AssertionError(f"{launcher} refuses `{' '.join(tail)}`") from None
+                assert getattr(parsed, dest) == tail, (launcher, tail, getattr(parsed, dest))

@@ -90,7 +90,7 @@ class ColBERTModel(BackboneModel):
     def maxsim(q_emb, d_emb, d_mask) -> torch.Tensor:
         """Σ over every query position of the max cosine over the document's valid tokens."""
         sim = q_emb @ d_emb.transpose(-1, -2)  # [B, Lq, Ld]
-        sim = sim.masked_fill(~d_mask.bool()[:, None, :], -1e9)
+        sim = sim.masked_fill(~d_mask.bool()[:, None, :], torch.finfo(sim.dtype).min)  # -1e9 overflows fp16
         return sim.max(dim=-1).values.sum(dim=-1)
 
     def forward(self, query_input_ids, query_attention_mask, doc_input_ids, doc_attention_mask,
