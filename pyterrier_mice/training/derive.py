@@ -18,7 +18,7 @@ FORMS_HELP = {"older": "the paper's (query self-attention, then cross-attention;
               "newer": "the authors' newer (cross-attention first, then self-attention; [CLS] reads the document "
                        "like any query token)"}
 #: the form ``derive`` builds unless told (the one that kept more of its teacher on Cranfield)
-DEFAULT_FORM = "older"
+DEFAULT_FORM = "newer"
 #: ``derive`` reads at most this many documents of a folder to choose the document length
 LENGTH_SAMPLE = 5000
 #: the share of the (sampled) documents that must fit whole
