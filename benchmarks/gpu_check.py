@@ -10,6 +10,7 @@ Steps, each its own process under a time limit:
 2. ``efficiency fp16`` and ``efficiency bf16``: ``benchmarks/efficiency.py`` (timings synchronised
    with CUDA, peak CUDA memory) for the cross-encoder, MICE-ℓ4+3 from the index (± K/V, both forms)
    and derive's MICE-ℓ4+8. On the CPU: fp32, 4 documents, the 6-layer rows.
+   On a GPU, ``projection``: ``benchmarks/projection.py``'s build speed per GPU.
 3. ``train``: 50 steps (CPU: 5) of MICE from the MiniLM-L6 weights of the test extra on the
    bundled Cranfield, in bf16 through accelerate.
 4. ``index``: that model's index of the bundled Cranfield (fp16 states + K/V) built on the device
@@ -117,6 +118,10 @@ def main(argv=None):
                                     "--out", os.path.join(work, f"efficiency_{d}.md")]) for d in ("fp16", "bf16")]
     for name, extra in eff:
         rows.append(step(name, [PY, bench, "--device", device, *extra], 150, env, _efficiency))
+    if not args.cpu:  # build speed on the GPU, for the MS MARCO projection
+        rows.append(step("projection", [PY, os.path.join(ROOT, "benchmarks", "projection.py"), "--device", device,
+                                        "--speed-docs", "4096", "--out", os.path.join(work, "projection.md")],
+                         120, env, _line(r"^\| states")))
     steps = 5 if args.cpu else 50
     model = os.path.join(work, "train")
     rows.append(step("train bf16", [*cli, "train", os.path.join("pyterrier_mice", "configs", "cranfield_mice.yaml"),
