@@ -20,12 +20,13 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     import os
 
     from ..evaluation.datasets import BeirFolder
-    from .trainer import check_run_config, clear_output_dir
+    from .trainer import check_run_config, clear_output_dir, seed_everything
 
     cfg.check_data()
     if overwrite:
         clear_output_dir(cfg.output_dir)
     check_run_config(cfg, resume_anyway)
+    seed_everything(cfg.seed)  # a head (or layer) the backbone lacks is initialised from the run's seed
     reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size,
                               device=cfg.device)
     work = None  # BM25 indexes: the shared cache (retrieval.index_cache_dir), one per corpus for every run
