@@ -607,3 +607,11 @@ def test_one_command_trains_the_same_model_twice_from_a_base_encoder(model_type,
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_runs_in_one_process_may_change_precision(tokenizer, tmp_path):
+    """A notebook trains in bf16, then in fp32: accelerate's process-wide state must not refuse the second."""
+    for i, precision in enumerate(["bf16", "no", "bf16"]):
+        cfg = _cfg(tmp_path / str(i), "cross-encoder", steps=1, warmup=0, precision=precision)
+        out = Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
+        assert out["step"] == 1

@@ -16,6 +16,7 @@ import ir_measures
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
@@ -45,6 +46,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _accelerator(cfg: TrainConfig) -> Accelerator:
+    """An :class:`Accelerator` for ``cfg``. accelerate keeps one state per process and refuses a second
+    precision; a notebook may train in bf16 and then in fp32, so a run that changes precision clears the
+    state it left (the process group, under a distributed launch, is kept)."""
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", cfg.precision) != cfg.precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=cfg.precision, cpu=(cfg.device == "cpu"))
+
+
 class Trainer:
     """Trains ``reranker`` on ``data`` (a :class:`GroupData`); validates on ``validation``:
     ``(run, qrels)`` with ``run`` a first-stage frame with texts to re-rank."""
@@ -53,7 +64,7 @@ class Trainer:
         self.cfg, self.reranker, self.data, self.validation = cfg, reranker, data, validation
         self.loss_fn = get_loss(cfg.loss)
         self.measure = ir_measures.parse_measure(cfg.eval.measure)
-        self.accelerator = Accelerator(mixed_precision=cfg.precision, cpu=(cfg.device == "cpu"))
+        self.accelerator = _accelerator(cfg)
         reranker.device = self.accelerator.device
         reranker.model.to(self.accelerator.device).train()
         params = [p for p in reranker.model.parameters() if p.requires_grad]
