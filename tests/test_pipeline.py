@@ -80,3 +80,17 @@ def test_irds_collection_builds_reference_text():
     assert out["text"].tolist() == ["abstract b Title B", "abstract a Title A"]
     with pytest.raises(KeyError, match="docno 'zz'"):
         coll.text_loader()(pd.DataFrame({"qid": ["1"], "docno": ["zz"]}))
+
+
+def test_what_a_run_prints_names_no_path_of_the_machine(tmp_path, monkeypatch, capsys):
+    """A bundled collection is shown by its name however it was opened, and the BM25 cache under the
+    home folder as ``~/…``: notebook outputs are committed, and must not carry this machine's paths."""
+    from pyterrier_mice.evaluation.datasets import BeirFolder, dataset_path
+    from pyterrier_mice.evaluation.retrieval import bm25
+    assert repr(BeirFolder(dataset_path("cranfield-mini"))) == "BeirFolder('cranfield-mini')"
+    monkeypatch.delenv("PYTERRIER_MICE_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    bm25(BeirFolder(dataset_path("cranfield-mini")), num_results=5)
+    out = capsys.readouterr().out
+    assert "indexing BeirFolder('cranfield-mini') with PISA (BM25) into ~/.cache/pyterrier_mice/bm25" in out
+    assert str(tmp_path) not in out

@@ -26,6 +26,13 @@ def dataset_path(spec) -> str:
     return spec
 
 
+def bundled_name(path) -> str | None:
+    """The name of the bundled collection at ``path``, if it is one."""
+    name = os.path.basename(os.path.normpath(os.fspath(path)))
+    bundled = name in BUNDLED and os.path.exists(path)
+    return name if bundled and os.path.samefile(path, os.path.join(DATA, name)) else None
+
+
 def _doc_text(title: str, text: str, template: str) -> str:
     return template.format(title=title or "", text=text or "").strip()
 
@@ -38,8 +45,8 @@ class BeirFolder:
     """
 
     def __init__(self, path: str, text_template: str = "{title} {text}"):
-        self.spec = os.fspath(path)  # as given (a bundled collection's name, or a path)
         self.path = dataset_path(path)
+        self.spec = bundled_name(self.path) or os.fspath(path)  # a bundled collection's name, or the path given
         self.text_template = text_template
         for name in ("corpus.jsonl", "queries.jsonl"):
             if not os.path.exists(os.path.join(self.path, name)):

@@ -44,6 +44,13 @@ def index_cache_dir() -> str:
     return os.path.join(root, "bm25")
 
 
+def home_contracted(path: str) -> str:
+    """``path`` with the home folder written ``~`` (what is printed names no user's folder)."""
+    home = os.path.expanduser("~")
+    rel = os.path.relpath(path, home) if os.path.isabs(path) else os.pardir
+    return path if rel.startswith(os.pardir) else os.path.join("~", rel)
+
+
 def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     """PISA BM25 over ``collection`` (anything with ``path``/``irds_id`` and ``get_corpus_iter``),
     indexing it the first time, under ``work_dir`` (default: :func:`index_cache_dir`)."""
@@ -55,7 +62,8 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     with path_lock(path):  # two runs on one corpus: one builds, the other waits and reuses
         if not index.built():
             start = time.time()
-            print(f"indexing {collection!r} with PISA (BM25) into {work_dir} ...", end=" ", flush=True)
+            print(f"indexing {collection!r} with PISA (BM25) into {home_contracted(work_dir)} ...", end=" ",
+                  flush=True)
             with native_output_captured():
                 index.index(collection.get_corpus_iter())
             print(f"done in {time.time() - start:.0f} s", flush=True)
