@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 
 from .evaluation.datasets import dataset_path
 
@@ -77,8 +78,14 @@ def _train(cfg: dict, name: str, work: str) -> str:
     digest = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
     out = os.path.join(work, f"{name}-{digest}")
     final = os.path.join(out, "final")
-    if not os.path.exists(os.path.join(final, "config.json")):
-        run(TrainConfig.from_dict({**cfg, "output_dir": out}))
+    what = f"{name} ({cfg['model']['type']}, {cfg['steps']} steps, {cfg['loss']})"
+    if os.path.exists(os.path.join(final, "config.json")):
+        print(f"{what}: trained before, in {out}", flush=True)
+        return final
+    print(f"training {what} into {out} ...", flush=True)
+    start = time.time()
+    run(TrainConfig.from_dict({**cfg, "output_dir": out}))
+    print(f"  done in {time.time() - start:.0f} s", flush=True)
     return final
 
 
