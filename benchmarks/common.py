@@ -95,3 +95,13 @@ def add_collection_args(ap, k: int = 50) -> None:
     ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=k, help="BM25 depth to re-rank")
+
+
+def report(lines: list[str], out: str | None, lead: str = "") -> str:
+    """Print the report ``lines`` (after ``lead``) and, when ``out`` is given, write them there too."""
+    text = "\n".join(lines)
+    print(lead + text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+    return text

@@ -31,7 +31,7 @@ import warnings
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import frame, minilm_l12_encoder, peak_rss_mb, rss_mb, time_it, tokenizer
+from common import frame, minilm_l12_encoder, peak_rss_mb, report, rss_mb, time_it, tokenizer
 
 from pyterrier_mice.training.derive import DEFAULT_FORM, FORMS
 
@@ -237,11 +237,7 @@ def main():
         lines.append(f"| {LABELS[r['system']]} | " + " | ".join(f"{100 * r['profile'].get(k, 0.0) / total:.1f}"
                                                              for k in SECTIONS) + " |")
     lines += ["", "Goals:", ""] + goals(rows, bases)
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import minilm_l12_encoder, tokenizer  # noqa: E402
+from common import minilm_l12_encoder, report, tokenizer  # noqa: E402
 
 MSMARCO_PASSAGES = 8_841_823
 DL19_CANDIDATES = 43 * 1000  # judged queries × top-1000 (an upper bound: candidates repeat across queries)
@@ -128,11 +128,7 @@ def main(argv=None):
         s = speeds[kv]
         lines.append(f"| states{' + K/V' if kv else ''} | {s:.1f} | {MSMARCO_PASSAGES / s / 3600:.0f} | "
                      f"{DL19_CANDIDATES / s / 60:.1f} |")
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

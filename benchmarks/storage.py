@@ -21,7 +21,7 @@ import pyterrier as pt
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_collection_args  # noqa: E402
+from common import add_collection_args, report  # noqa: E402
 
 from pyterrier_mice import DocStateIndex, MiceReranker
 from pyterrier_mice.evaluation import per_query
@@ -68,11 +68,7 @@ def main(argv=None):
         err = np.abs(got.to_numpy() - ref.to_numpy())
         lines.append(f"| {name} | {info[name]['bytes_per_token']:.0f} | {info[name]['build_s']:.0f} | "
                      f"{err.max():.2e} | {err.mean():.2e} | {100 * ndcg[name]:.1f} |")
-    table = "\n".join(lines)
-    print("\n" + table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    report(lines, args.out, lead="\n")
 
 
 if __name__ == "__main__":
