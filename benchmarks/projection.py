@@ -20,14 +20,13 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import minilm_l12_encoder, report, tokenizer  # noqa: E402
+from common import minilm_l12_encoder, report, time_it, tokenizer  # noqa: E402
 
 MSMARCO_PASSAGES = 8_841_823
 DL19_CANDIDATES = 43 * 1000  # judged queries × top-1000 (an upper bound: candidates repeat across queries)
@@ -96,16 +95,13 @@ def main(argv=None):
     speed_corpus = [corpus[i % len(corpus)] | {"docno": str(i)} for i in range(args.speed_docs)]
     fast = make(batch_size=64, device=args.device)
     speeds = {}
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     for kv in (False, True):
         path = os.path.join(work, f"speed-{kv}")
         DocStateIndex(path).indexer(fast, kv=kv, dtype="fp16").index(speed_corpus[:64])  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        DocStateIndex(path).indexer(fast, kv=kv, dtype="fp16", overwrite=True).index(speed_corpus)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        speeds[kv] = args.speed_docs / (time.perf_counter() - start)
+        seconds, _ = time_it(lambda: DocStateIndex(path).indexer(fast, kv=kv, dtype="fp16", overwrite=True)
+                             .index(speed_corpus), warmup=0, runs=1, synchronize=sync)
+        speeds[kv] = args.speed_docs / seconds
     shutil.rmtree(work, ignore_errors=True)
     unit = "GPU" if args.device.startswith("cuda") else "CPU core"
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"

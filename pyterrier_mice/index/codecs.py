@@ -73,16 +73,24 @@ class ProductQuantised(Storage):
             books[s] = faiss.vector_to_array(pq.centroids).reshape(m, CODES, self.sub)
         return books
 
-    def encode_with(self, books: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Codes (uint8 ``[n, *lead, M]``) of ``x`` ``[n, *lead, dim]`` under ``books``."""
+    def quantizers(self, books: np.ndarray) -> list:
+        """One faiss quantizer per slice of ``books`` ``[slices, M, 256, sub]``, to encode with."""
         faiss = _faiss()
+        slices, m, _, sub = books.shape
+        out = []
+        for s in range(slices):
+            pq = faiss.ProductQuantizer(m * sub, m, 8)
+            faiss.copy_array_to_vector(np.ascontiguousarray(books[s], dtype=np.float32).ravel(), pq.centroids)
+            out.append(pq)
+        return out
+
+    def encode_with(self, quantizers: list, x: np.ndarray) -> np.ndarray:
+        """Codes (uint8 ``[n, *lead, M]``) of ``x`` ``[n, *lead, dim]``, one quantizer per slice."""
         n, *lead, dim = x.shape
         flat = x.reshape(n, -1, dim)
         m = self._subvectors(dim)
         codes = np.empty((n, flat.shape[1], m), dtype=np.uint8)
-        for s in range(flat.shape[1]):
-            pq = faiss.ProductQuantizer(dim, m, 8)
-            faiss.copy_array_to_vector(books[s].ravel(), pq.centroids)
+        for s, pq in enumerate(quantizers):
             codes[:, s] = pq.compute_codes(np.ascontiguousarray(flat[:, s], dtype=np.float32))
         return codes.reshape(n, *lead, m)
 
@@ -111,13 +119,14 @@ class CodebookWriter:
         self.codes = ChecksumWriter(os.path.join(folder, name))
         self.book_path = os.path.join(folder, name + storage.codebook_suffix)
         self.books = None
+        self.quantizers: list = []  # made once from the books, used for every write
         self.held: list[np.ndarray] = []
         self.held_tokens = 0
 
     def write(self, x: torch.Tensor) -> None:
         x = x.detach().float().cpu().numpy()
         if self.books is not None:
-            self.codes.write(self.storage.encode_with(self.books, x).tobytes())
+            self.codes.write(self.storage.encode_with(self.quantizers, x).tobytes())
             return
         self.held.append(x)
         self.held_tokens += x.shape[0]
@@ -127,8 +136,9 @@ class CodebookWriter:
     def _train(self) -> None:
         sample = np.concatenate(self.held)
         self.books = self.storage.train(sample[:self.storage.sample_tokens])
+        self.quantizers = self.storage.quantizers(self.books)
         self.held, self.held_tokens = [], 0
-        self.codes.write(self.storage.encode_with(self.books, sample).tobytes())
+        self.codes.write(self.storage.encode_with(self.quantizers, sample).tobytes())
 
     def close(self) -> dict[str, list[int]]:
         if self.books is None and self.held:
@@ -177,8 +187,7 @@ class CodedArray(StoredArray):
         return values.reshape(*codes.shape[:-1], self.m * self.storage.sub)
 
     def read_into(self, start, end, layer, out):
-        sel = (slice(start, end),) if layer is None else (slice(start, end), layer)
-        torch.from_numpy(out).copy_(self.decode_codes(torch.from_numpy(self.data[sel]), layer))
+        torch.from_numpy(out).copy_(self.read(start, end, layer))
 
     def read(self, start, end, layer=None):
         sel = (slice(start, end),) if layer is None else (slice(start, end), layer)
