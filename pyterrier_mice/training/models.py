@@ -1,20 +1,18 @@
-"""Build a re-ranker of any model type from a :class:`ModelConfig` (fresh from a backbone), or
-load a trained one from a checkpoint directory.
+"""Build a re-ranker of any model type from a :class:`ModelConfig` (fresh from a backbone); loading
+a trained one is :mod:`pyterrier_mice.rerankers.loading`'s (re-exported here).
 
 Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.rerankers` and :mod:`.config`."""
 from __future__ import annotations
 
-from transformers import AutoConfig
-
 from ..rerankers.colbert import ColBERTReranker
 from ..rerankers.cross_encoder import CrossEncoderReranker
+from ..rerankers.loading import load_reranker, reranker_class, reranker_class_of  # noqa: F401  (their old home)
 from ..rerankers.mice import MiceReranker
 from ..models.checkpoints import load_encoder, load_tokenizer
 from ..models.colbert import ColBERTModel
 from ..models.masked import MaskedCrossEncoderModel
 from ..models.mice import MiceModel
 from ..models.prettr import PreTTRModel
-from ..models.registry import MODEL_CLASSES
 from .config import MODEL_TYPES, ModelConfig
 
 
@@ -48,14 +46,4 @@ def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kw
     return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)
 
 
-_RERANKER_OF = {MiceModel: MiceReranker, ColBERTModel: ColBERTReranker}
-
-
-def reranker_class(model_type: str) -> type:
-    """The re-ranker for a checkpoint's ``model_type`` (cross-encoders, masked or not, by default)."""
-    return _RERANKER_OF.get(MODEL_CLASSES.get(model_type), CrossEncoderReranker)
-
-
-def load_reranker(path: str, **kwargs):
-    """The right re-ranker for a checkpoint saved by this package (or any HF cross-encoder)."""
-    return reranker_class(AutoConfig.from_pretrained(path).model_type).from_pretrained(path, **kwargs)
+__all__ = ["build_reranker", "load_reranker", "reranker_class", "reranker_class_of"]
