@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
-from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, system_identity
+from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, saved_fusions, system_identity
 from pyterrier_mice.training import TrainConfig, build_reranker, load_reranker, run
 
 
@@ -55,11 +55,17 @@ def train_all(args, variants) -> dict:
 
 
 def curves(runs: dict) -> list[dict]:
+    """Validation points of every run (``val``, and ``val_fused``: fused with BM25 at the weight chosen
+    there), from a finished run's ``trainer.json`` (or an older run's checkpoint)."""
     rows = []
     for (name, seed), output_dir in runs.items():
-        with open(os.path.join(output_dir, "checkpoint", "trainer.json")) as f:
+        path = os.path.join(output_dir, "trainer.json")
+        if not os.path.exists(path):
+            path = os.path.join(output_dir, "checkpoint", "trainer.json")
+        with open(path) as f:
             history = json.load(f)["history"]
-        rows += [{"variant": name, "seed": seed, "step": h["step"], "val": h["val"]} for h in history if "val" in h]
+        rows += [{"variant": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused", "")}
+                 for h in history if "val" in h]
     return rows
 
 
@@ -79,6 +85,10 @@ def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
             ax.plot(sorted(seed_curve), [seed_curve[s] for s in sorted(seed_curve)], color=color, alpha=0.25, lw=1)
         mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
         ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3, label=name if len(by_seed) == 1 else f"{name} (mean of {len(by_seed)} seeds)")
+        fused = [np.mean([r["val_fused"] for r in mine if r["step"] == s and r["val_fused"] != ""] or [np.nan])
+                 for s in steps]
+        if not all(np.isnan(fused)):
+            ax.plot(steps, fused, color=color, lw=1.5, ls="--", label=f"{name}, fused with BM25")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"validation {measure}")
     ax.set_title(title, fontsize=10)
@@ -106,6 +116,8 @@ def main(argv=None):
     ap.add_argument("--against", action="append", default=[],
                     help="also mark every system against this variant or reference (default: the first reference)")
     ap.add_argument("--overwrite", action="store_true", help="retrain runs that exist")
+    ap.add_argument("--fusion", action="store_true",
+                    help="also each final checkpoint fused with BM25 at the weight its training chose (NAME + BM25)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*truncated.*")
     variants = [parse_variant(v) for v in args.variant]
@@ -120,17 +132,16 @@ def main(argv=None):
     rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused"])
         w.writeheader()
         w.writerows(rows)
 
-    systems = {}
+    systems, paths = {}, {}
     for (name, seed), output_dir in runs.items():
-        path = os.path.join(output_dir, "final")
-        rr = load_reranker(path, batch_size=64)
-        systems[f"{name}#{seed}"] = (rr, system_identity(rr, path))
+        paths[f"{name}#{seed}"] = os.path.join(output_dir, "final")
     for name, output_dir in references.items():
-        path = os.path.join(output_dir, "final")
+        paths[name] = os.path.join(output_dir, "final")
+    for name, path in paths.items():
         rr = load_reranker(path, batch_size=64)
         systems[name] = (rr, system_identity(rr, path))
     if args.untrained_from:
@@ -140,7 +151,8 @@ def main(argv=None):
             systems[f"{name} (untrained from CE)"] = (rr, system_identity(rr, args.untrained_from, "untrained",
                                                                          json.dumps(cfg.model.__dict__, default=str)))
     ds = open_dataset(args.dataset, args.split)
-    res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"))
+    fusions = saved_fusions(paths) if args.fusion else {}
+    res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"), fusions=fusions)
     values = per_query(res, args.measure)
     with open(args.out + "_test.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -150,14 +162,18 @@ def main(argv=None):
             w.writerow([name, seed, round(float(values[system].mean()), 4)])
     pooled = pool_repetitions(res)
     table = paper_table({ds.label: pooled}, args.measure, "BM25")
-    per_seed = {name: [float(values[f"{name}#{s}"].mean()) * 100 for s in args.seeds] for name, _ in variants}
+    seeded = [name for name, _ in variants] + [f"{name} + BM25" for name, _ in variants if args.fusion]
+    per_seed = {name: [float(values[f"{name}#{s}"].mean()) * 100 for s in args.seeds if f"{name}#{s}" in values]
+                for name in seeded}
     table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed[n]) if n in per_seed else "" for n in table.index]
-    table["sd over seeds"] = [f"{np.std(per_seed[n], ddof=1):.1f}" if n in per_seed and len(args.seeds) > 1 else ""
+    table["sd over seeds"] = [f"{np.std(per_seed[n], ddof=1):.1f}" if len(per_seed.get(n, [])) > 1 else ""
                               for n in table.index]
     last = {}
     for r in rows:
         if r["step"] == max(x["step"] for x in rows if x["variant"] == r["variant"]):
             last.setdefault(r["variant"], []).append(r["val"] * 100)
+            if r["val_fused"] != "":
+                last.setdefault(f"{r['variant']} + BM25", []).append(r["val_fused"] * 100)
     table["final validation"] = [f"{np.mean(last[n]):.1f}" if n in last else "" for n in table.index]
     header = (f"{args.measure} (×100) on {ds.label} {args.split}, BM25 top-{args.k} re-ranked; each variant's final "
               f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "

@@ -9,9 +9,11 @@
 text built per dataset as the reference implementation does, e.g. TREC-COVID "abstract title");
 ``--paper-datasets`` runs the paper's 3 in-domain sets and 13 BEIR sets. ``--model``
 (repeatable, ``[NAME=]PATH``): a checkpoint of this package (its kind is read from its config)
-or any HF cross-encoder, run under each ``--policy`` (the paper's Table 2: masks applied to an
+or any HF cross-encoder, run under each ``--policy``, or a sentence-transformers bi-encoder (its cosine) (the paper's Table 2: masks applied to an
 off-the-shelf cross-encoder without fine-tuning); ``NAME=PATH,PATH,…`` are repetitions (seeds)
-whose per-query values are averaged before testing, as in the paper.
+whose per-query values are averaged before testing, as in the paper. ``--fusion`` adds, for each
+model trained here, ``NAME + BM25``: its scores fused with BM25's at the weight its training chose
+on its validation queries (``fusion.json``; computed from the two runs, not re-ranked again).
 
 Prints nDCG@10 per dataset and system (paper's columns: MSM, DL19, …, T-C) with ↑/↓ where a
 system differs significantly from ``--baseline`` (paired t-test, Holm-corrected; ``--test
@@ -26,11 +28,11 @@ import warnings
 
 from transformers import AutoConfig
 
-from pyterrier_mice import CrossEncoderReranker, PreTTRModel
+from pyterrier_mice import BiEncoderReranker, CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
 from pyterrier_mice.evaluation.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_datasets, paper_order,
-                                       rerank_experiment, system_identity, table_groups)
-from pyterrier_mice.training.models import load_reranker, reranker_class
+                                       rerank_experiment, saved_fusions, system_identity, table_groups)
+from pyterrier_mice.rerankers.loading import load_reranker, reranker_class_of
 
 
 def parse_model(spec: str) -> tuple[str | None, str]:
@@ -44,10 +46,11 @@ def short_name(path: str) -> str:
     return "-".join(os.path.normpath(path).split(os.sep)[-2:])
 
 
-def systems_for(args) -> dict:
-    """name → (re-ranker, what identifies it) for every ``--model`` × ``--policy``; the
-    repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
+def systems_for(args) -> tuple[dict, dict]:
+    """name → (re-ranker, what identifies it) for every ``--model`` × ``--policy``, and name → its
+    checkpoint; the repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    checkpoints = {}
     lengths = {k: getattr(args, k) for k in ("max_length", "query_max_length", "doc_max_length")
                if getattr(args, k) is not None}
     systems = {}
@@ -57,12 +60,14 @@ def systems_for(args) -> dict:
         for rep, path in enumerate(paths, 1):
             kind = AutoConfig.from_pretrained(path).model_type
             suffix = f"#{rep}" if len(paths) > 1 else ""
-            cls = reranker_class(kind)
+            cls = reranker_class_of(path)
             own = {k: v for k, v in lengths.items() if k != "max_length" or cls is CrossEncoderReranker}
             if cls is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
                 rr = load_reranker(path, **common, **own)
-                name = label or f"{kind.replace('mice_', '').upper()} {short_name(path)}"
+                what = "bi-encoder" if cls is BiEncoderReranker else kind.replace('mice_', '').upper()
+                name = label or f"{what} {short_name(path)}"
                 systems[name + suffix] = (rr, system_identity(rr, path))
+                checkpoints[name + suffix] = path
                 continue
             for policy in args.policy:
                 rr = load_reranker(path, policy=policy, **common, **own)
@@ -70,7 +75,8 @@ def systems_for(args) -> dict:
                 if len(args.policy) > 1 or policy is not None:
                     name += f" {rr.policy.name}"
                 systems[name + suffix] = (rr, system_identity(rr, path))
-    return systems
+                checkpoints[name + suffix] = path
+    return systems, checkpoints
 
 
 def latex_spans(datasets: list[str], table) -> list[tuple[str, int]]:
@@ -99,6 +105,9 @@ def main(argv=None):
     ap.add_argument("--split", default="test", help="qrels split of local BEIR folders")
     ap.add_argument("--model", action="append", default=[], help="[NAME=]checkpoint (repeatable; none: BM25 alone)")
     ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for plain cross-encoders")
+    ap.add_argument("--fusion", action="store_true",
+                    help="also each model's scores fused with BM25's, with the weight its training chose on "
+                         "validation queries (NAME + BM25; see ScoreFusion)")
     ap.add_argument("--k", type=int, default=1000, help="BM25 depth to re-rank (the paper's: 1000)")
     ap.add_argument("--baseline", default="BM25", help="system the ↑/↓ tests compare with")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -118,13 +127,14 @@ def main(argv=None):
     specs = specs or ["cranfield"]  # the bundled collection
     warnings.filterwarnings("ignore", message=".*truncated.*")
 
-    systems = systems_for(args)
-    names = ["BM25", *dict.fromkeys(n.split("#")[0] for n in systems)]
+    systems, paths = systems_for(args)
+    fusions = saved_fusions(paths) if args.fusion else {}
+    names = ["BM25", *dict.fromkeys(n.split("#")[0] for n in [*systems, *fusions])]
     if args.baseline not in names:
         ap.error(f"--baseline {args.baseline!r} is not a system; systems: {names}")
     results = {}
     for ds in open_datasets(specs, args.split):  # distinct labels: never two datasets in one column
-        results[ds.label] = pool_repetitions(rerank_experiment(ds, systems, k=args.k, work=args.work))
+        results[ds.label] = pool_repetitions(rerank_experiment(ds, systems, k=args.k, work=args.work, fusions=fusions))
     results = {label: results[label] for label in paper_order(list(results))}
     correction = None if args.correction == "none" else args.correction
     groups = table_groups(list(results), parse_groups(args.group))

@@ -1,7 +1,8 @@
 """The paper's re-ranking experiment as a library: datasets, BM25 top-k, re-rankers, saved runs and
 the table with significance marks.
 
-Evaluation layer: imports only :mod:`pyterrier_mice.evaluation` modules (re-rankers are passed in)."""
+Evaluation layer: imports :mod:`pyterrier_mice.evaluation` modules and the fusion of
+:mod:`pyterrier_mice.rerankers` (re-rankers are passed in)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +15,7 @@ import pandas as pd
 import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
+from ..rerankers.fusion import fuse_runs
 from .datasets import BeirFolder, IrdsCollection, dataset_path
 from .retrieval import bm25, corpus_key
 
@@ -162,13 +164,38 @@ def run_key(*what) -> str:
     return hashlib.sha1(json.dumps([str(w) for w in what]).encode()).hexdigest()[:16]
 
 
+def saved_fusions(paths: dict[str, str], first_stage: str = "BM25") -> dict[str, tuple[str, dict]]:
+    """For each system (name → checkpoint) whose checkpoint holds the fusion weight its training chose
+    on validation queries (``fusion.json``), the fused system ``NAME + BM25`` (``NAME#i`` repetitions
+    keep their number), as :func:`rerank_experiment` takes ``fusions``; the others are said and skipped."""
+    from ..rerankers.fusion import FUSION_FILE
+    fusions = {}
+    for name, path in paths.items():
+        file = os.path.join(path, FUSION_FILE)
+        if not os.path.exists(file):
+            print(f"fusion: {name} ({path}) has no {FUSION_FILE} (only a model trained with validation queries has "
+                  "one), so it is not fused", flush=True)
+            continue
+        with open(file, encoding="utf8") as f:
+            saved = json.load(f)
+        base, _, rep = name.partition("#")
+        fusions[f"{base} + {first_stage}" + (f"#{rep}" if rep else "")] = (
+            name, {key: saved[key] for key in ("weight", "normalise", "depth") if key in saved})
+    return fusions
+
+
 def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tuple]], *, k: int, work: str,
-                      measures=(nDCG @ 10, RR @ 10, AP), verbose: bool = True) -> pd.DataFrame:
+                      measures=(nDCG @ 10, RR @ 10, AP), verbose: bool = True,
+                      fusions: dict[str, tuple[str, dict]] | None = None) -> pd.DataFrame:
     """BM25 top-``k`` and BM25 top-``k`` → each re-ranker of ``systems`` (name → (re-ranker, what
     identifies it)) on ``ds``, as ``pt.Experiment(perquery=True)``: every system ranks the same
     ``k`` candidates per query, so the comparison is at one depth. Runs are saved as TREC files
     under ``work/<dataset>/runs`` keyed by identity, ``k``, corpus and topics (a JSON beside each
-    names the systems that used it), and reused when present."""
+    names the systems that used it), and reused when present.
+
+    ``fusions`` (name → (a name of ``systems``, ``{weight, normalise, depth}``)) adds that system's
+    scores interpolated with BM25's (see :class:`~pyterrier_mice.ScoreFusion`), computed from the two
+    runs: the re-ranker does not run again."""
     ds_work = os.path.join(work, re.sub(r"[^A-Za-z0-9.+-]+", "_", ds.label))
     runs_dir = os.path.join(ds_work, "runs")
     os.makedirs(runs_dir, exist_ok=True)
@@ -195,6 +222,10 @@ def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tupl
             os.replace(tmp, path)
         _record_name(os.path.join(runs_dir, key + ".json"), name, what)
         runs.append(run)
-    res = pt.Experiment(runs, ds.topics, ds.qrels, list(measures), names=list(pipelines), perquery=True)
-    order = {name: i for i, name in enumerate(pipelines)}  # systems in the order given
+    names = list(pipelines)
+    for name, (source, settings) in (fusions or {}).items():
+        runs.append(fuse_runs(runs[0], runs[names.index(source)], **settings))
+        names.append(name)
+    res = pt.Experiment(runs, ds.topics, ds.qrels, list(measures), names=names, perquery=True)
+    order = {name: i for i, name in enumerate(names)}  # systems in the order given
     return res.sort_values("name", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)

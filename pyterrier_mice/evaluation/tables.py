@@ -110,3 +110,20 @@ def to_latex(table: pd.DataFrame, spans: list[tuple[str, int]] | None = None) ->
     lines += [" & ".join(["system", *map(esc, table.columns)]) + r" \\", r"\midrule"]
     lines += [" & ".join([esc(i), *map(esc, r)]) + r" \\" for i, r in zip(table.index, table.values)]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+
+
+def verdicts(res: pd.DataFrame, measure: str = "nDCG@10") -> str:
+    """What beats what, in words, from a ``pt.Experiment`` table run with ``baseline=0``: the best
+    system, then each system against the baseline (the first row), better or worse, and whether
+    significantly (its ``reject`` column, after the table's correction)."""
+    base = res.iloc[0]
+    best = res.loc[res[measure].idxmax()]
+    lines = [f"{measure}: {best['name']} ranks best ({best[measure]:.3f}); against {base['name']} "
+             f"({base[measure]:.3f}):"]
+    p_col = f"{measure} p-value corrected" if f"{measure} p-value corrected" in res else f"{measure} p-value"
+    for _, row in res.iloc[1:].iterrows():
+        diff = row[measure] - base[measure]
+        word = "better than" if diff > 0 else "worse than" if diff < 0 else "as good as"
+        how = "significantly" if bool(row[f"{measure} reject"]) else "not significantly"
+        lines.append(f"- {row['name']}: {row[measure]:.3f}, {how} {word} {base['name']} (p = {row[p_col]:.3f})")
+    return "\n".join(lines)
