@@ -131,8 +131,15 @@ def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsy
         assert main(["train", path, "--set", change]) == 2
         err = capsys.readouterr().err
         assert shown in err and "--overwrite" in err and "--resume-anyway" in err and "Traceback" not in err
-    # continuing deliberately: the schedule follows the new config (linear decay to 0 at the new last step)
-    assert main(["train", path, "--set", "steps=4", "--resume-anyway"]) == 0
+    # a finished run's resumable checkpoint is removed at its end: it cannot be continued, and says so
+    assert not os.path.exists(tmp_path / "out" / "checkpoint")
+    capsys.readouterr()
+    assert main(["train", path, "--set", "steps=4", "--resume-anyway"]) == 2
+    assert "checkpoint was removed at its end" in capsys.readouterr().err
+    # kept (keep_checkpoint, which is no change of config), it continues deliberately: the schedule
+    # follows the new config (linear decay to 0 at the new last step)
+    assert main(["train", path, "--overwrite", "--set", "keep_checkpoint=true"]) == 0
+    assert main(["train", path, "--set", "steps=4", "--resume-anyway", "--set", "keep_checkpoint=true"]) == 0
     state = json.load(open(tmp_path / "out" / "checkpoint" / "trainer.json"))
     assert state["step"] == 4 and [h["step"] for h in state["history"]] == [1, 2, 3, 4]
     assert state["history"][2]["lr"] == pytest.approx(1e-4 * 1 / 4) and state["history"][3]["lr"] == 0
@@ -615,3 +622,80 @@ def test_runs_in_one_process_may_change_precision(tokenizer, tmp_path):
         cfg = _cfg(tmp_path / str(i), "cross-encoder", steps=1, warmup=0, precision=precision)
         out = Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
         assert out["step"] == 1
+
+
+def test_cross_encoder_training_pairs_in_length_chunks_equal_one_padded_batch(tokenizer, monkeypatch):
+    """Training scores pairs sorted by length in chunks (a batch padded to its longest pair wastes most
+    of its compute on uneven collections): the scores and the gradients are those of one batch."""
+    import pyterrier_mice.rerankers.cross_encoder as ce
+    cfg = ModelConfig(type="cross-encoder", max_length=64)
+    rr = build_reranker(cfg, tokenizer=tokenizer, encoder=tiny_encoder("bert", seed=5), device="cpu")
+    rr.model.eval()  # dropout off (gradients flow all the same): the two passes must see the same network
+    queries = ["what is the boundary layer", "shock wave", "heat"] * 3
+    docs = [" ".join(["wing flow heat"] * n) for n in (1, 9, 3, 20, 2, 14, 5, 30, 7)]
+
+    def run(chunk):
+        monkeypatch.setattr(ce, "CHUNK_TOKENS", chunk)
+        rr.model.zero_grad()
+        scores = rr.forward_pairs(queries, docs)
+        (scores * torch.arange(1.0, 10.0)).sum().backward()
+        return scores.detach(), {n: p.grad.clone() for n, p in rr.model.named_parameters() if p.grad is not None}
+
+    one, grads_one = run(10 ** 9)
+    chunked, grads_chunked = run(64)  # one to three pairs a chunk
+    torch.testing.assert_close(chunked, one, rtol=1e-5, atol=1e-6)
+    assert grads_one.keys() == grads_chunked.keys()
+    for name in grads_one:
+        torch.testing.assert_close(grads_chunked[name], grads_one[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_validation_never_changes_the_weights_trained(tokenizer, beir_folder, tmp_path):
+    """Validating at every step, at some steps or never ends in bitwise the same final weights (so
+    ``derive`` validates 4 times instead of 12 for the same model: only best/, the curve and the
+    fusion weight depend on it)."""
+    from pyterrier_mice.cli import main
+    finals = []
+    for every in (1, 3, 0):
+        out = tmp_path / f"every{every}"
+        path = _cli_config(out, tokenizer, beir_folder, steps=6, save_every=0,
+                           eval={"split": "holdout", "holdout": 0.4, "k": 5, "measure": "nDCG@10", "every": every})
+        assert main(["train", path]) == 0
+        finals.append(load_reranker(str(out / "out" / "final")).model.state_dict())
+        history = json.load(open(out / "out" / "trainer.json"))["history"]
+        assert [h["step"] for h in history if "val" in h] == {1: [0, 1, 2, 3, 4, 5, 6], 3: [0, 3, 6], 0: []}[every]
+    for other in finals[1:]:
+        for k in finals[0]:
+            assert torch.equal(finals[0][k], other[k]), k
+
+
+def test_affordable_steps_follow_the_budget_within_bounds():
+    from pyterrier_mice.training.sizing import MIN_STEPS, affordable_steps
+    assert affordable_steps(1_500_000, 32 * 250, groups=700, batch_size=8) == 187  # SciFact-like: the budget binds
+    assert affordable_steps(1_500_000, 32 * 100, groups=120, batch_size=8) == 60   # 4 passes over 120 groups
+    assert affordable_steps(1_500_000, 32 * 100, groups=30, batch_size=8) == MIN_STEPS
+    assert affordable_steps(10_000, 32 * 500, groups=700, batch_size=8) == MIN_STEPS
+
+
+def test_auto_sizes_follow_the_collection(tokenizer, beir_folder, tmp_path, capsys):
+    """``auto``: the pair length covers 95% of the documents beside a median query (never more than the
+    backbone reads), the steps are what the token budget affords, warm-up a tenth, 4 validations."""
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.training.trainer import CONFIG_FILE
+    path = _cli_config(tmp_path, tokenizer, beir_folder, steps="auto", warmup="auto", budget_tokens=20000,
+                       model={"type": "cross-encoder", "backbone": str(tmp_path / "backbone"), "max_length": "auto"},
+                       data={"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "negatives": 1},
+                       eval={"split": "holdout", "holdout": 0.4, "k": 5, "every": "auto"})
+    assert main(["train", path]) == 0
+    out = capsys.readouterr().out
+    saved = json.load(open(tmp_path / "out" / CONFIG_FILE))
+    # documents of at most 12 tokens + a median query of ~6 + 3 specials: one multiple of 32
+    assert saved["model"]["max_length"] == 32 and "model.max_length=32 (95% of the documents fit" in out
+    # 6 training groups (2 of 5 queries held out): 4 passes would be 12 steps, fewer than the 50 at least
+    assert saved["steps"] == 50 and saved["warmup"] == 5 and saved["eval"]["every"] == 13
+    assert "steps=50 (20,000 pair tokens of budget" in out and "passes over 6 training groups" in out
+    assert main(["train", path]) == 0  # the same sizes again: the finished run is recognised
+    assert "finished before (step 50); nothing to train" in capsys.readouterr().out
+    capsys.readouterr()
+    bad = _cli_config(tmp_path / "bad", tokenizer, beir_folder, steps="many")
+    assert main(["train", bad]) == 2
+    assert "steps='many' is not a valid int (or 'auto'" in capsys.readouterr().err

@@ -14,6 +14,10 @@ from .text import InputBuilder, tokenize
 
 
 
+#: ``forward_pairs`` runs its pairs in chunks of at most this many padded tokens (on a GPU, 8× more)
+CHUNK_TOKENS = 2048
+
+
 class CrossEncoderReranker(Reranker):
     """Scores ``[CLS] query [SEP] text [SEP]`` with a BERT/ModernBERT cross-encoder under an
     attention policy (``'full'``, ``'mask0'``…``'mask3-4'``, ``'sparse_ce'``, ``'prettr-4'`` or
@@ -63,8 +67,20 @@ class CrossEncoderReranker(Reranker):
         return logits_to_scores(self.model(**self._to_device(batch)).logits)
 
     def forward_pairs(self, queries, docs):
+        """Differentiable scores of aligned pairs: sorted by length and run in chunks of at most
+        :data:`CHUNK_TOKENS` padded tokens (a batch padded to its longest pair wastes most of its
+        compute on collections of uneven lengths), returned in the order given."""
         q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
-        return self._forward([self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)])
+        pairs = [self._inputs.pair(q, d, self.max_length) for q, d in zip(q_tok, d_tok)]
+        order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
+        budget = CHUNK_TOKENS * (8 if self.device.type == "cuda" else 1)
+        chunks, start = [], 0
+        while start < len(order):
+            size = max(1, budget // len(pairs[order[start]][0]))  # the chunk's longest pair comes first
+            chunks.append(self._forward([pairs[i] for i in order[start:start + size]]))
+            start += size
+        scores = torch.cat(chunks)
+        return scores[torch.as_tensor(np.argsort(order, kind="stable"), device=scores.device)]
 
     def _score(self, queries, docnos, docs, qidx, didx):
         with profiling.section("tokenise"):

@@ -20,9 +20,12 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     import os
 
     from ..evaluation.datasets import BeirFolder
+    from .sizing import resolve_auto
     from .trainer import check_run_config, clear_output_dir, seed_everything
 
     cfg.check_data()
+    for line in resolve_auto(cfg):  # the sizes left to the collection ('auto'), chosen and said
+        print(f"sized to {cfg.data.path}: {line}", flush=True)
     if overwrite:
         clear_output_dir(cfg.output_dir)
     check_run_config(cfg, resume_anyway)
@@ -44,12 +47,12 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
             data.groups += pseudo_query_groups(ds, work, cfg.data.pseudo_queries, words=words,
                                                k=cfg.data.bm25_k, size=1 + cfg.data.negatives, seed=cfg.seed)
         if cfg.data.teacher:
-            lengths = teacher_lengths(cfg, cfg.data.teacher)
-            print(f"teacher {cfg.data.teacher} scores at "
+            path = cfg.teacher_path
+            lengths = teacher_lengths(cfg, path)
+            print(f"teacher {path} scores at "
                   f"{', '.join(f'{k} {v}' for k, v in lengths.items()) or 'its own lengths'}", flush=True)
-            teacher = load_reranker(cfg.data.teacher, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
-            attach_teacher_scores(data, teacher, cfg.data.teacher,
-                                  cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher"))
+            teacher = load_reranker(path, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
+            attach_teacher_scores(data, teacher, path, cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher"))
     else:
         raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
     validation = None
@@ -72,12 +75,16 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     ``data.teacher_max_length``, else the student's (its pair length, or its query + document
     lengths), never longer than the length the teacher was trained at (run past it, a trained
     cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
-    query/document lengths."""
+    query/document lengths; a bi-encoder its own."""
+    from ..rerankers.bi_encoder import BiEncoderReranker
     from ..rerankers.cross_encoder import CrossEncoderReranker
-    from ..models.checkpoints import model_type_of, readable_length
-    from .models import reranker_class
+    from ..models.checkpoints import readable_length
+    from .models import reranker_class_of
     m = cfg.model
-    if reranker_class(model_type_of(teacher_path)) is CrossEncoderReranker:
+    kind = reranker_class_of(teacher_path)
+    if kind is BiEncoderReranker:
+        return {}  # a bi-encoder reads each text alone, at its own length
+    if kind is CrossEncoderReranker:
         if cfg.data.teacher_max_length:
             return {"max_length": cfg.data.teacher_max_length}
         if m.type in ("cross-encoder", "prettr"):

@@ -14,6 +14,12 @@ import yaml
 
 #: the model types a training config can build (see :mod:`.models`)
 MODEL_TYPES = ("cross-encoder", "mice", "colbert", "prettr")
+#: ``data.teacher``'s value for the starting model itself, used as a bi-encoder
+BACKBONE = "backbone"
+#: the value of a size chosen for the collection by :func:`pyterrier_mice.training.sizing.resolve_auto`
+AUTO = "auto"
+#: the keys that take :data:`AUTO`
+AUTO_KEYS = ("model.max_length", "model.doc_max_length", "steps", "warmup", "eval.every")
 
 
 class ConfigError(ValueError):
@@ -47,9 +53,10 @@ class ModelConfig:
     query_length: int = 32                # colbert
     doc_length: int = 180                 # colbert
     input_form: str = "reference"         # colbert: standard | reference
-    max_length: int | None = None         # cross-encoder / prettr joint pair length
+    max_length: int | str | None = None   # cross-encoder / prettr joint pair length (auto: sized to the collection)
     query_max_length: int | None = None   # mice
-    doc_max_length: int | None = None     # mice
+    doc_max_length: int | str | None = None  # mice (auto: sized to the collection)
+    length_limit: int | None = None       # auto lengths: at most this (None: as long as the backbone reads well)
 
 
 @dataclasses.dataclass
@@ -59,7 +66,8 @@ class DataConfig:
     split: str = "train"
     bm25_k: int = 100                     # negatives mined from BM25 top-k (beir)
     negatives: int = 1                    # negatives per positive
-    teacher: str | None = None            # re-ranker checkpoint giving teacher scores (beir)
+    teacher: str | None = None            # re-ranker checkpoint giving teacher scores (beir); "backbone": the
+    #                                       starting model itself as a bi-encoder (a sentence-embedding backbone)
     teacher_max_length: int | None = None  # beir: the teacher's pair length (default: the student's lengths)
     teacher_cache: str | None = None      # folder of cached teacher scores, shareable by runs (None: output_dir/teacher)
     limit: int | None = None              # msmarco-teacher: first N triples (paper: 4M)
@@ -76,7 +84,7 @@ class EvalConfig:
     k: int = 100                          # re-rank BM25 top-k
     max_queries: int | None = None        # validate on at most this many queries (a seeded sample)
     measure: str = "RR@10"
-    every: int = 10000                    # steps between validations (0: never)
+    every: int | str = 10000              # steps between validations (0: never; auto: 4 in a run)
     batch_size: int = 64
     seed: int | None = None               # held-out queries and the validation sample (None: the training seed)
 
@@ -87,16 +95,19 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-    loss: str = "margin_mse"              # margin_mse | kl_div (distillation) | bce | infonce
-    steps: int = 125_000
+    loss: str = "margin_mse"              # margin_mse | kl_div (distillation) | bce | infonce, or a sum: infonce+kl_div
+    temperature: float = 1.0              # kl_div: the teacher's scores are divided by it (a bi-encoder's cosine: 0.05)
+    steps: int | str = 125_000            # auto: as many as budget_tokens afford on this collection
+    budget_tokens: int = 1_500_000        # steps: auto (pair tokens; 1.5M is about 20 min of MiniLM-L6 on 2 CPU cores)
     batch_size: int = 32                  # groups (triples) per step
     lr: float = 7e-6
     weight_decay: float = 0.0
-    warmup: int = 5_000
+    warmup: int | str = 5_000             # auto: a tenth of the steps
     max_grad_norm: float = 1.0
     precision: str = "no"                 # no | bf16 | fp16 (accelerate mixed precision)
     seed: int = 12
     save_every: int = 10_000              # steps between resumable checkpoints
+    keep_checkpoint: bool = False         # keep the resumable checkpoint when the run ends (to continue it later)
     device: str | None = None             # None: accelerate's choice
     log_every: int = 100
 
@@ -134,12 +145,31 @@ class TrainConfig:
             node[leaf] = yaml.safe_load(value) if value != "" else None
         return cls.from_dict(d)
 
+    def auto_fields(self) -> list[str]:
+        """The keys of :data:`AUTO_KEYS` set to ``auto`` (to be sized by ``sizing.resolve_auto``)."""
+        return [key for key in AUTO_KEYS if self.get(key) == AUTO]
+
+    def get(self, key: str):
+        """The value at a dotted key (``model.max_length``)."""
+        node = self
+        for part in key.split("."):
+            node = getattr(node, part)
+        return node
+
     def validate(self) -> None:
         """Check the choices and ranges of the whole config (raises :class:`ConfigError`)."""
-        from .losses import LOSSES
+        for key in AUTO_KEYS:
+            value = self.get(key)
+            if isinstance(value, str) and value != AUTO:
+                raise ConfigError(f"{key}={value!r} is not a valid int (or 'auto': sized to the collection)")
+        from .losses import loss_parts
         from ..models.mice import CLS_MODES
+        try:
+            loss_parts(self.loss)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         checks = [
-            ("model.type", self.model.type, MODEL_TYPES), ("loss", self.loss, tuple(LOSSES)),
+            ("model.type", self.model.type, MODEL_TYPES),
             ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
             ("precision", self.precision, ("no", "bf16", "fp16")),
             ("model.input_form", self.model.input_form, ("standard", "reference")),
@@ -158,9 +188,10 @@ class TrainConfig:
             raise ConfigError(f"eval.measure={self.eval.measure!r} is not a measure ir_measures can parse "
                               "(e.g. nDCG@10, RR@10, AP, R@100)") from None
         for key, value, low in [("steps", self.steps, 1), ("batch_size", self.batch_size, 1), ("lr", self.lr, 0),
-                                ("warmup", self.warmup, 0), ("eval.k", self.eval.k, 1), ("data.negatives",
-                                self.data.negatives, 1), ("eval.every", self.eval.every, 0)]:
-            if value < low:
+                                ("temperature", self.temperature, 1e-6), ("warmup", self.warmup, 0),
+                                ("eval.k", self.eval.k, 1), ("data.negatives", self.data.negatives, 1),
+                                ("eval.every", self.eval.every, 0), ("budget_tokens", self.budget_tokens, 1)]:
+            if value != AUTO and value < low:
                 raise ConfigError(f"{key}={value!r} must be ≥ {low}")
         if self.data.pseudo_queries < 0 or (self.data.pseudo_query_words or 2) < 2:
             raise ConfigError(f"data.pseudo_queries={self.data.pseudo_queries!r} must be ≥ 0 and "
@@ -189,8 +220,8 @@ class TrainConfig:
 
     def check_data(self) -> None:
         """What the data preparation needs (checked by ``run`` before any work)."""
-        from .losses import DISTILLATION_LOSSES
-        if self.loss in DISTILLATION_LOSSES and self.data.kind == "beir" and not self.data.teacher:
+        from .losses import needs_teacher
+        if needs_teacher(self.loss) and self.data.kind == "beir" and not self.data.teacher:
             raise ConfigError(f"loss {self.loss!r} needs teacher scores: set data.teacher=CHECKPOINT "
                               "(or use loss=infonce / loss=bce)")
         if self.data.kind == "beir" and not self.data.path:
@@ -202,10 +233,22 @@ class TrainConfig:
                 raise ConfigError(f"data.split={self.data.split!r}: {self.data.path} has no qrels/{self.data.split}.tsv "
                                   f"(its splits: {splits}); set data.split to one you will not evaluate on")
             if self.data.teacher:
+                from ..models.bi_encoder import is_bi_encoder
                 from ..models.checkpoints import has_classification_head
-                if not has_classification_head(self.data.teacher):
-                    raise ConfigError(f"data.teacher: {self.data.teacher!r} {NO_HEAD}; set it to a trained "
-                                      "cross-encoder")
+                teacher = self.teacher_path
+                if self.data.teacher == BACKBONE and not is_bi_encoder(teacher):
+                    raise ConfigError(f"data.teacher: {BACKBONE!r} distils the starting model used as a bi-encoder, but "
+                                      f"model.backbone {teacher!r} is no sentence-embedding model (no sentence-"
+                                      "transformers modules.json); set data.teacher to a cross-encoder or bi-encoder, "
+                                      "or train without a teacher (loss: infonce)")
+                if not has_classification_head(teacher) and not is_bi_encoder(teacher):
+                    raise ConfigError(f"data.teacher: {teacher!r} {NO_HEAD}; set it to a trained "
+                                      "cross-encoder, or a sentence-embedding model in sentence-transformers' layout")
+
+    @property
+    def teacher_path(self) -> str | None:
+        """The teacher's checkpoint (``data.teacher``, with ``backbone`` meaning ``model.backbone``)."""
+        return self.model.backbone if self.data.teacher == BACKBONE else self.data.teacher
 
     @property
     def eval_seed(self) -> int:

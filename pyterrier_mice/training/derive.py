@@ -4,7 +4,6 @@ and distilled from it, in either form, sized to the source and to the collection
 Training layer: imports lower layers and training modules."""
 from __future__ import annotations
 
-import math
 import os
 import re
 
@@ -19,10 +18,6 @@ FORMS_HELP = {"older": "the paper's (query self-attention, then cross-attention;
                        "like any query token)"}
 #: the form ``derive`` builds unless told (the one that kept more of its teacher on Cranfield)
 DEFAULT_FORM = "newer"
-#: ``derive`` reads at most this many documents of a folder to choose the document length
-LENGTH_SAMPLE = 5000
-#: the share of the (sampled) documents that must fit whole
-LENGTH_COVERAGE = 0.95
 
 
 def derive_config(args) -> tuple[str, list[str]]:
@@ -59,6 +54,11 @@ def derive_config(args) -> tuple[str, list[str]]:
     return config, sets + list(args.overrides)
 
 
+def default_first_layer(num_layers: int) -> int:
+    """ℓ* of the default recipe: a third of the source's layers, rounded, at least 1 (ℓ4 of 12)."""
+    return max(1, round(num_layers / 3))
+
+
 def derived_depth(source: str, overrides: list[str]) -> list[str]:
     """The default recipe's depth for SOURCE: ℓ* a third of its layers (rounded, at least 1; the
     paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
@@ -69,7 +69,7 @@ def derived_depth(source: str, overrides: list[str]) -> list[str]:
     n = encoder_num_layers(source)
     if n < 2:
         raise ValueError(f"{source!r} has {n} layer(s): MICE needs at least 2 (one apart, one to interact)")
-    first = max(1, round(n / 3))
+    first = default_first_layer(n)
     print(f"derive: MICE-ℓ{first}+{n - first} from a {n}-layer cross-encoder (ℓ* = a third of the layers, "
           "every layer above it kept; set model.first_interaction_layer / model.interaction_layers to change)",
           flush=True)
@@ -83,25 +83,11 @@ def derived_doc_length(source: str, folder: str, overrides: list[str]) -> list[s
     checkpoint of this package was trained at, else its position limit). Cutting documents the
     cross-encoder reads whole would cost MICE what the cross-encoder ranks on. Nothing when the
     user sets it."""
-    from itertools import islice
-
-    import numpy as np
-
-    from ..evaluation.datasets import BeirFolder
-    from ..models.checkpoints import readable_length
-    from ..models.checkpoints import load_tokenizer
+    from ..models.checkpoints import load_tokenizer, readable_length
+    from .sizing import doc_length
     if any(o.startswith("model.doc_max_length=") for o in overrides):
         return []
-    limit = readable_length(source)
-    texts = [d["text"] for d in islice(BeirFolder(folder).get_corpus_iter(), LENGTH_SAMPLE)]
-    if not texts:
-        raise ValueError(f"{folder}/corpus.jsonl holds no documents")
-    tokenizer = load_tokenizer(source)
-    lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit + 1)["input_ids"]])
-    fit = int(math.ceil(np.quantile(lengths, LENGTH_COVERAGE) / 32) * 32)
-    length = min(fit, limit)
-    reason = (f"{LENGTH_COVERAGE:.0%} of the documents fit" if fit <= limit else
-              f"the longest the source reads well; {np.mean(lengths <= limit):.0%} of the documents fit")
+    length, reason = doc_length(load_tokenizer(source), folder, readable_length(source), "the source")
     print(f"derive: documents up to {length} tokens ({reason}; set model.doc_max_length to change: "
           "shorter trains and re-ranks faster, and cuts more)", flush=True)
     return [f"model.doc_max_length={length}"]

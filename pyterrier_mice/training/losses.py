@@ -3,6 +3,8 @@
 Training layer: imports no other module of the package."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -14,12 +16,12 @@ def margin_mse(scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tens
     return F.mse_loss(scores[:, :1] - scores[:, 1:], teacher[:, :1] - teacher[:, 1:])
 
 
-def kl_div(scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
-    """Listwise distillation: KL divergence from the teacher's softmax over the group to the
-    student's (both at temperature 1), averaged over groups."""
+def kl_div(scores: torch.Tensor, teacher: torch.Tensor | None, temperature: float = 1.0) -> torch.Tensor:
+    """Listwise distillation: KL divergence from the teacher's softmax over the group (its scores
+    divided by ``temperature``) to the student's, averaged over groups."""
     if teacher is None:
         raise ValueError("loss 'kl_div' needs teacher scores (data.teacher)")
-    return F.kl_div(F.log_softmax(scores, dim=1), F.log_softmax(teacher, dim=1), reduction="batchmean",
+    return F.kl_div(F.log_softmax(scores, dim=1), F.log_softmax(teacher / temperature, dim=1), reduction="batchmean",
                     log_target=True)
 
 
@@ -39,7 +41,27 @@ LOSSES = {"margin_mse": margin_mse, "kl_div": kl_div, "bce": bce, "infonce": inf
 DISTILLATION_LOSSES = ("margin_mse", "kl_div")  # the losses that need a teacher's scores
 
 
-def get_loss(name: str):
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; expected one of {list(LOSSES)}")
-    return LOSSES[name]
+def loss_parts(name: str) -> list[str]:
+    """The losses a loss name sums: ``"infonce+kl_div"`` → ``["infonce", "kl_div"]``."""
+    parts = name.split("+")
+    unknown = [p for p in parts if p not in LOSSES]
+    if unknown or len(set(parts)) != len(parts):
+        raise ValueError(f"loss={name!r}; expected one of {list(LOSSES)}, or several joined by '+' "
+                         "(e.g. infonce+kl_div: the labels and the teacher)")
+    return parts
+
+
+def needs_teacher(name: str) -> bool:
+    """Whether a loss (or any loss of a sum) distils a teacher's scores."""
+    return any(p in DISTILLATION_LOSSES for p in loss_parts(name))
+
+
+def get_loss(name: str, temperature: float = 1.0):
+    """The loss ``name`` (one of :data:`LOSSES`, or a sum such as ``infonce+kl_div``) as
+    ``fn(scores, teacher)``; ``temperature`` divides the teacher's scores of ``kl_div``."""
+    parts = loss_parts(name)
+
+    fns = [functools.partial(kl_div, temperature=temperature) if p == "kl_div" else LOSSES[p] for p in parts]
+    if len(fns) == 1:
+        return fns[0]
+    return lambda scores, teacher: sum(fn(scores, teacher) for fn in fns)

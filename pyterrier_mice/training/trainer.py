@@ -20,12 +20,15 @@ from accelerate.state import AcceleratorState
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from ..index.build import no_space_errno
+from ..index.build import current_umask, no_space_errno
+from ..rerankers.fusion import FUSION_FILE, choose_weight, with_first_stage
 from .config import ConfigError, TrainConfig
-
-CONFIG_FILE = "train_config.json"
 from .data import GroupData
 from .losses import get_loss
+
+CONFIG_FILE = "train_config.json"
+#: a finished run's state (step, best, history), kept when its resumable checkpoint is removed
+STATE_FILE = "trainer.json"
 
 
 class PairScorer(nn.Module):
@@ -61,8 +64,11 @@ class Trainer:
     ``(run, qrels)`` with ``run`` a first-stage frame with texts to re-rank."""
 
     def __init__(self, cfg: TrainConfig, reranker, data: GroupData, validation=None):
+        if cfg.auto_fields():
+            raise ConfigError(f"{', '.join(cfg.auto_fields())}: 'auto' is sized to the collection by "
+                              "pyterrier_mice.training.run (sizing.resolve_auto); give the Trainer numbers")
         self.cfg, self.reranker, self.data, self.validation = cfg, reranker, data, validation
-        self.loss_fn = get_loss(cfg.loss)
+        self.loss_fn = get_loss(cfg.loss, cfg.temperature)
         self.measure = ir_measures.parse_measure(cfg.eval.measure)
         self.accelerator = _accelerator(cfg)
         reranker.device = self.accelerator.device
@@ -74,6 +80,7 @@ class Trainer:
             PairScorer(reranker), self.optimizer, self.scheduler)
         self.step, self.best = 0, None
         self.history: list[dict] = []
+        self.fusion: dict | None = None  # the fusion weight chosen at the last validation, and at which step
 
     # ------------------------------------------------------------------ paths
     def _path(self, *parts) -> str:
@@ -91,6 +98,10 @@ class Trainer:
             with replaced_whole(path) as tmp:
                 model.save_pretrained(tmp)
                 rr.tokenizer.save_pretrained(tmp)
+                if self.fusion is not None and self.fusion["step"] == self.step:
+                    with open(os.path.join(tmp, FUSION_FILE), "w", encoding="utf8") as f:
+                        json.dump(self.fusion, f, indent=1)
+                readable_as_umask_allows(tmp)
         return path
 
     def check_config(self, resume_anyway: bool = False) -> None:
@@ -132,6 +143,40 @@ class Trainer:
         self.accelerator.print(f"resumed {self.cfg.output_dir} at step {self.step}")
         return True
 
+    def save_finished_state(self) -> None:
+        """At the end of a run: its state (step, best, history) in ``trainer.json``, and the resumable
+        checkpoint (weights, optimizer, RNG: several times the model's size) removed unless
+        ``keep_checkpoint``."""
+        if not self.accelerator.is_main_process:
+            return
+        tmp = self._path(STATE_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf8") as f:
+            json.dump({"step": self.step, "best": self.best, "history": self.history}, f)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, self._path(STATE_FILE))
+        if self.cfg.keep_checkpoint:
+            self.save_checkpoint()
+        else:
+            for name in ("checkpoint", "checkpoint" + OLD, "checkpoint" + NEW):
+                shutil.rmtree(self._path(name), ignore_errors=True)
+
+    def finished_state(self) -> dict | None:
+        """The state of a run that finished in ``output_dir`` under this config (None when there is
+        none); one that finished short of ``steps`` without its checkpoint cannot be continued."""
+        path = self._path(STATE_FILE)
+        if not os.path.exists(path) or not os.path.exists(self._path("final", "config.json")):
+            return None
+        with open(path, encoding="utf8") as f:
+            state = json.load(f)
+        if state["step"] < self.cfg.steps:
+            raise ConfigError(f"{self.cfg.output_dir} holds a run finished at step {state['step']} whose resumable "
+                              f"checkpoint was removed at its end, so it cannot continue to step {self.cfg.steps}; "
+                              "pass --overwrite to train again (set keep_checkpoint: true to keep a finished run's "
+                              "checkpoint)")
+        self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        self.accelerator.print(f"{self.cfg.output_dir}: finished before (step {self.step}); nothing to train")
+        return {"step": self.step, "best": self.best, "history": self.history}
+
     # ------------------------------------------------------------------ validation
     def validate(self) -> float | None:
         """The validation measure on the validation run, with a progress bar and its value printed."""
@@ -152,7 +197,12 @@ class Trainer:
         value = float(ir_measures.calc_aggregate(
             [self.measure], qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
             res.rename(columns={"qid": "query_id", "docno": "doc_id"}))[self.measure])
-        self.accelerator.print(f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f} "
+        # the weight of the first stage's score beside this model's, chosen on these queries (see ScoreFusion)
+        scored = with_first_stage(res, run)
+        self.fusion = {"step": self.step, "k": self.cfg.eval.k,
+                       **choose_weight(scored["first_score"], scored["score"], scored, qrels, self.cfg.eval.measure)}
+        self.accelerator.print(f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f}, fused with the "
+                               f"first stage {self.fusion['value']:.4f} (weight {self.fusion['weight']}) "
                                f"({run['qid'].nunique()} queries, {len(run)} pairs, {time.time() - start:.0f} s)")
         return value
 
@@ -166,10 +216,14 @@ class Trainer:
         cfg = self.cfg
         self.check_config(resume_anyway)
         if not self.resume():
+            finished = self.finished_state()
+            if finished is not None:
+                return finished
             seed_everything(cfg.seed)
             if cfg.eval.every and self.validation is not None:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
-                self.history.append({"step": 0, "val": self.best[cfg.eval.measure]})
+                self.history.append({"step": 0, "val": self.best[cfg.eval.measure],
+                                     "val_fused": self.fusion["value"]})
                 self.save_model("best")
         done = 0
         while self.step < cfg.steps and (stop_after is None or done < stop_after):
@@ -199,7 +253,7 @@ class Trainer:
             entry = {"step": self.step, "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]}
             if cfg.eval.every and self.validation is not None and self.step % cfg.eval.every == 0:
                 value = self.validate()
-                entry["val"] = value
+                entry["val"], entry["val_fused"] = value, self.fusion["value"]
                 if self.best is None or value > self.best[cfg.eval.measure]:
                     self.best = {"step": self.step, cfg.eval.measure: value}
                     self.save_model("best")
@@ -210,8 +264,10 @@ class Trainer:
                 self.save_checkpoint()
         if self.step >= cfg.steps:
             if not os.path.exists(self._path("final", "config.json")) or done:
+                if self.validation is not None and cfg.eval.every and (self.fusion or {}).get("step") != self.step:
+                    self.validate()  # the last step was not validated: final/ gets its fusion weight all the same
                 self.save_model("final")
-                self.save_checkpoint()
+                self.save_finished_state()
             if self.best is not None and self.best["step"] == 0:
                 warnings.warn(f"validation never improved on the untrained model: {self._path('best')} holds the "
                               f"step-0 weights (random head), {cfg.eval.measure} {self.best[cfg.eval.measure]:.4f}; "
@@ -223,6 +279,16 @@ class Trainer:
 
 #: suffixes of a folder being written (replaced_whole) and of the one it replaces
 NEW, OLD = ".new", ".old"
+
+
+def readable_as_umask_allows(folder: str) -> None:
+    """Give ``folder`` and its files the modes the umask allows (some writers, such as safetensors',
+    create files readable by their owner only)."""
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for name in os.listdir(folder):
+        full = os.path.join(folder, name)
+        os.chmod(full, (0o777 if os.path.isdir(full) else 0o666) & ~mask)
 
 
 @contextlib.contextmanager
@@ -293,10 +359,10 @@ def with_defaults(saved: dict, defaults: dict) -> dict:
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old → new`` for every value that differs (``output_dir`` aside)."""
+    """``key: old → new`` for every value that differs (``output_dir`` and ``keep_checkpoint`` aside)."""
     out = []
     for key in sorted(set(old) | set(new)):
-        if key == "output_dir" and not prefix:
+        if key in ("output_dir", "keep_checkpoint") and not prefix:  # neither changes what the run trains
             continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -308,7 +374,7 @@ def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def clear_output_dir(path: str) -> None:
     """``--overwrite``: remove a previous run's checkpoints and models (and nothing else)."""
-    for name in ("checkpoint", "best", "final", CONFIG_FILE):
+    for name in ("checkpoint", "best", "final", CONFIG_FILE, STATE_FILE):
         full = os.path.join(path, name)
         if os.path.isdir(full):
             shutil.rmtree(full)
