@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--overwrite", action="store_true", help="discard shards of another run in OUT.shards/")
     rk.add_argument("--wait-hours", type=float, default=24.0,
                     help="how long a rank that is done waits for the slowest rank (default 24)")
+    pf = sub.add_parser("prefetch", help="fetch hub models and ir_datasets collections into their caches (and build "
+                                         "the BM25 indexes) while online, to run the tutorials offline afterwards")
+    pf.add_argument("--model", action="append", metavar="HUB_ID",
+                    help="a hub model to fetch (repeatable; default: what MICE_TUTORIAL=full reads: %s)"
+                         % ", ".join(_classroom_defaults()[0]))
+    pf.add_argument("--dataset", action="append", metavar="irds:ID",
+                    help="an ir_datasets collection to fetch (repeatable; default: %s; e.g. also "
+                         "irds:msmarco-passage/trec-dl-2019/judged, ~3 GB)" % ", ".join(_classroom_defaults()[1]))
+    pf.add_argument("--no-index", action="store_true", help="do not build the BM25 indexes")
     ix = sub.add_parser("index", help="document-state index tools")
     ix_sub = ix.add_subparsers(dest="action", required=True)
     ver = ix_sub.add_parser("verify", help="check every file of an index against its checksums")
@@ -80,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _classroom_defaults() -> tuple[tuple, tuple]:
+    from .classroom import DATASETS, MODELS
+    return MODELS, DATASETS
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -94,6 +108,12 @@ def main(argv=None) -> int:
             print(json.dumps({"step": result["step"], "best": result["best"], "output_dir": cfg.output_dir}))
         elif args.command == "rerank":
             rerank_run(args)
+        elif args.command == "prefetch":
+            from .classroom import DATASETS, MODELS, prefetch
+            failed = prefetch(args.model or MODELS, args.dataset or DATASETS, index=not args.no_index)
+            if failed:
+                print(f"pyterrier-mice prefetch: error: {failed} item(s) not fetched (see above)", file=sys.stderr)
+                return 2
         elif args.command == "index" and args.action == "build":
             build_index(args)
         elif args.command == "index" and args.action == "verify":
