@@ -123,7 +123,7 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
     out = run(cfg)
     saved = json.load(open(tmp_path / "out" / "final" / "fusion.json"))
     assert saved["step"] == 3 and saved["queries"] == 2 and 0 <= saved["weight"] <= 1 and saved["k"] == 6
-    assert [h["step"] for h in out["history"] if "val_fused" in h] == [0, 2]  # step 3 was validated for final/ only
+    assert [h["step"] for h in out["history"] if "val_fused" in h] == [0, 2, 3]  # 3, the last, validated for final/
     # the same weight from ScoreFusion.fit on the held-out queries' BM25 run with the final model
     from pyterrier_mice.training.data import bm25_run, holdout_qids
     ds = BeirFolder(str(folder))

@@ -690,11 +690,12 @@ def test_auto_sizes_follow_the_collection(tokenizer, beir_folder, tmp_path, caps
     saved = json.load(open(tmp_path / "out" / CONFIG_FILE))
     # documents of at most 12 tokens + a median query of ~6 + 3 specials: one multiple of 32
     assert saved["model"]["max_length"] == 32 and "model.max_length=32 (95% of the documents fit" in out
-    # 6 training groups (2 of 5 queries held out): 4 passes would be 12 steps, fewer than the 50 at least
-    assert saved["steps"] == 50 and saved["warmup"] == 5 and saved["eval"]["every"] == 13
-    assert "steps=50 (20,000 pair tokens of budget" in out and "passes over 6 training groups" in out
+    # 6 training groups (2 of 5 queries held out): 4 passes would be 12 steps, fewer than the 50 at least;
+    # 52, so that 4 validations fall at 13, 26, 39 and 52
+    assert saved["steps"] == 52 and saved["warmup"] == 5 and saved["eval"]["every"] == 13
+    assert "steps=52 (20,000 pair tokens of budget" in out and "passes over 6 training groups" in out
     assert main(["train", path]) == 0  # the same sizes again: the finished run is recognised
-    assert "finished before (step 50); nothing to train" in capsys.readouterr().out
+    assert "finished before (step 52); nothing to train" in capsys.readouterr().out
     capsys.readouterr()
     bad = _cli_config(tmp_path / "bad", tokenizer, beir_folder, steps="many")
     assert main(["train", bad]) == 2

@@ -97,7 +97,8 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
     - ``steps``: as many as ``budget_tokens`` pair tokens afford (batch × documents per group × the
       mean pair length once cut), at least :data:`MIN_STEPS`, at most :data:`MAX_EPOCHS` passes
       over the training groups;
-    - ``warmup``: a tenth of the steps; ``eval.every``: :data:`VALIDATIONS` validations after step 0.
+    - ``warmup``: a tenth of the steps; ``eval.every``: :data:`VALIDATIONS` validations after step 0
+      (with ``steps: auto``, rounded up to a multiple of them, so that the last is at the last step).
     """
     auto = cfg.auto_fields()
     if not auto:
@@ -126,6 +127,8 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
         per_step = cfg.batch_size * (1 + cfg.data.negatives) * mean_length
         groups = training_groups(cfg)
         cfg.steps = affordable_steps(cfg.budget_tokens, per_step, groups, cfg.batch_size)
+        if cfg.eval.every == AUTO:  # validations evenly spaced, the last at the last step
+            cfg.steps = math.ceil(cfg.steps / VALIDATIONS) * VALIDATIONS
         said.append(f"steps={cfg.steps} ({cfg.budget_tokens:,} pair tokens of budget at about {per_step:,.0f} a step; "
                     f"{cfg.steps * cfg.batch_size / max(groups, 1):.1f} passes over {groups} training groups)")
     if cfg.warmup == AUTO:

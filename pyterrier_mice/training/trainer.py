@@ -265,7 +265,9 @@ class Trainer:
         if self.step >= cfg.steps:
             if not os.path.exists(self._path("final", "config.json")) or done:
                 if self.validation is not None and cfg.eval.every and (self.fusion or {}).get("step") != self.step:
-                    self.validate()  # the last step was not validated: final/ gets its fusion weight all the same
+                    # the last step was not validated: it is now, so that final/ gets its fusion weight and the
+                    # curve its end
+                    self.history[-1].update(val=self.validate(), val_fused=self.fusion["value"])
                 self.save_model("final")
                 self.save_finished_state()
             if self.best is not None and self.best["step"] == 0:
