@@ -13,6 +13,10 @@ import time
 from .evaluation.datasets import dataset_path
 
 
+#: the share of the training queries the models trained here hold out for validation, and its seed
+HOLDOUT, HOLDOUT_SEED = 0.2, 12
+
+
 def mini_collection() -> str:
     """The bundled 375-document Cranfield subset (BEIR layout; see its README)."""
     return dataset_path("cranfield-mini")
@@ -35,10 +39,12 @@ class Setting:
     split: str                        # the test split of a folder
     cross_encoder: str | None         # a hub id (full); None: trained here (offline)
     backbone: str                     # the base encoder to train from
+    bi_encoder: str                   # the sentence-embedding model: a zero-shot re-ranker, and the teacher
     k: int                            # BM25 depth re-ranked
     train_steps: int                  # steps for the cross-encoder trained here, and for distilling MICE
     max_length: int                   # cross-encoder pair length (MICE: query 32 + doc max_length - 32)
     work: str
+    mice: str | None = None           # a hub id of the authors' MICE (full); None: derived here
 
     def describe(self) -> str:
         backbone = self.backbone
@@ -46,8 +52,10 @@ class Setting:
             backbone = os.path.basename(os.path.normpath(self.backbone))
             if "minilm" in self.backbone.lower() and backbone == "model":
                 backbone = "MiniLM-L6 (the test extra's weights)"
-        ce = self.cross_encoder or f"trained here for {self.train_steps} steps from {backbone}"
-        return (f"{self.mode} setting: dataset {self.dataset}, BM25 top-{self.k}, cross-encoder {ce}, "
+        ce = self.cross_encoder or (f"trained here for {self.train_steps} steps from {backbone}, distilled from "
+                                    "its cosine")
+        mice = self.mice or "derived here from the cross-encoder"
+        return (f"{self.mode} setting: dataset {self.dataset}, BM25 top-{self.k}, cross-encoder {ce}, MICE {mice}, "
                 f"pairs of at most {self.max_length} tokens")
 
 
@@ -57,17 +65,22 @@ def setting(mode: str | None = None) -> Setting:
     The environment chooses: ``MICE_TUTORIAL=full|offline`` (default offline),
     ``MICE_TUTORIAL_DATA`` (a BEIR-layout folder or ``irds:<id>``), ``MICE_TUTORIAL_WORK`` (where
     trained models and indexes are cached; default ``runs/tutorial``), ``MICE_TUTORIAL_STEPS`` and
-    ``MICE_TUTORIAL_K`` (training steps and BM25 depth of the offline setting; CI uses small ones). Every trained model is cached
-    under the work directory keyed by its config, so the notebooks share them and reruns are quick.
+    ``MICE_TUTORIAL_K`` (training steps and BM25 depth of the offline setting; CI uses small ones),
+    ``MICE_TUTORIAL_MICE`` (the full setting's hub MICE). Every trained model is cached under the work
+    directory keyed by its config, so the notebooks share them and reruns are quick. To run the full
+    setting without internet, prefetch it once (``pyterrier-mice prefetch``; see :mod:`.classroom`).
     """
     mode = mode or os.environ.get("MICE_TUTORIAL", "offline")
     work = os.environ.get("MICE_TUTORIAL_WORK", os.path.join("runs", "tutorial"))
     if mode == "full":
         return Setting("full", os.environ.get("MICE_TUTORIAL_DATA", "irds:beir/scifact/test"), "test",
-                       "cross-encoder/ms-marco-MiniLM-L6-v2", "microsoft/MiniLM-L12-H384-uncased", 100, 300, 256, work)
+                       "cross-encoder/ms-marco-MiniLM-L6-v2", "microsoft/MiniLM-L12-H384-uncased",
+                       "sentence-transformers/all-MiniLM-L6-v2", 100, 300, 256, work,
+                       os.environ.get("MICE_TUTORIAL_MICE", "xpmir/Mice-P-130m"))
     if mode != "offline":
         raise ValueError(f"MICE_TUTORIAL={mode!r}; expected 'full' or 'offline'")
-    return Setting("offline", os.environ.get("MICE_TUTORIAL_DATA", "cranfield-mini"), "test", None, local_minilm(),
+    minilm = local_minilm()
+    return Setting("offline", os.environ.get("MICE_TUTORIAL_DATA", "cranfield-mini"), "test", None, minilm, minilm,
                    int(os.environ.get("MICE_TUTORIAL_K", "20")), int(os.environ.get("MICE_TUTORIAL_STEPS", "40")), 128,
                    work)
 
@@ -94,7 +107,10 @@ def _recipe(s: Setting, **model) -> dict:
     return {"model": model, "steps": s.train_steps, "batch_size": 8, "lr": 1e-4, "warmup": min(10, s.train_steps // 4),
             "weight_decay": 0.01, "log_every": 0, "save_every": 0, "device": "cpu" if _cpu() else None,
             "data": {"kind": "beir", "path": folder, "split": "train", "bm25_k": 50, "negatives": 3},
-            "eval": {"every": 0}}
+            # validated at the start and the end on a fifth of the training queries: the end chooses the
+            # weight of BM25's score beside the model's (final/fusion.json)
+            "eval": {"split": "holdout", "holdout": HOLDOUT, "k": max(20, s.k), "every": s.train_steps,
+                     "seed": HOLDOUT_SEED, "measure": "nDCG@10"}}
 
 
 def _cpu() -> bool:
@@ -103,22 +119,35 @@ def _cpu() -> bool:
 
 
 def cross_encoder(s: Setting) -> str:
-    """The setting's cross-encoder: the hub's (full), or one trained here on the train split (offline)."""
+    """The setting's cross-encoder: the hub's (full), or one trained here on the train split (offline)
+    with the recipe of ``configs/ce.yaml`` at the setting's budget: InfoNCE on the judged documents
+    plus the starting model's own cosine as a teacher."""
     if s.cross_encoder:
         return s.cross_encoder
     cfg = _recipe(s, type="cross-encoder", backbone=s.backbone, max_length=s.max_length)
-    return _train({**cfg, "loss": "infonce"}, "cross-encoder", s.work)
+    cfg["data"]["teacher"] = "backbone"
+    return _train({**cfg, "loss": "infonce+kl_div", "temperature": 0.05}, "cross-encoder", s.work)
 
 
-def derive_mice(s: Setting, source: str, first_interaction_layer: int = 3, interaction_layers: int | None = None,
-                steps: int | None = None) -> str:
+def mice(s: Setting, source: str) -> str:
+    """The setting's MICE: the authors' from the hub (full), or derived here from ``source`` (offline)."""
+    return s.mice or derive_mice(s, source)
+
+
+def derive_mice(s: Setting, source: str, first_interaction_layer: int | None = None,
+                interaction_layers: int | None = None, steps: int | None = None) -> str:
     """MICE initialised from the cross-encoder ``source`` and distilled from it (MarginMSE) on the
-    train split: the recipe of ``pyterrier-mice derive`` at the setting's budget, except that the
-    tutorials keep MICE-ℓ3+3 (their committed outputs come from it) and the setting's pair length
-    (32 query + the rest document tokens); the Cranfield recipe's MICE-ℓ2+4, which distils much
-    closer to its teacher, is ``first_interaction_layer=2``."""
-    cfg = _recipe(s, type="mice", backbone=source, first_interaction_layer=first_interaction_layer,
-                  interaction_layers=interaction_layers, query_max_length=32, doc_max_length=s.max_length - 32)
+    train split: the recipe of ``pyterrier-mice derive`` (its default form and depth: ℓ* a third of
+    the layers, every layer above kept) at the setting's budget and pair length (32 query tokens, the
+    rest document tokens)."""
+    from .models.checkpoints import encoder_num_layers
+    from .training.derive import DEFAULT_FORM, FORMS, default_first_layer
+    layers = encoder_num_layers(source)
+    first = first_interaction_layer or default_first_layer(layers)
+    form = dict(o.removeprefix("model.").split("=") for o in FORMS[DEFAULT_FORM])
+    cfg = _recipe(s, type="mice", backbone=source, first_interaction_layer=first,
+                  interaction_layers=interaction_layers or layers - first, query_max_length=32,
+                  doc_max_length=s.max_length - 32, **form)
     cfg["data"]["teacher"] = source
     cfg["steps"] = steps if steps is not None else s.train_steps
     return _train({**cfg, "loss": "margin_mse"}, "mice-derived", s.work)
@@ -134,3 +163,35 @@ def first_stage(s: Setting, k: int | None = None):
     ds = open_dataset(s.dataset, s.split)
     return (ds, bm25(ds.collection, num_results=k or s.k),
             pt.text.get_text(ds.collection, "text"))
+
+
+def validation(s: Setting, queries: int = 50):
+    """``(topics, qrels)`` of the setting's validation queries, never its test split: the training
+    queries held out from training (offline; those its models' validation used), or a sample of
+    SciFact's training queries (full: the hub's models never trained on them)."""
+    from .evaluation.datasets import BeirFolder
+    from .training import sample_queries
+    from .training.data import holdout_qids
+    folder = dataset_path(s.dataset)
+    if os.path.isdir(folder):
+        ds = BeirFolder(folder)
+        held = holdout_qids(ds, "train", HOLDOUT, HOLDOUT_SEED)  # the queries the models here validated on
+        topics, qrels = ds.get_topics("train"), ds.get_qrels("train")
+        return topics[topics["qid"].isin(held)].reset_index(drop=True), qrels[qrels["qid"].isin(held)]
+    from .evaluation.experiment import open_dataset
+    ds = open_dataset(s.dataset.rsplit("/", 1)[0] + "/train" if s.dataset.endswith("/test") else s.dataset)
+    topics = sample_queries(ds.topics, queries, 12)
+    return topics, ds.qrels[ds.qrels["qid"].isin(set(topics["qid"]))]
+
+
+def fusion(s: Setting, reranker, path: str):
+    """``reranker`` fused with BM25 (:class:`~pyterrier_mice.ScoreFusion`): at the weight its training
+    chose (a model trained here), else at the weight that ranks best on :func:`validation`'s queries."""
+    from .rerankers.fusion import FUSION_FILE, ScoreFusion
+    if os.path.exists(os.path.join(path, FUSION_FILE)):
+        return ScoreFusion.from_pretrained(path, reranker)
+    _, bm25, get_text = first_stage(s)
+    topics, qrels = validation(s)
+    fused = ScoreFusion(reranker)
+    (bm25 >> get_text >> fused).fit(topics, qrels)
+    return fused

@@ -201,7 +201,7 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_the_previous_checkpoint(tok
     tiny_encoder("bert", num_hidden_layers=4).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)
     cfg = {"output_dir": str(tmp_path / "out"), "steps": 1, "batch_size": 2, "warmup": 0, "lr": 1e-4, "loss": "infonce",
-           "device": "cpu", "log_every": 0, "save_every": 1,
+           "device": "cpu", "log_every": 0, "save_every": 1, "keep_checkpoint": True,
            "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
            "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5}, "eval": {"every": 0}}
     path = tmp_path / "c.yaml"

