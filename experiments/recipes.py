@@ -113,6 +113,10 @@ def main(argv=None):
     ap.add_argument("--previous-seeds", type=int, nargs="+", default=None,
                     help="the previous recipe's seeds, when fewer (default: --seeds)")
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--derive-from", nargs="+", default=None, choices=list(RECIPES),
+                    help="the recipes whose cross-encoders MICE is derived from (default: every one)")
+    ap.add_argument("--derive-seeds", type=int, nargs="+", default=None,
+                    help="the seeds whose cross-encoders MICE is derived from (default: every one)")
     ap.add_argument("--k", type=int, default=50, help="BM25 depth re-ranked on the test split")
     ap.add_argument("--work", default="runs/recipes")
     ap.add_argument("--out", required=True, help="prefix of the Markdown/CSV/PNG outputs")
@@ -127,9 +131,11 @@ def main(argv=None):
     for seed in dict.fromkeys(s for recipe in args.recipes for s in seeds[recipe]):
         for recipe in [r for r in args.recipes if seed in seeds[r]]:
             ce, ce_minutes = train_cross_encoder(args, recipe, seed)
-            mice, mice_minutes = derive(args, ce, recipe, seed)
-            ce_name, mice_name = RECIPES[recipe][1], f"MICE from {RECIPES[recipe][1]}"
-            for name, out, m in ((ce_name, ce, ce_minutes), (mice_name, mice, mice_minutes)):
+            trained = [(RECIPES[recipe][1], ce, ce_minutes)]
+            if recipe in (args.derive_from or args.recipes) and seed in (args.derive_seeds or [seed]):
+                mice, mice_minutes = derive(args, ce, recipe, seed)
+                trained.append((f"MICE from {RECIPES[recipe][1]}", mice, mice_minutes))
+            for name, out, m in trained:
                 checkpoints[f"{name}#{seed}"] = os.path.join(out, "final")
                 minutes.setdefault(name, []).append(m)
                 runs[(name, seed)] = out

@@ -9,6 +9,7 @@ import torch
 from pyterrier_mice import MaskedCrossEncoderModel, MiceModel
 
 from authors_mice import authors_model, save_checkpoint
+from test_bi_encoder import _tiny_sentence_transformer
 from authors_mice_v2 import authors_model as newer_model, save_hub_folder
 from conftest import tiny_encoder
 
@@ -53,7 +54,10 @@ def test_readme_python_snippets_run(beir_folder, tokenizer, tmp_path, monkeypatc
     authors = save_checkpoint(authors_model(hf, 2, 5), str(tmp_path / "authors"), str(tmp_path / "hf"), 2, 5)
     newer = save_hub_folder(newer_model(hf, tokenizer, n_contextualization_layers=2, n_interaction_layers=3),
                             str(tmp_path / "newer"), str(tmp_path / "hf"), tokenizer)
-    stand_ins = {'"irds:beir/scifact/test"': repr(beir_folder),
+    bi_encoder = _tiny_sentence_transformer(tmp_path / "bi")
+    tokenizer.save_pretrained(bi_encoder)
+    stand_ins = {'"irds:beir/scifact/test"': repr(beir_folder), '"irds:beir/scifact/train"': repr(beir_folder),
+                 '"sentence-transformers/all-MiniLM-L6-v2"': repr(bi_encoder),
                  '"cross-encoder/ms-marco-MiniLM-L6-v2"': repr(ce),
                  '"path/to/mice"': repr(mice), '"runs/cranfield_mice_derived/final"': repr(mice),
                  '"path/to/authors/checkpoint"': repr(authors), '"xpmir/Mice-P-130m"': repr(newer)}
