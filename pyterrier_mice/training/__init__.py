@@ -2,7 +2,7 @@
 InfoNCE), and :func:`run`, which prepares the data and trains from a config.
 
 Training layer: imports every layer below it (never ``cli`` or ``tutorial``)."""
-from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+from .config import BACKBONE, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from .data import (Group, GroupData, attach_teacher_scores, beir_groups, bm25_run, holdout_qids, msmarco_teacher_groups,
                    pseudo_query_groups)
 from .losses import LOSSES, get_loss
@@ -49,7 +49,8 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
         if cfg.data.teacher:
             path = cfg.teacher_path
             lengths = teacher_lengths(cfg, path)
-            print(f"teacher {path} scores at "
+            named = "the starting model (model.backbone)" if cfg.data.teacher == BACKBONE else path
+            print(f"teacher {named} scores at "
                   f"{', '.join(f'{k} {v}' for k, v in lengths.items()) or 'its own lengths'}", flush=True)
             teacher = load_reranker(path, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
             attach_teacher_scores(data, teacher, path, cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher"))
