@@ -31,6 +31,8 @@ from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment
 from pyterrier_mice.training import TrainConfig, run
 from pyterrier_mice.training.derive import derive_config
 
+from compare_training import curves, plot_curves  # noqa: E402  (experiments/ is the script's folder)
+
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "configs")
 #: recipe name → (its config, what the table calls its cross-encoder)
 RECIPES = {"previous": ("cranfield_ce.yaml", "CE, previous recipe"), "current": ("ce.yaml", "CE, current recipe")}
@@ -65,44 +67,6 @@ def derive(args, source: str, recipe: str, seed: int) -> tuple[str, float]:
                             overrides=[f"seed={seed}"])
     print(f"== MICE derived from {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
     return out, timed_run(TrainConfig.from_yaml(*derive_config(ns)))
-
-
-def curves(runs: dict) -> list[dict]:
-    rows = []
-    for (name, seed), output_dir in runs.items():
-        with open(os.path.join(output_dir, "trainer.json")) as f:
-            history = json.load(f)["history"]
-        rows += [{"system": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused")}
-                 for h in history if "val" in h]
-    return rows
-
-
-def plot(rows: list[dict], path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    for i, name in enumerate(dict.fromkeys(r["system"] for r in rows)):
-        mine = [r for r in rows if r["system"] == name]
-        for key, style in (("val", "-"), ("val_fused", "--")):
-            by_seed = {}
-            for r in mine:
-                if r[key] is not None:
-                    by_seed.setdefault(r["seed"], {})[r["step"]] = r[key]
-            for c in by_seed.values():
-                ax.plot(sorted(c), [c[s] for s in sorted(c)], color=f"C{i}", ls=style, alpha=0.25, lw=1)
-            steps = sorted({s for c in by_seed.values() for s in c})
-            mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
-            label = name + (", fused with BM25" if key == "val_fused" else "") + f" (mean of {len(by_seed)} seeds)"
-            ax.plot(steps, mean, color=f"C{i}", ls=style, lw=2, marker="o" if key == "val" else None, ms=3,
-                    label=label)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation nDCG@10 (held-out training queries)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
 
 
 def main(argv=None):
@@ -166,11 +130,12 @@ def main(argv=None):
         " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index]
     rows = curves(runs)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["system", "seed", "step", "val", "val_fused"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused"])
         w.writeheader()
         w.writerows(rows)
     described = "; ".join(f"{RECIPES[r][1]}: seeds {', '.join(map(str, seeds[r]))}" for r in args.recipes)
-    plot(rows, args.out + ".png", f"{ds.label}: validation during training ({described})")
+    plot_curves(rows, "nDCG@10 (held-out training queries)", args.out + ".png",
+                f"{ds.label}: validation during training (seeds: see {os.path.basename(args.out)}.md)")
     header = (f"nDCG@10 (×100) on {ds.label} test, BM25 top-{args.k} re-ranked; mean over seeds ({described}; "
               f"MICE: those of its cross-encoder) "
               f"(per-query values averaged over seeds before the paired t-test against BM25, Holm; ↑/↓ "
