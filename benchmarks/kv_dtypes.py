@@ -5,6 +5,7 @@ bf16 model reading bf16-stored K/V would beat fp32 reading fp16 (what the index 
 
     python benchmarks/kv_dtypes.py [--threads 1] [--runs 5]
 """
+
 import argparse
 import time
 
@@ -31,12 +32,17 @@ def main():
     torch.set_num_threads(args.threads)
     docs, heads, q_len, keys, head_dim = args.docs, 12, 8, 512, 32
     stored = torch.randn(docs * keys, 2, heads * head_dim)
-    print(f"one interaction layer: {docs} docs × {keys} keys, query of {q_len} tokens, {heads} heads × {head_dim}; "
-          f"{args.threads} thread(s), best of {args.runs}\n")
+    print(
+        f"one interaction layer: {docs} docs × {keys} keys, query of {q_len} tokens, {heads} heads × {head_dim}; "
+        f"{args.threads} thread(s), best of {args.runs}\n"
+    )
     print("| step | stored → batch | ms |\n|---|---|---|")
     for src, dst in ((torch.float16, torch.float32), (torch.float16, torch.float16), (torch.bfloat16, torch.bfloat16)):
         a, b = stored.to(src), torch.empty(stored.shape, dtype=dst)
-        print(f"| copy K/V into the batch | {str(src)[6:]} → {str(dst)[6:]} | {best_ms(lambda: b.copy_(a), args.runs):.1f} |")
+        print(
+            f"| copy K/V into the batch | {str(src)[6:]} → {str(dst)[6:]} "
+            f"| {best_ms(lambda: b.copy_(a), args.runs):.1f} |"
+        )
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         q = torch.randn(docs, heads, q_len, head_dim).to(dtype)
         k, v = (torch.randn(docs, heads, keys, head_dim).to(dtype) for _ in range(2))
@@ -45,4 +51,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

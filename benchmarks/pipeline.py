@@ -9,6 +9,7 @@ time inside the model (encoding, reading stored states, the interaction) and the
 (BM25, get_text, PyTerrier frame work, tokenisation, index lookup), per query and as shares; the
 goal is that the time outside the model stays ≤ 5% of the total.
 """
+
 import argparse
 import os
 import sys
@@ -31,11 +32,15 @@ MODEL_SECTIONS = ("encode", "read", "interaction")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
+    ap.add_argument(
+        "--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)"
+    )
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--kv", action="store_true", help="index with each interaction layer's keys/values")
-    ap.add_argument("--dtype", default="fp16", help="index storage kind")
+    ap.add_argument(
+        "--storage", "--dtype", dest="storage", default="fp16", help="index storage kind (--dtype: its old name)"
+    )
     ap.add_argument("--model", help="a MICE checkpoint (default: random MICE-ℓ4+3, MiniLM-L12 shape)")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -49,16 +54,17 @@ def main(argv=None):
         mice = MiceReranker.from_pretrained(args.model, batch_size=args.k)
     else:
         tok = tokenizer()
-        mice = MiceReranker(MiceModel.from_encoder(minilm_l12_encoder(), tok, 4, 3), tok, batch_size=args.k,
-                            doc_max_length=512)
-    index = DocStateIndex(os.path.join(args.work, f"index-{args.kv}-{args.dtype}-{abs(hash(args.model))}"))
+        mice = MiceReranker(
+            MiceModel.from_encoder(minilm_l12_encoder(), tok, 4, 3), tok, batch_size=args.k, doc_max_length=512
+        )
+    index = DocStateIndex(os.path.join(args.work, f"index-{args.kv}-{args.storage}-{abs(hash(args.model))}"))
     if not index.built():
         print("building the index (not timed) ...", flush=True)
-        index.indexer(mice, kv=args.kv, dtype=args.dtype).index(ds.collection.get_corpus_iter())
-    mice = MiceReranker(mice.model, mice.tokenizer, batch_size=args.k, doc_max_length=mice.doc_max_length,
-                        index=index)
-    pipeline = bm25(ds.collection, os.path.join(args.work, "bm25")) % args.k \
-        >> pt.text.get_text(ds.collection, "text") >> mice
+        index.indexer(mice, kv=args.kv, storage=args.storage).index(ds.collection.get_corpus_iter())
+    mice = MiceReranker(mice.model, mice.tokenizer, batch_size=args.k, doc_max_length=mice.doc_max_length, index=index)
+    pipeline = (
+        bm25(ds.collection, os.path.join(args.work, "bm25")) % args.k >> pt.text.get_text(ds.collection, "text") >> mice
+    )
     pipeline(topics.head(2))  # warm-up
     with profiling.recording() as prof:
         start = time.perf_counter()
@@ -67,21 +73,29 @@ def main(argv=None):
     sections = prof.exclusive()
     inside = sum(sections.get(k, 0.0) for k in MODEL_SECTIONS)
     n = len(topics)
-    print(f"\n{n} queries of {ds.label} {args.split}, BM25 top-{args.k} → get_text → MICE from a "
-          f"{args.dtype} index{' with K/V' if args.kv else ''}; CPU, {args.threads} threads\n")
+    print(
+        f"\n{n} queries of {ds.label} {args.split}, BM25 top-{args.k} → get_text → MICE from a "
+        f"{args.storage} index{' with K/V' if args.kv else ''}; CPU, {args.threads} threads\n"
+    )
     print("| part | ms per query | share |\n|---|---|---|")
     print(f"| whole pipeline | {1000 * total / n:.1f} | 100% |")
     print(f"| inside the model ({', '.join(MODEL_SECTIONS)}) | {1000 * inside / n:.1f} | {100 * inside / total:.1f}% |")
     print(f"| outside the model | {1000 * (total - inside) / n:.1f} | {100 * (total - inside) / total:.1f}% |")
     for name in ("frame", "model", "tokenise", "lookup"):
-        print(f"|   of which {name} | {1000 * sections.get(name, 0.0) / n:.1f} | "
-              f"{100 * sections.get(name, 0.0) / total:.1f}% |")
+        print(
+            f"|   of which {name} | {1000 * sections.get(name, 0.0) / n:.1f} | "
+            f"{100 * sections.get(name, 0.0) / total:.1f}% |"
+        )
     rest = total - sum(sections.values())
     print(f"|   of which BM25 and get_text | {1000 * rest / n:.1f} | {100 * rest / total:.1f}% |")
     share = (total - inside) / total
-    print(f"\nGoal: time outside the model ≤ 5% of the total: {'met' if share <= 0.05 else 'NOT met'} "
-          f"({100 * share:.1f}%)")
+    print(
+        f"\nGoal: time outside the model ≤ 5% of the total: {'met' if share <= 0.05 else 'NOT met'} "
+        f"({100 * share:.1f}%)"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -13,6 +13,7 @@ fp16 build on ``--device`` (one thread on the CPU: per core). Projected: size = 
 × passages × bytes per token (+ the codebooks of ``pq``/``pq1``, + 16 bytes of offsets and text
 hash and the docno per passage); time = passages / documents per second.
 """
+
 import argparse
 import ast
 import os
@@ -37,16 +38,25 @@ def sample_passages(spec: str | None, size: int) -> tuple[list[str], str]:
     """Passages to measure, and where they came from."""
     if spec is None:
         import ir_datasets
-        path = os.path.join(os.path.dirname(os.path.dirname(ir_datasets.__file__)), "test", "integration",
-                            "msmarco_passage.py")
+
+        path = os.path.join(
+            os.path.dirname(os.path.dirname(ir_datasets.__file__)), "test", "integration", "msmarco_passage.py"
+        )
         if not os.path.exists(path):
-            raise SystemExit("no sample: ir_datasets' test suite is not installed here; pass --sample "
-                             "irds:msmarco-passage (downloads MS MARCO) or a BEIR folder")
-        found = dict(re.findall(r"GenericDoc\(doc_id='(\d+)', text=(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\)",
-                                open(path, encoding="utf8").read()))
+            raise SystemExit(
+                "no sample: ir_datasets' test suite is not installed here; pass --sample "
+                "irds:msmarco-passage (downloads MS MARCO) or a BEIR folder"
+            )
+        found = dict(
+            re.findall(
+                r"GenericDoc\(doc_id='(\d+)', text=(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\)",
+                open(path, encoding="utf8").read(),
+            )
+        )
         texts = [ast.literal_eval(t) for _, t in sorted(found.items(), key=lambda kv: int(kv[0]))]
         return texts, f"the {len(texts)} MS MARCO passages quoted in ir_datasets' test suite"
     from pyterrier_mice.evaluation.experiment import open_dataset
+
     coll = open_dataset(spec).collection
     texts = []
     for d in coll.get_corpus_iter():
@@ -58,6 +68,7 @@ def sample_passages(spec: str | None, size: int) -> tuple[list[str], str]:
 
 def build_model(tok):
     from pyterrier_mice import MiceModel, MiceReranker
+
     model = MiceModel.from_encoder(minilm_l12_encoder(), tok, 4, 3)
     return lambda **kw: MiceReranker(model, tok, doc_max_length=512, **kw)
 
@@ -79,13 +90,14 @@ def main(argv=None):
     per_passage = float(tokens.mean())
     work = tempfile.mkdtemp(prefix="mice-projection-")
     from pyterrier_mice import DocStateIndex
+
     corpus = [{"docno": str(i), "text": t} for i, t in enumerate(texts)]
     # bytes per token of each kind, on disk; pq's codebooks counted apart (a constant per index)
     measured = {}
     for kv in (False, True):
         for kind in KINDS:
             path = os.path.join(work, f"{kind}-{kv}")
-            idx = DocStateIndex(path).indexer(rr, kv=kv, dtype=kind).index(corpus)
+            idx = DocStateIndex(path).indexer(rr, kv=kv, storage=kind).index(corpus)
             books = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".codebook"))
             total = idx.manifest["num_tokens"]
             measured[(kind, kv)] = ((idx.bytes_per_token() * total - books) / total, books)
@@ -98,34 +110,52 @@ def main(argv=None):
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     for kv in (False, True):
         path = os.path.join(work, f"speed-{kv}")
-        DocStateIndex(path).indexer(fast, kv=kv, dtype="fp16").index(speed_corpus[:64])  # warm-up
-        seconds, _ = time_it(lambda: DocStateIndex(path).indexer(fast, kv=kv, dtype="fp16", overwrite=True)
-                             .index(speed_corpus), warmup=0, runs=1, synchronize=sync)
+        DocStateIndex(path).indexer(fast, kv=kv, storage="fp16").index(speed_corpus[:64])  # warm-up
+        seconds, _ = time_it(
+            lambda: DocStateIndex(path).indexer(fast, kv=kv, storage="fp16", overwrite=True).index(speed_corpus),
+            warmup=0,
+            runs=1,
+            synchronize=sync,
+        )
         speeds[kv] = args.speed_docs / seconds
     shutil.rmtree(work, ignore_errors=True)
     unit = "GPU" if args.device.startswith("cuda") else "CPU core"
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"
-    lines = [f"MICE-ℓ4+3, MiniLM-L12-H384 shape (hidden 384; K/V: 3 layers × keys and values). Tokens per passage: "
-             f"{per_passage:.1f} (mean over {source}; median {np.median(tokens):.0f}). MS MARCO passage: "
-             f"{MSMARCO_PASSAGES:,} passages, {per_passage * MSMARCO_PASSAGES / 1e9:.2f} G tokens; TREC-DL 2019 "
-             f"top-1000: at most {DL19_CANDIDATES:,} passages (43 judged queries).", "",
-             "| storage | bytes / token | MS MARCO passage (GB) | DL-19 top-1000 only (GB) |", "|---|---|---|---|"]
+    lines = [
+        f"MICE-ℓ4+3, MiniLM-L12-H384 shape (hidden 384; K/V: 3 layers × keys and values). Tokens per passage: "
+        f"{per_passage:.1f} (mean over {source}; median {np.median(tokens):.0f}). MS MARCO passage: "
+        f"{MSMARCO_PASSAGES:,} passages, {per_passage * MSMARCO_PASSAGES / 1e9:.2f} G tokens; TREC-DL 2019 "
+        f"top-1000: at most {DL19_CANDIDATES:,} passages (43 judged queries).",
+        "",
+        "| storage | bytes / token | MS MARCO passage (GB) | DL-19 top-1000 only (GB) |",
+        "|---|---|---|---|",
+    ]
     overhead = 16 + 8  # offsets + text hash, and a docno of about 8 bytes per passage
     for kv in (False, True):
         for kind in KINDS:
             bpt, books = measured[(kind, kv)]
             size = lambda n: (n * per_passage * bpt + n * overhead + books) / 1e9  # noqa: E731
-            lines.append(f"| {kind}{' + K/V' if kv else ''} | {bpt:.0f} | {size(MSMARCO_PASSAGES):.1f} | "
-                         f"{size(DL19_CANDIDATES):.2f} |")
-    lines += ["", f"Build (fp16, {where}; {args.speed_docs} passages of the sample, timed after a warm-up):", "",
-              f"| index | passages / s per {unit} | MS MARCO passage, {unit}-hours | DL-19 top-1000, {unit}-minutes |",
-              "|---|---|---|---|"]
+            lines.append(
+                f"| {kind}{' + K/V' if kv else ''} | {bpt:.0f} | {size(MSMARCO_PASSAGES):.1f} | "
+                f"{size(DL19_CANDIDATES):.2f} |"
+            )
+    lines += [
+        "",
+        f"Build (fp16, {where}; {args.speed_docs} passages of the sample, timed after a warm-up):",
+        "",
+        f"| index | passages / s per {unit} | MS MARCO passage, {unit}-hours | DL-19 top-1000, {unit}-minutes |",
+        "|---|---|---|---|",
+    ]
     for kv in (False, True):
         s = speeds[kv]
-        lines.append(f"| states{' + K/V' if kv else ''} | {s:.1f} | {MSMARCO_PASSAGES / s / 3600:.0f} | "
-                     f"{DL19_CANDIDATES / s / 60:.1f} |")
+        lines.append(
+            f"| states{' + K/V' if kv else ''} | {s:.1f} | {MSMARCO_PASSAGES / s / 3600:.0f} | "
+            f"{DL19_CANDIDATES / s / 60:.1f} |"
+        )
     report(lines, args.out)
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

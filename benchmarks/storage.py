@@ -8,6 +8,7 @@ For each: disk bytes per document token, build time, the largest and the mean |s
 fly in fp32| over every re-ranked pair, and nDCG@10 (BM25 top-k of the test split re-ranked), next
 to MICE on the fly.
 """
+
 import argparse
 import os
 import shutil
@@ -48,28 +49,37 @@ def main(argv=None):
             path = os.path.join(args.work, name.replace(" + K/V", "-kv"))
             shutil.rmtree(path, ignore_errors=True)
             start = time.perf_counter()
-            index = DocStateIndex(path).indexer(fly, kv=kv, dtype=kind).index(ds.collection.get_corpus_iter())
+            index = DocStateIndex(path).indexer(fly, kv=kv, storage=kind).index(ds.collection.get_corpus_iter())
             info[name] = {"build_s": time.perf_counter() - start, "bytes_per_token": index.bytes_per_token()}
             rr = MiceReranker.from_pretrained(args.model, batch_size=64, index=index)
             systems[name] = (rr, system_identity(rr, args.model, "index", name, index.manifest["model_fingerprints"]))
     res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"))
     ndcg = per_query(res, "nDCG@10").mean()
     # score errors against fp32 on the fly: the same candidates scored by each system
-    cands = (bm25(ds.collection, os.path.join(args.work, "experiments", "indexes"), num_results=args.k)
-             >> pt.text.get_text(ds.collection, "text"))(ds.topics)
+    cands = (
+        bm25(ds.collection, os.path.join(args.work, "experiments", "indexes"), num_results=args.k)
+        >> pt.text.get_text(ds.collection, "text")
+    )(ds.topics)
     ref = fly(cands).set_index(["qid", "docno"])["score"]
-    lines = [f"MICE {args.model} on {ds.label} {args.split} (BM25 top-{args.k}, {len(ds.topics)} queries, "
-             f"{len(cands)} pairs); CPU, {args.threads} threads", "",
-             "| storage | bytes / doc token | build (s) | max abs score error | mean abs score error | nDCG@10 |",
-             "|---|---|---|---|---|---|",
-             f"| on the fly (fp32) | – | – | – | – | {100 * ndcg['MICE on the fly']:.1f} |"]
+    lines = [
+        f"MICE {args.model} on {ds.label} {args.split} (BM25 top-{args.k}, {len(ds.topics)} queries, "
+        f"{len(cands)} pairs); CPU, {args.threads} threads",
+        "",
+        "| storage | bytes / doc token | build (s) | max abs score error | mean abs score error | nDCG@10 |",
+        "|---|---|---|---|---|---|",
+        f"| on the fly (fp32) | – | – | – | – | {100 * ndcg['MICE on the fly']:.1f} |",
+    ]
     for name in info:
         got = systems[name][0](cands).set_index(["qid", "docno"])["score"].loc[ref.index]
         err = np.abs(got.to_numpy() - ref.to_numpy())
-        lines.append(f"| {name} | {info[name]['bytes_per_token']:.0f} | {info[name]['build_s']:.0f} | "
-                     f"{err.max():.2e} | {err.mean():.2e} | {100 * ndcg[name]:.1f} |")
+        lines.append(
+            f"| {name} | {info[name]['bytes_per_token']:.0f} | {info[name]['build_s']:.0f} | "
+            f"{err.max():.2e} | {err.mean():.2e} | {100 * ndcg[name]:.1f} |"
+        )
     report(lines, args.out, lead="\n")
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

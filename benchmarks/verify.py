@@ -10,6 +10,7 @@ The index is built first (not timed). Each mode is timed on a freshly opened ind
 pays for every chunk it touches once, its worst case), best of ``--runs``; the first-stage run and
 document text are computed once beforehand, so only opening and re-ranking are timed.
 """
+
 import argparse
 import os
 import shutil
@@ -33,7 +34,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_collection_args(ap)
     ap.add_argument("--kv", action="store_true", help="store each interaction layer's K/V too")
-    ap.add_argument("--dtype", default="fp16", help="storage kind")
+    ap.add_argument("--storage", "--dtype", dest="storage", default="fp16", help="storage kind (--dtype: its old name)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mice-verify-bench"))
     args = ap.parse_args(argv)
@@ -45,7 +46,9 @@ def main(argv=None):
     path = os.path.join(args.work, "index")
     shutil.rmtree(path, ignore_errors=True)
     builder = MiceReranker.from_pretrained(args.model, batch_size=64)
-    index = DocStateIndex(path).indexer(builder, kv=args.kv, dtype=args.dtype).index(ds.collection.get_corpus_iter())
+    index = (
+        DocStateIndex(path).indexer(builder, kv=args.kv, storage=args.storage).index(ds.collection.get_corpus_iter())
+    )
     n_docs = len(index)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
@@ -67,15 +70,19 @@ def main(argv=None):
     rows.append(("index.verify() alone", best))
 
     base = rows[0][1]
-    print(f"{ds.label} {args.split}: {len(frame)} pairs ({len(ds.topics)} queries × BM25 top-{args.k}), "
-          f"index of {n_docs} documents, "
-          f"{size / 2**20:.0f} MiB ({args.dtype}{' + K/V' if args.kv else ''}); {torch.get_num_threads()} "
-          f"threads, best of {args.runs}\n")
-    print("| what | time (s) | vs verify=\"none\" |\n|---|---|---|")
+    print(
+        f"{ds.label} {args.split}: {len(frame)} pairs ({len(ds.topics)} queries × BM25 top-{args.k}), "
+        f"index of {n_docs} documents, "
+        f"{size / 2**20:.0f} MiB ({args.storage}{' + K/V' if args.kv else ''}); {torch.get_num_threads()} "
+        f"threads, best of {args.runs}\n"
+    )
+    print('| what | time (s) | vs verify="none" |\n|---|---|---|')
     for name, t in rows:
         extra = f"{100 * (t - base) / base:+.1f}%" if name.startswith("open") else f"{size / 2**20 / t:.0f} MiB/s"
         print(f"| {name} | {t:.2f} | {extra} |")
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -3,6 +3,7 @@ the package, ``pyterrier_mice/pt_docs/``, as PyTerrier's extension documentation
 
     sphinx-build -W -b html -c docs pyterrier_mice/pt_docs build/docs
 """
+
 import os
 import sys
 
@@ -15,6 +16,6 @@ root_doc = "index"
 exclude_patterns = []
 html_theme = "alabaster"
 autodoc_member_order = "bysource"
-autodoc_typehints = "none"           # the signatures are long; the docstrings say what each argument is
-autodoc_inherit_docstrings = False   # HF's own docstrings are not this package's to render
+autodoc_typehints = "none"  # the signatures are long; the docstrings say what each argument is
+autodoc_inherit_docstrings = False  # HF's own docstrings are not this package's to render
 suppress_warnings = ["image.not_readable"] if os.environ.get("DOCS_SKIP_IMAGES") else []

@@ -16,6 +16,7 @@ Every run prints the same table on one machine: the seeds are fixed, the thread 
 here (2; the order of floating-point sums depends on it) and torch uses deterministic
 algorithms. Another CPU type may differ in the last digits.
 """
+
 import random
 import time
 import warnings
@@ -41,17 +42,30 @@ warnings.filterwarnings("ignore", message=".*truncated.*")
 s = tutorial.setting("offline")
 print(s.describe(), flush=True)
 ds, bm25, get_text = tutorial.first_stage(s)
-ce_path = tutorial.cross_encoder(s)                  # trained once, then cached
-mice_path = tutorial.derive_mice(s, ce_path)         # initialised from the cross-encoder, distilled from it
+ce_path = tutorial.cross_encoder(s)  # trained once, then cached
+mice_path = tutorial.derive_mice(s, ce_path)  # initialised from the cross-encoder, distilled from it
 cosine = BiEncoderReranker.from_pretrained(s.bi_encoder)
 ce = CrossEncoderReranker.from_pretrained(ce_path)
 mice = MiceReranker.from_pretrained(mice_path)
 top = bm25 >> get_text
-systems = {"BM25": bm25, "MiniLM cosine": top >> cosine, "cross-encoder": top >> ce,
-           "cross-encoder + BM25": top >> ScoreFusion.from_pretrained(ce_path, ce),
-           "MICE": top >> mice, "MICE + BM25": top >> ScoreFusion.from_pretrained(mice_path, mice)}
-table = pt.Experiment(list(systems.values()), ds.topics, ds.qrels, [nDCG @ 10, RR @ 10], names=list(systems),
-                      baseline=0, correction="holm", round=3)
+systems = {
+    "BM25": bm25,
+    "MiniLM cosine": top >> cosine,
+    "cross-encoder": top >> ce,
+    "cross-encoder + BM25": top >> ScoreFusion.from_pretrained(ce_path, ce),
+    "MICE": top >> mice,
+    "MICE + BM25": top >> ScoreFusion.from_pretrained(mice_path, mice),
+}
+table = pt.Experiment(
+    list(systems.values()),
+    ds.topics,
+    ds.qrels,
+    [nDCG @ 10, RR @ 10],
+    names=list(systems),
+    baseline=0,
+    correction="holm",
+    round=3,
+)
 print(table[["name", "nDCG@10", "RR@10", "nDCG@10 p-value corrected", "nDCG@10 reject"]].to_string(index=False))
 print()
 print(verdicts(table, "nDCG@10"))

@@ -14,9 +14,10 @@ Kept: descriptions of 40 to 400 words whose first paragraph no other package sha
 ``-dev``/``-doc`` packages repeat it, and would be relevant too), that open with words few others
 open with (descriptions generated from one template, the name filled in, are dropped), outside the
 families that repeat a description per build, language or architecture (Rust crates, Haskell
-libraries, dictionaries, toolchains, ...). Everything is chosen by a fixed seed from a fixed file (its SHA-256 is checked), so
-that every build is the same collection.
+libraries, dictionaries, toolchains, ...). Everything is chosen by a fixed seed from a fixed file
+(its SHA-256 is checked), so that every build is the same collection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,11 @@ URL = "http://deb.debian.org/debian/dists/bookworm/main/i18n/Translation-en.xz"
 #: SHA-256 of the file this collection was built from (Debian 12.15, its final point release)
 SHA256 = "a3d4a0bfd8e9242810b0885eda7c1a6e05dac15b333ddbaab03ba56f2dfa4bf0"
 #: packages that repeat another's description for another build, language or architecture
-VARIANTS = re.compile(r"^(librust-|libghc-|hunspell-|myspell-|aspell-|hyphen-|mythes-|tesseract-ocr-|firefox-esr-l10n|"
-                      r"thunderbird-l10n|libreoffice-(l10n|help)|task-|linux-|gcc-|g\+\+-|gfortran-|gobjc|gccgo-|cpp-|"
-                      r"gdc-|gnat-)|-(dbg|dbgsym)$")
+VARIANTS = re.compile(
+    r"^(librust-|libghc-|hunspell-|myspell-|aspell-|hyphen-|mythes-|tesseract-ocr-|firefox-esr-l10n|"
+    r"thunderbird-l10n|libreoffice-(l10n|help)|task-|linux-|gcc-|g\+\+-|gfortran-|gobjc|gccgo-|cpp-|"
+    r"gdc-|gnat-)|-(dbg|dbgsym)$"
+)
 #: a description whose first words open more than this many others' is a template with a name filled in
 TEMPLATE_OPENING_WORDS, TEMPLATE_USES = 6, 3
 MIN_WORDS, MAX_WORDS = 40, 400
@@ -49,10 +52,10 @@ def parse(lines) -> list[dict]:
     for line in lines:
         line = line.rstrip("\n")
         if line.startswith("Package: "):
-            cur = {"package": line[len("Package: "):], "synopsis": None, "lines": []}
+            cur = {"package": line[len("Package: ") :], "synopsis": None, "lines": []}
             records.append(cur)
         elif line.startswith("Description-en: ") and cur is not None:
-            cur["synopsis"] = line[len("Description-en: "):].strip()
+            cur["synopsis"] = line[len("Description-en: ") :].strip()
         elif line.startswith(" ") and cur is not None and cur["synopsis"] is not None:
             cur["lines"].append(line[1:].strip())
     for r in records:
@@ -82,15 +85,22 @@ def build(records: list[dict], seed: int = 0) -> tuple[list[dict], list[dict], d
     kept = []
     for r in records:
         text = " ".join(r["paragraphs"])
-        if (first[r["paragraphs"][0]] > 1 or opening[_opening(r)] > TEMPLATE_USES or VARIANTS.search(r["package"])
-                or not MIN_WORDS <= len(text.split()) <= MAX_WORDS):
+        if (
+            first[r["paragraphs"][0]] > 1
+            or opening[_opening(r)] > TEMPLATE_USES
+            or VARIANTS.search(r["package"])
+            or not MIN_WORDS <= len(text.split()) <= MAX_WORDS
+        ):
             continue
         kept.append({"_id": r["package"], "title": "", "text": text, "synopsis": r["synopsis"]})
     kept.sort(key=lambda d: d["_id"])
     rng = np.random.RandomState(seed)
     corpus = [kept[i] for i in sorted(rng.choice(len(kept), size=DOCS, replace=False))]
-    askable = [d for d in corpus if len(d["synopsis"].split()) >= 3
-               and d["synopsis"].lower().rstrip(".") not in d["text"].lower()]
+    askable = [
+        d
+        for d in corpus
+        if len(d["synopsis"].split()) >= 3 and d["synopsis"].lower().rstrip(".") not in d["text"].lower()
+    ]
     picked = [askable[i] for i in rng.choice(len(askable), size=TRAIN + TEST, replace=False)]
     queries = [{"_id": f"q-{d['_id']}", "text": d["synopsis"], "doc": d["_id"]} for d in picked]
     splits = {"train": [q["_id"] for q in queries[:TRAIN]], "test": [q["_id"] for q in queries[TRAIN:]]}
@@ -128,13 +138,19 @@ def main(argv=None):
             raw = r.read()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != SHA256:
-        raise SystemExit(f"{args.translation or args.url}: SHA-256 {digest}, not the {SHA256} this collection is "
-                         "built from (a newer Debian release?); the collection would differ")
+        raise SystemExit(
+            f"{args.translation or args.url}: SHA-256 {digest}, not the {SHA256} this collection is "
+            "built from (a newer Debian release?); the collection would differ"
+        )
     corpus, queries, splits = build(parse(lzma.decompress(raw).decode("utf8").splitlines()))
     write(args.out, corpus, queries, splits)
-    print(f"{args.out}: {len(corpus)} documents, {len(splits['train'])} training and {len(splits['test'])} test "
-          f"queries (BEIR layout)")
+    print(
+        f"{args.out}: {len(corpus)} documents, {len(splits['train'])} training and {len(splits['test'])} test "
+        f"queries (BEIR layout)"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -19,6 +19,7 @@ derived variant against the one trained from the base model. Writes ``OUT_curves
 (variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and
 ``OUT.png`` (curves, mean over seeds with the per-seed runs faint).
 """
+
 import argparse
 import csv
 import json
@@ -64,15 +65,20 @@ def curves(runs: dict) -> list[dict]:
             path = os.path.join(output_dir, "checkpoint", "trainer.json")
         with open(path) as f:
             history = json.load(f)["history"]
-        rows += [{"variant": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused", "")}
-                 for h in history if "val" in h]
+        rows += [
+            {"variant": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused", "")}
+            for h in history
+            if "val" in h
+        ]
     return rows
 
 
 def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, name in enumerate(dict.fromkeys(r["variant"] for r in rows)):
         color = f"C{i}"
@@ -84,9 +90,19 @@ def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
         for seed_curve in by_seed.values():
             ax.plot(sorted(seed_curve), [seed_curve[s] for s in sorted(seed_curve)], color=color, alpha=0.25, lw=1)
         mean = [np.mean([c[s] for c in by_seed.values() if s in c]) for s in steps]
-        ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3, label=name if len(by_seed) == 1 else f"{name} (mean of {len(by_seed)} seeds)")
-        fused = [np.mean([r["val_fused"] for r in mine if r["step"] == s and r["val_fused"] != ""] or [np.nan])
-                 for s in steps]
+        ax.plot(
+            steps,
+            mean,
+            color=color,
+            lw=2,
+            marker="o",
+            ms=3,
+            label=name if len(by_seed) == 1 else f"{name} (mean of {len(by_seed)} seeds)",
+        )
+        fused = [
+            np.mean([r["val_fused"] for r in mine if r["step"] == s and r["val_fused"] != ""] or [np.nan])
+            for s in steps
+        ]
         if not all(np.isnan(fused)):
             ax.plot(steps, fused, color=color, lw=1.5, ls="--", label=f"{name}, fused with BM25")
     ax.set_xlabel("training step")
@@ -104,20 +120,33 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[], help="override for every variant (KEY=VALUE)")
     ap.add_argument("--variant", action="append", required=True, help="NAME=KEY=VALUE[,KEY=VALUE…]")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--reference", action="append", default=[],
-                    help="NAME=RUN_DIR: a finished run to draw and evaluate beside the variants (not trained)")
+    ap.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        help="NAME=RUN_DIR: a finished run to draw and evaluate beside the variants (not trained)",
+    )
     ap.add_argument("--untrained-from", help="also evaluate each variant built from this cross-encoder, untrained")
-    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)")
+    ap.add_argument(
+        "--dataset", default="cranfield", help="a BEIR-layout folder or irds:<id> (default: the bundled cranfield)"
+    )
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--measure", default="nDCG@10")
     ap.add_argument("--work", default="runs/compare")
     ap.add_argument("--out", required=True, help="prefix of the CSV/Markdown/PNG outputs")
-    ap.add_argument("--against", action="append", default=[],
-                    help="also mark every system against this variant or reference (default: the first reference)")
+    ap.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        help="also mark every system against this variant or reference (default: the first reference)",
+    )
     ap.add_argument("--overwrite", action="store_true", help="retrain runs that exist")
-    ap.add_argument("--fusion", action="store_true",
-                    help="also each final checkpoint fused with BM25 at the weight its training chose (NAME + BM25)")
+    ap.add_argument(
+        "--fusion",
+        action="store_true",
+        help="also each final checkpoint fused with BM25 at the weight its training chose (NAME + BM25)",
+    )
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*truncated.*")
     variants = [parse_variant(v) for v in args.variant]
@@ -126,8 +155,10 @@ def main(argv=None):
     against = args.against or list(references)[:1]
     unknown = [a for a in against if a not in references and a not in dict(variants)]
     if unknown:
-        raise SystemExit(f"--against {unknown[0]!r}: not a --variant or --reference name "
-                         f"(have {[n for n, _ in variants] + list(references)})")
+        raise SystemExit(
+            f"--against {unknown[0]!r}: not a --variant or --reference name "
+            f"(have {[n for n, _ in variants] + list(references)})"
+        )
     runs = train_all(args, variants)
     rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -148,8 +179,10 @@ def main(argv=None):
         for name, sets in variants:
             cfg = TrainConfig.from_yaml(args.config, [*args.set, *sets, f"model.backbone={args.untrained_from}"])
             rr = build_reranker(cfg.model, batch_size=64)
-            systems[f"{name} (untrained from CE)"] = (rr, system_identity(rr, args.untrained_from, "untrained",
-                                                                         json.dumps(cfg.model.__dict__, default=str)))
+            systems[f"{name} (untrained from CE)"] = (
+                rr,
+                system_identity(rr, args.untrained_from, "untrained", json.dumps(cfg.model.__dict__, default=str)),
+            )
     ds = open_dataset(args.dataset, args.split)
     fusions = saved_fusions(paths) if args.fusion else {}
     res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"), fusions=fusions)
@@ -163,11 +196,14 @@ def main(argv=None):
     pooled = pool_repetitions(res)
     table = paper_table({ds.label: pooled}, args.measure, "BM25")
     seeded = [name for name, _ in variants] + [f"{name} + BM25" for name, _ in variants if args.fusion]
-    per_seed = {name: [float(values[f"{name}#{s}"].mean()) * 100 for s in args.seeds if f"{name}#{s}" in values]
-                for name in seeded}
+    per_seed = {
+        name: [float(values[f"{name}#{s}"].mean()) * 100 for s in args.seeds if f"{name}#{s}" in values]
+        for name in seeded
+    }
     table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed[n]) if n in per_seed else "" for n in table.index]
-    table["sd over seeds"] = [f"{np.std(per_seed[n], ddof=1):.1f}" if len(per_seed.get(n, [])) > 1 else ""
-                              for n in table.index]
+    table["sd over seeds"] = [
+        f"{np.std(per_seed[n], ddof=1):.1f}" if len(per_seed.get(n, [])) > 1 else "" for n in table.index
+    ]
     last = {}
     for r in rows:
         if r["step"] == max(x["step"] for x in rows if x["variant"] == r["variant"]):
@@ -175,20 +211,31 @@ def main(argv=None):
             if r["val_fused"] != "":
                 last.setdefault(f"{r['variant']} + BM25", []).append(r["val_fused"] * 100)
     table["final validation"] = [f"{np.mean(last[n]):.1f}" if n in last else "" for n in table.index]
-    header = (f"{args.measure} (×100) on {ds.label} {args.split}, BM25 top-{args.k} re-ranked; each variant's final "
-              f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "
-              f"t-test against BM25, Holm; ↑/↓ significant); final validation: last point of the curves")
+    header = (
+        f"{args.measure} (×100) on {ds.label} {args.split}, BM25 top-{args.k} re-ranked; each variant's final "
+        f"checkpoint, mean over seeds {args.seeds} (per-query values averaged over seeds before the paired "
+        f"t-test against BM25, Holm; ↑/↓ significant); final validation: last point of the curves"
+    )
     text = header + "\n\n" + to_markdown(table) + "\n"
     for name in against:
-        text += (f"\nThe same systems, ↑/↓ against {name} (paired t-test, Holm):\n\n"
-                 + to_markdown(paper_table({ds.label: pooled}, args.measure, name)) + "\n")
+        text += (
+            f"\nThe same systems, ↑/↓ against {name} (paired t-test, Holm):\n\n"
+            + to_markdown(paper_table({ds.label: pooled}, args.measure, name))
+            + "\n"
+        )
     with open(args.out + ".md", "w") as f:
         f.write(text)
     print("\n" + text)
-    plot_curves(rows, TrainConfig.from_yaml(args.config, args.set).eval.measure, args.out + ".png",
-                f"{os.path.basename(args.config)}: validation during training")
+    plot_curves(
+        rows,
+        TrainConfig.from_yaml(args.config, args.set).eval.measure,
+        args.out + ".png",
+        f"{os.path.basename(args.config)}: validation during training",
+    )
     return table
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

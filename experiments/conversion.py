@@ -11,6 +11,7 @@ BM25 negatives of the train split) how well the converted scores keep the cross-
 Pearson correlation, the fraction of (positive, negative) pairs ordered as the cross-encoder orders
 them, and the mean margin positive − negative next to the cross-encoder's.
 """
+
 import argparse
 import json
 import os
@@ -52,14 +53,22 @@ def agreement(teacher: np.ndarray, student: np.ndarray, n_docs: int) -> dict:
     """How ``student`` scores of groups (positive first) keep ``teacher``'s judgements."""
     t, s = teacher.reshape(-1, n_docs), student.reshape(-1, n_docs)
     same_order = np.sign(t[:, :1] - t[:, 1:]) == np.sign(s[:, :1] - s[:, 1:])
-    return {"pearson": float(np.corrcoef(t.ravel(), s.ravel())[0, 1]), "pairs as CE": float(same_order.mean()),
-            "margin": float((s[:, :1] - s[:, 1:]).mean()), "CE margin": float((t[:, :1] - t[:, 1:]).mean())}
+    return {
+        "pearson": float(np.corrcoef(t.ravel(), s.ravel())[0, 1]),
+        "pairs as CE": float(same_order.mean()),
+        "margin": float((s[:, :1] - s[:, 1:]).mean()),
+        "CE margin": float((t[:, :1] - t[:, 1:]).mean()),
+    }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", required=True, help="the cross-encoder checkpoint")
-    ap.add_argument("--dataset", default="cranfield", help="BEIR-layout folder (train split for groups, test for nDCG; default: the bundled cranfield)")
+    ap.add_argument(
+        "--dataset",
+        default="cranfield",
+        help="BEIR-layout folder (train split for groups, test for nDCG; default: the bundled cranfield)",
+    )
     ap.add_argument("--first-layer", type=int, default=3)
     ap.add_argument("--interaction-layers", type=int, default=2)
     ap.add_argument("--doc-position-offset", type=int, help="default: the median length of [CLS] q [SEP] (train)")
@@ -86,11 +95,15 @@ def main(argv=None):
         k = options.pop("interaction_layers", args.interaction_layers)
         model = MiceModel.from_backbone(args.source, args.first_layer, k, **options)
         rr = MiceReranker(model, tok, batch_size=64, **lengths)
-        systems[name] = (rr, system_identity(rr, args.source, "untrained MICE", args.first_layer, k,
-                                             json.dumps(options, sort_keys=True)))
+        systems[name] = (
+            rr,
+            system_identity(
+                rr, args.source, "untrained MICE", args.first_layer, k, json.dumps(options, sort_keys=True)
+            ),
+        )
 
     groups = beir_groups(folder, "train", os.path.join(args.work, "groups"), k=100, negatives=3, seed=0).groups
-    groups = groups[:args.groups]
+    groups = groups[: args.groups]
     queries = [g.query for g in groups for _ in g.docs]
     docs = [d for g in groups for d in g.docs]
     teacher = ce.score_pairs(queries, docs)
@@ -99,17 +112,20 @@ def main(argv=None):
         rows[name] = agreement(teacher, rr.score_pairs(queries, docs), len(groups[0].docs))
 
     ds = open_dataset(args.dataset, "test")
-    res = rerank_experiment(ds, {n: s for n, s in systems.items()}, k=args.k,
-                            work=os.path.join(args.work, "experiments"))
+    res = rerank_experiment(
+        ds, {n: s for n, s in systems.items()}, k=args.k, work=os.path.join(args.work, "experiments")
+    )
     table = paper_table({ds.label: res}, "nDCG@10", "cross-encoder")
     table.columns = [f"nDCG@10 {ds.label} test"]
     extra = pd.DataFrame(rows).T.reindex(table.index)
     for col in extra.columns:
         table[col] = extra[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    header = (f"MICE-ℓ{args.first_layer}+{args.interaction_layers} built from {args.source} without training; "
-              f"nDCG@10 ×100 on BM25 top-{args.k} ({len(ds.topics)} test queries; ↑/↓: differs from the "
-              f"cross-encoder, paired t-test, Holm); agreement with the cross-encoder on {len(groups)} training groups "
-              f"(positive + 3 BM25 negatives)")
+    header = (
+        f"MICE-ℓ{args.first_layer}+{args.interaction_layers} built from {args.source} without training; "
+        f"nDCG@10 ×100 on BM25 top-{args.k} ({len(ds.topics)} test queries; ↑/↓: differs from the "
+        f"cross-encoder, paired t-test, Holm); agreement with the cross-encoder on {len(groups)} training groups "
+        f"(positive + 3 BM25 negatives)"
+    )
     text = header + "\n\n" + to_markdown(table) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".md", "w") as f:
@@ -120,4 +136,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -10,6 +10,7 @@ first interaction layer, or the dropped layers), averaged over its datasets (``-
 DL20`` for the paper's in-domain average), with BM25 and the source cross-encoder as reference
 lines.
 """
+
 import argparse
 import os
 
@@ -34,8 +35,9 @@ def masks(out: str, num_layers: int) -> list[str]:
     return paths
 
 
-def sweep(csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[str] | None = None,
-          xlabel: str | None = None) -> str:
+def sweep(
+    csv: str, out: str, x: str = "x", y: str = "nDCG@10", datasets: list[str] | None = None, xlabel: str | None = None
+) -> str:
     """One line per swept ``family``, y averaged over the CSV's datasets (or ``datasets``);
     rows without ``x`` (BM25, the source cross-encoder) become horizontal reference lines."""
     df = pd.read_csv(csv)
@@ -92,12 +94,18 @@ def efficiency(table_md: str, out: str) -> str:
     """Documents per second of each system (log scale, labelled with the speed-up over the
     cross-encoder) beside its peak memory, from the first table ``benchmarks/efficiency.py`` prints."""
     names, speed, ratio, memory = efficiency_rows(table_md)
-    fig, (ax, mem) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.2), sharey=True,
-                                  gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, mem) = plt.subplots(
+        1, 2, figsize=(10, 0.5 * len(names) + 1.2), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
     bars = ax.barh(names[::-1], speed[::-1], color="tab:blue")
     for bar, s, r in zip(bars, speed[::-1], ratio[::-1]):
-        ax.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, f"{s:g} docs/s ({r:.1f}×)",
-                va="center", fontsize=8)
+        ax.text(
+            bar.get_width() * 1.08,
+            bar.get_y() + bar.get_height() / 2,
+            f"{s:g} docs/s ({r:.1f}×)",
+            va="center",
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlim(right=max(speed) * 12)
     ax.set_xlabel("documents / second (log scale); × the cross-encoder")
@@ -135,4 +143,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -12,6 +12,7 @@ Prints, per model: the InfoNCE loss, the mean standard deviation of the scores w
 (for MICE: its bottom layers), MICE's interaction layers and cross-attention, the pooler and the
 classifier (summed over ``--groups`` groups in batches of 8, dropout off).
 """
+
 import argparse
 import os
 import warnings
@@ -44,7 +45,7 @@ def measure(rr, groups) -> dict:
     model.zero_grad()
     losses = []
     for i in range(0, len(groups), 8):
-        gs = groups[i:i + 8]
+        gs = groups[i : i + 8]
         scores = rr.forward_pairs([g.query for g in gs for _ in g.docs], [d for g in gs for d in g.docs])
         loss = infonce(scores.view(len(gs), -1))
         loss.backward()
@@ -56,21 +57,27 @@ def measure(rr, groups) -> dict:
     with torch.no_grad():
         s = rr.forward_pairs([g.query for g in groups for _ in g.docs], [d for g in groups for d in g.docs])
     spread = float(s.view(len(groups), -1).std(dim=1).mean())
-    return {"loss": sum(losses) / len(losses), "score s.d. in a group": spread,
-            **{p: norms[p] ** 0.5 for p in PARTS if p in norms}}
+    return {
+        "loss": sum(losses) / len(losses),
+        "score s.d. in a group": spread,
+        **{p: norms[p] ** 0.5 for p in PARTS if p in norms},
+    }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True)
-    ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder (its train split; default: the bundled cranfield)")
+    ap.add_argument(
+        "--dataset", default="cranfield", help="a BEIR-layout folder (its train split; default: the bundled cranfield)"
+    )
     ap.add_argument("--model", action="append", required=True, help="KEY=VALUE[,KEY=VALUE…] of model.*")
     ap.add_argument("--groups", type=int, default=64)
     ap.add_argument("--work", default="runs/gradients")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    groups = beir_groups(BeirFolder(args.dataset), "train", os.path.join(args.work, "groups"), k=100, negatives=3,
-                         seed=0).groups[:args.groups]
+    groups = beir_groups(
+        BeirFolder(args.dataset), "train", os.path.join(args.work, "groups"), k=100, negatives=3, seed=0
+    ).groups[: args.groups]
     rows = {}
     for spec in args.model:
         values = dict(kv.split("=", 1) for kv in spec.split(","))
@@ -81,10 +88,13 @@ def main(argv=None):
         rows[spec] = measure(build_reranker(cfg.model, device="cpu"), groups)
         print(spec, {k: round(v, 4) for k, v in rows[spec].items()}, flush=True)
     import pandas as pd
+
     table = pd.DataFrame(rows).T.fillna(float("nan")).map(lambda v: "" if v != v else f"{v:.3g}")
     print("\n" + to_markdown(table))
     return table
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

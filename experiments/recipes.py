@@ -16,6 +16,7 @@ training queries (``eval.seed`` 12) for validation and for choosing the fusion w
 split is read only for the table. Writes ``OUT.md`` (the table), ``OUT_test.csv`` (per seed),
 ``OUT_curves.csv`` and ``OUT.png`` (validation nDCG@10 against steps, fused dashed).
 """
+
 import argparse
 import csv
 import json
@@ -55,16 +56,30 @@ def timed_run(cfg: TrainConfig) -> float:
 def train_cross_encoder(args, recipe: str, seed: int) -> tuple[str, float]:
     config = os.path.join(CONFIGS, RECIPES[recipe][0])
     out = os.path.join(args.work, f"{recipe}-ce-s{seed}")
-    cfg = TrainConfig.from_yaml(config, [f"model.backbone={args.backbone}", f"data.path={args.dataset}",
-                                         f"seed={seed}", "eval.seed=12", f"output_dir={out}"])
+    cfg = TrainConfig.from_yaml(
+        config,
+        [
+            f"model.backbone={args.backbone}",
+            f"data.path={args.dataset}",
+            f"seed={seed}",
+            "eval.seed=12",
+            f"output_dir={out}",
+        ],
+    )
     print(f"== {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
     return out, timed_run(cfg)
 
 
 def derive(args, source: str, recipe: str, seed: int) -> tuple[str, float]:
     out = os.path.join(args.work, f"{recipe}-mice-s{seed}")
-    ns = argparse.Namespace(source=os.path.join(source, "final"), data=args.dataset, config=None, out=out, form=None,
-                            overrides=[f"seed={seed}"])
+    ns = argparse.Namespace(
+        source=os.path.join(source, "final"),
+        data=args.dataset,
+        config=None,
+        out=out,
+        form=None,
+        overrides=[f"seed={seed}"],
+    )
     print(f"== MICE derived from {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
     return out, timed_run(TrainConfig.from_yaml(*derive_config(ns)))
 
@@ -74,13 +89,28 @@ def main(argv=None):
     ap.add_argument("--dataset", default="cranfield", help="a BEIR-layout folder with train and test qrels")
     ap.add_argument("--backbone", required=True, help="the sentence-embedding model both recipes start from")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--previous-seeds", type=int, nargs="+", default=None,
-                    help="the previous recipe's seeds, when fewer (default: --seeds)")
+    ap.add_argument(
+        "--previous-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the previous recipe's seeds, when fewer (default: --seeds)",
+    )
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    ap.add_argument("--derive-from", nargs="+", default=None, choices=list(RECIPES),
-                    help="the recipes whose cross-encoders MICE is derived from (default: every one)")
-    ap.add_argument("--derive-seeds", type=int, nargs="+", default=None,
-                    help="the seeds whose cross-encoders MICE is derived from (default: every one)")
+    ap.add_argument(
+        "--derive-from",
+        nargs="+",
+        default=None,
+        choices=list(RECIPES),
+        help="the recipes whose cross-encoders MICE is derived from (default: every one)",
+    )
+    ap.add_argument(
+        "--derive-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the seeds whose cross-encoders MICE is derived from (default: every one)",
+    )
     ap.add_argument("--k", type=int, default=50, help="BM25 depth re-ranked on the test split")
     ap.add_argument("--work", default="runs/recipes")
     ap.add_argument("--out", required=True, help="prefix of the Markdown/CSV/PNG outputs")
@@ -110,8 +140,9 @@ def main(argv=None):
         rr = load_reranker(path, batch_size=64)
         systems[name] = (rr, system_identity(rr, path))
     ds = open_dataset(args.dataset, "test")
-    res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"),
-                            fusions=saved_fusions(checkpoints))
+    res = rerank_experiment(
+        ds, systems, k=args.k, work=os.path.join(args.work, "experiments"), fusions=saved_fusions(checkpoints)
+    )
     values = per_query(res, "nDCG@10")
     with open(args.out + "_test.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -127,21 +158,28 @@ def main(argv=None):
             per_seed.setdefault(name, []).append(float(values[system].mean()) * 100)
     table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed.get(n, [])) for n in table.index]
     table["training (min)"] = [
-        " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index]
+        " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index
+    ]
     rows = curves(runs)
     with open(args.out + "_curves.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused"])
         w.writeheader()
         w.writerows(rows)
     described = "; ".join(f"{RECIPES[r][1]}: seeds {', '.join(map(str, seeds[r]))}" for r in args.recipes)
-    plot_curves(rows, "nDCG@10 (held-out training queries)", args.out + ".png",
-                f"{ds.label}: validation during training (seeds: see {os.path.basename(args.out)}.md)")
-    header = (f"nDCG@10 (×100) on {ds.label} test, BM25 top-{args.k} re-ranked; mean over seeds ({described}; "
-              f"MICE: those of its cross-encoder) "
-              f"(per-query values averaged over seeds before the paired t-test against BM25, Holm; ↑/↓ "
-              f"significant); + BM25: fused with BM25 at the weight each model's training chose on held-out "
-              f"training queries; training: wall minutes per run on this machine (a MICE row: its cross-encoder + "
-              f"its derivation)")
+    plot_curves(
+        rows,
+        "nDCG@10 (held-out training queries)",
+        args.out + ".png",
+        f"{ds.label}: validation during training (seeds: see {os.path.basename(args.out)}.md)",
+    )
+    header = (
+        f"nDCG@10 (×100) on {ds.label} test, BM25 top-{args.k} re-ranked; mean over seeds ({described}; "
+        f"MICE: those of its cross-encoder) "
+        f"(per-query values averaged over seeds before the paired t-test against BM25, Holm; ↑/↓ "
+        f"significant); + BM25: fused with BM25 at the weight each model's training chose on held-out "
+        f"training queries; training: wall minutes per run on this machine (a MICE row: its cross-encoder + "
+        f"its derivation)"
+    )
     text = header + "\n\n" + to_markdown(table) + "\n"
     with open(args.out + ".md", "w") as f:
         f.write(text)
@@ -158,4 +196,6 @@ def _trained(name: str, minutes: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -9,7 +9,8 @@
 text built per dataset as the reference implementation does, e.g. TREC-COVID "abstract title");
 ``--paper-datasets`` runs the paper's 3 in-domain sets and 13 BEIR sets. ``--model``
 (repeatable, ``[NAME=]PATH``): a checkpoint of this package (its kind is read from its config)
-or any HF cross-encoder, run under each ``--policy``, or a sentence-transformers bi-encoder (its cosine) (the paper's Table 2: masks applied to an
+or any HF cross-encoder, run under each ``--policy``, or a sentence-transformers bi-encoder (its cosine)
+(the paper's Table 2: masks applied to an
 off-the-shelf cross-encoder without fine-tuning); ``NAME=PATH,PATH,…`` are repetitions (seeds)
 whose per-query values are averaged before testing, as in the paper. ``--fusion`` adds, for each
 model trained here, ``NAME + BM25``: its scores fused with BM25's at the weight its training chose
@@ -22,6 +23,7 @@ welch --correction none`` for the reference's test), then the ID, OOD and BM25-h
 ``--latex``. Each system's run is saved under ``--work`` with a fingerprint of its checkpoint,
 ``k`` and the topics, and reused on reruns.
 """
+
 import argparse
 import os
 import warnings
@@ -30,8 +32,17 @@ from transformers import AutoConfig
 
 from pyterrier_mice import BiEncoderReranker, CrossEncoderReranker, PreTTRModel
 from pyterrier_mice.evaluation import paper_table, pool_repetitions, to_latex, to_markdown
-from pyterrier_mice.evaluation.experiment import (IN_DOMAIN, PAPER_DATASETS, is_paper_dataset, open_datasets, paper_order,
-                                       rerank_experiment, saved_fusions, system_identity, table_groups)
+from pyterrier_mice.evaluation.experiment import (
+    IN_DOMAIN,
+    PAPER_DATASETS,
+    is_paper_dataset,
+    open_datasets,
+    paper_order,
+    rerank_experiment,
+    saved_fusions,
+    system_identity,
+    table_groups,
+)
 from pyterrier_mice.rerankers.loading import load_reranker, reranker_class_of
 
 
@@ -51,8 +62,11 @@ def systems_for(args) -> tuple[dict, dict]:
     checkpoint; the repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
     common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     checkpoints = {}
-    lengths = {k: getattr(args, k) for k in ("max_length", "query_max_length", "doc_max_length")
-               if getattr(args, k) is not None}
+    lengths = {
+        k: getattr(args, k)
+        for k in ("max_length", "query_max_length", "doc_max_length")
+        if getattr(args, k) is not None
+    }
     systems = {}
     for spec in args.model:
         label, paths = parse_model(spec)
@@ -64,7 +78,7 @@ def systems_for(args) -> tuple[dict, dict]:
             own = {k: v for k, v in lengths.items() if k != "max_length" or cls is CrossEncoderReranker}
             if cls is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
                 rr = load_reranker(path, **common, **own)
-                what = "bi-encoder" if cls is BiEncoderReranker else kind.replace('mice_', '').upper()
+                what = "bi-encoder" if cls is BiEncoderReranker else kind.replace("mice_", "").upper()
                 name = label or f"{what} {short_name(path)}"
                 systems[name + suffix] = (rr, system_identity(rr, path))
                 checkpoints[name + suffix] = path
@@ -83,8 +97,12 @@ def latex_spans(datasets: list[str], table) -> list[tuple[str, int]]:
     """The paper's header row: in-domain datasets, out-of-domain (BEIR) datasets, others, averages."""
     n_id = sum(d in IN_DOMAIN for d in datasets)
     n_other = sum(not is_paper_dataset(d) for d in datasets)
-    spans = [("In-domain", n_id), ("Out-of-domain", len(datasets) - n_id - n_other), ("Other", n_other),
-             ("Average", len(table.columns) - len(datasets))]
+    spans = [
+        ("In-domain", n_id),
+        ("Out-of-domain", len(datasets) - n_id - n_other),
+        ("Other", n_other),
+        ("Average", len(table.columns) - len(datasets)),
+    ]
     return [(label, n) for label, n in spans if n]
 
 
@@ -105,9 +123,12 @@ def main(argv=None):
     ap.add_argument("--split", default="test", help="qrels split of local BEIR folders")
     ap.add_argument("--model", action="append", default=[], help="[NAME=]checkpoint (repeatable; none: BM25 alone)")
     ap.add_argument("--policy", nargs="*", default=[None], help="attention policies for plain cross-encoders")
-    ap.add_argument("--fusion", action="store_true",
-                    help="also each model's scores fused with BM25's, with the weight its training chose on "
-                         "validation queries (NAME + BM25; see ScoreFusion)")
+    ap.add_argument(
+        "--fusion",
+        action="store_true",
+        help="also each model's scores fused with BM25's, with the weight its training chose on "
+        "validation queries (NAME + BM25; see ScoreFusion)",
+    )
     ap.add_argument("--k", type=int, default=1000, help="BM25 depth to re-rank (the paper's: 1000)")
     ap.add_argument("--baseline", default="BM25", help="system the ↑/↓ tests compare with")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -139,9 +160,11 @@ def main(argv=None):
     correction = None if args.correction == "none" else args.correction
     groups = table_groups(list(results), parse_groups(args.group))
     table = paper_table(results, args.measure, args.baseline, groups, args.test, correction)
-    print(f"\n{args.measure} (×100); every system ranks the same BM25 top-{args.k} per query (BM25 itself is cut "
-          f"at {args.k}); ↑/↓: significantly better/worse than {args.baseline} ({args.test}-test, "
-          f"correction={correction}, α=0.05)")
+    print(
+        f"\n{args.measure} (×100); every system ranks the same BM25 top-{args.k} per query (BM25 itself is cut "
+        f"at {args.k}); ↑/↓: significantly better/worse than {args.baseline} ({args.test}-test, "
+        f"correction={correction}, α=0.05)"
+    )
     others = [d for d in results if not is_paper_dataset(d)]
     if others:
         print(f"{', '.join(others)}: not among the paper's datasets, so in none of its averages")
@@ -153,4 +176,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

@@ -17,6 +17,7 @@ Each row of the CSV: ``sweep, family, model, x, first_interaction_layer, interac
 dropped_layers, dataset, <measure>``; BM25 and the source cross-encoder are added as reference
 rows (empty ``x``), drawn as horizontal lines. Runs and trained variants are reused on reruns.
 """
+
 import argparse
 import csv
 import hashlib
@@ -50,8 +51,15 @@ def variants(args, total: int) -> list[dict]:
         if args.sweep == "mask3" and not 0 <= v <= total:
             raise SystemExit(f"value {v}: mask3-{v} needs 0 ≤ ℓ ≤ {total}")
         label = f"Mask 3-ℓ{v}" if args.sweep == "mask3" else f"MICE-ℓ{ls}+{k}"
-        out.append({"label": label, "x": v, "first_interaction_layer": ls, "interaction_layers": k,
-                    "dropped_layers": total - ls - k})
+        out.append(
+            {
+                "label": label,
+                "x": v,
+                "first_interaction_layer": ls,
+                "interaction_layers": k,
+                "dropped_layers": total - ls - k,
+            }
+        )
     return out
 
 
@@ -60,14 +68,18 @@ def train_variant(args, var: dict) -> str:
     output folder is keyed by a hash of the whole config, so a finished run is reused only for
     the same config (and an interrupted one resumes)."""
     from pyterrier_mice.training import TrainConfig, run
+
     sets = list(args.set or [])
     if args.source:
         sets.append(f"model.backbone={args.source}")
     if args.sweep == "mask3":
         sets += ["model.type=cross-encoder", f"model.policy=mask3-{var['x']}"]
     else:
-        sets += ["model.type=mice", f"model.first_interaction_layer={var['first_interaction_layer']}",
-                 f"model.interaction_layers={var['interaction_layers']}"]
+        sets += [
+            "model.type=mice",
+            f"model.first_interaction_layer={var['first_interaction_layer']}",
+            f"model.interaction_layers={var['interaction_layers']}",
+        ]
     cfg = TrainConfig.from_yaml(args.train, sets)
     cfg.output_dir = "-"  # the folder is named after everything else in the config
     digest = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -131,6 +143,7 @@ def main(argv=None):
         total = num_backbone_layers(args.source)
     else:
         from pyterrier_mice.training import TrainConfig
+
         total = num_backbone_layers(TrainConfig.from_yaml(args.train, args.set or []).model.backbone)
     systems = build_systems(args, total)
     family = ("Mask 3-ℓ" if args.sweep == "mask3" else "MICE") + (" (trained)" if args.train else " (no fine-tuning)")
@@ -141,11 +154,19 @@ def main(argv=None):
         means = per_query(res, args.measure).mean()
         for name, value in means.items():
             var = systems[name][2] if name in systems and len(systems[name]) > 2 else {}
-            rows.append({"sweep": args.sweep, "family": family if var else name, "model": name, "x": var.get("x", ""),
-                         "first_interaction_layer": var.get("first_interaction_layer", ""),
-                         "interaction_layers": var.get("interaction_layers", ""),
-                         "dropped_layers": var.get("dropped_layers", ""), "dataset": ds.label,
-                         args.measure: round(float(value), 4)})
+            rows.append(
+                {
+                    "sweep": args.sweep,
+                    "family": family if var else name,
+                    "model": name,
+                    "x": var.get("x", ""),
+                    "first_interaction_layer": var.get("first_interaction_layer", ""),
+                    "interaction_layers": var.get("interaction_layers", ""),
+                    "dropped_layers": var.get("dropped_layers", ""),
+                    "dataset": ds.label,
+                    args.measure: round(float(value), 4),
+                }
+            )
     os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -158,4 +179,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pyterrier_mice.cli import run_script
+
+    run_script(main)  # an error: one line (--debug: the traceback)

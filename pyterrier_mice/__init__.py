@@ -1,26 +1,60 @@
-__version__ = "0.1.0"
 """pyterrier-mice: MICE and attention-masked cross-encoders as PyTerrier re-rankers.
 
 The package is layered; each folder imports only those below it (``.importlinter``, checked in CI):
 ``models`` < ``loaders`` and ``index`` < ``rerankers`` < ``evaluation`` < ``training`` < ``tutorial``,
-``classroom`` < ``cli``."""
-from . import _legacy
-from . import loaders as _loaders  # noqa: F401  (lets MiceModel.from_pretrained read the authors' checkpoints)
-from .index import DocStateIndex, MiceIndex, MiceIndexError
-from .models import (POLICY_NAMES, AttentionPolicy, Block, ColBERTConfig, ColBERTModel, MaskedCrossEncoderConfig,
-                     MaskedCrossEncoderModel, MiceConfig, MiceModel, PreTTRConfig, PreTTRModel, get_policy,
-                     plot_policy)
-from .rerankers import (BiEncoderReranker, ColBERTReranker, CrossEncoderReranker, MaskedCrossEncoder, MiceReranker,
-                        PreTTRReranker, Reranker, ScoreFusion, SparseCrossEncoderReranker, load_reranker)
+``classroom`` < ``cli``. The names below are imported when first used (``import pyterrier_mice`` is
+instant)."""
 
+__version__ = "0.1.0"
+from . import _legacy
+from ._lazy import lazy_exports
+
+_WHERE = {
+    **{
+        name: ".models"
+        for name in (
+            "POLICY_NAMES",
+            "AttentionPolicy",
+            "Block",
+            "get_policy",
+            "plot_policy",
+            "MaskedCrossEncoderConfig",
+            "MaskedCrossEncoderModel",
+            "MiceConfig",
+            "MiceModel",
+            "ColBERTConfig",
+            "ColBERTModel",
+            "PreTTRConfig",
+            "PreTTRModel",
+        )
+    },
+    **{
+        name: ".rerankers"
+        for name in (
+            "BiEncoderReranker",
+            "ColBERTReranker",
+            "CrossEncoderReranker",
+            "MaskedCrossEncoder",
+            "MiceReranker",
+            "PreTTRReranker",
+            "Reranker",
+            "ScoreFusion",
+            "SparseCrossEncoderReranker",
+            "load_reranker",
+        )
+    },
+    **{name: ".index" for name in ("DocStateIndex", "MiceIndex", "MiceIndexError")},
+    "open_dataset": ".evaluation.experiment",  # what a notebook needs beside the models
+    "load_tokenizer": ".models.checkpoints",
+}
+
+
+def _register_loaders():
+    """Importing the loaders lets ``MiceModel.from_pretrained`` read the authors' checkpoints."""
+    from . import loaders  # noqa: F401
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, before=_register_loaders)
 _legacy.install(__name__)
 
-__all__ = [
-    "AttentionPolicy", "Block", "get_policy", "plot_policy", "POLICY_NAMES",
-    "MaskedCrossEncoderConfig", "MaskedCrossEncoderModel",
-    "MiceConfig", "MiceModel", "ColBERTConfig", "ColBERTModel", "ColBERTReranker",
-    "PreTTRConfig", "PreTTRModel", "PreTTRReranker",
-    "Reranker", "CrossEncoderReranker", "MaskedCrossEncoder", "SparseCrossEncoderReranker", "MiceReranker",
-    "BiEncoderReranker", "ScoreFusion", "load_reranker",
-    "DocStateIndex", "MiceIndex", "MiceIndexError",
-]
+__all__ = list(_WHERE)

@@ -3,6 +3,7 @@ fetch the hub models and the ir_datasets collections into their caches and build
 afterwards everything runs with ``HF_HUB_OFFLINE=1``. ``pyterrier-mice prefetch`` runs it.
 
 Top layer: may import every layer."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,12 @@ import time
 
 #: what the tutorials' full setting (``MICE_TUTORIAL=full``) reads: the hub's cross-encoder, the
 #: bi-encoder the recipe distils from, the base model MICE is trained from, and the authors' MICE
-MODELS = ("cross-encoder/ms-marco-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2",
-          "microsoft/MiniLM-L12-H384-uncased", "xpmir/Mice-P-130m")
+MODELS = (
+    "cross-encoder/ms-marco-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "microsoft/MiniLM-L12-H384-uncased",
+    "xpmir/Mice-P-130m",
+)
 #: the collection of the full setting (TREC DL 2019 on MS MARCO passages is ~3 GB more: name it to fetch it)
 DATASETS = ("irds:beir/scifact/test",)
 
@@ -22,23 +27,31 @@ def cache_locations() -> dict[str, str]:
 
     from .evaluation.retrieval import index_cache_dir
     import ir_datasets
-    return {"HF_HOME (hub models)": constants.HF_HOME,
-            "IR_DATASETS_HOME (collections)": str(ir_datasets.util.home_path()),
-            "PYTERRIER_MICE_CACHE (BM25 indexes)": os.path.dirname(index_cache_dir())}
+
+    return {
+        "HF_HOME (hub models)": constants.HF_HOME,
+        "IR_DATASETS_HOME (collections)": str(ir_datasets.util.home_path()),
+        "PYTERRIER_MICE_CACHE (BM25 indexes)": os.path.dirname(index_cache_dir()),
+    }
 
 
 def prefetch_model(repo_id: str) -> str:
     """Download a hub model's files into the hub cache; one line saying where, or raises with one line."""
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
     try:
         path = huggingface_hub.snapshot_download(repo_id)
     except RepositoryNotFoundError:
-        raise FileNotFoundError(f"{repo_id}: the hub has no such repository (check the id, or log in with "
-                                "`hf auth login` for a private one)") from None
+        raise FileNotFoundError(
+            f"{repo_id}: the hub has no such repository (check the id, or log in with "
+            "`hf auth login` for a private one)"
+        ) from None
     except LocalEntryNotFoundError:
-        raise ConnectionError(f"{repo_id}: the hub could not be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}"
-                              "); prefetch while online") from None
+        raise ConnectionError(
+            f"{repo_id}: the hub could not be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}"
+            "); prefetch while online"
+        ) from None
     return f"{repo_id}: in the hub cache ({path})"
 
 
@@ -46,6 +59,7 @@ def prefetch_dataset(spec: str, index: bool = True) -> str:
     """Fetch an ``irds:`` collection's queries, qrels and documents (and build its BM25 index)."""
     from .evaluation.experiment import open_dataset
     from .evaluation.retrieval import bm25
+
     if not spec.startswith("irds:"):
         raise ValueError(f"{spec}: prefetch fetches ir_datasets collections (irds:<id>); a local folder needs nothing")
     ds = open_dataset(spec)
@@ -54,15 +68,18 @@ def prefetch_dataset(spec: str, index: bool = True) -> str:
     texts.get(first["docno"])  # builds the docstore that pt.text.get_text reads
     if index:
         bm25(ds.collection, num_results=10)
-    return f"{spec}: {len(ds.topics)} queries, {len(ds.qrels)} judgements and the documents cached" + \
-        (", BM25 index built" if index else "")
+    return f"{spec}: {len(ds.topics)} queries, {len(ds.qrels)} judgements and the documents cached" + (
+        ", BM25 index built" if index else ""
+    )
 
 
 def prefetch(models=MODELS, datasets=DATASETS, index: bool = True) -> int:
     """Prefetch every model and dataset, one line each; returns how many failed (the others are done)."""
     failed = 0
-    for what, fn in [*((m, lambda m=m: prefetch_model(m)) for m in models),
-                     *((d, lambda d=d: prefetch_dataset(d, index)) for d in datasets)]:
+    for what, fn in [
+        *((m, lambda m=m: prefetch_model(m)) for m in models),
+        *((d, lambda d=d: prefetch_dataset(d, index)) for d in datasets),
+    ]:
         start = time.time()
         try:
             print(f"{fn()} [{time.time() - start:.0f} s]", flush=True)

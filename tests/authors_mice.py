@@ -5,6 +5,7 @@ their module names (so ``state_dict()`` is in their checkpoint layout), their ad
 ``finfo.min`` masks, padded batches, eager attention in MiniLM's top layers and SDPA elsewhere,
 and Ettin's unmasked local layers. ``save_checkpoint`` writes the ``xpm_torch`` folder layout
 (``definition.json`` + ``parameters``, the file named after the loader's field)."""
+
 import copy
 import json
 import os
@@ -79,7 +80,7 @@ class AuthorsMiniLM(AuthorsMice):
         layers = bert.encoder.layer
         self.embeddings = copy.deepcopy(bert.embeddings)
         self.bottom_layers = nn.ModuleList(copy.deepcopy(layers[:merge_layer]))
-        self.top_layers = nn.ModuleList(_BertTop(l) for l in layers[merge_layer:drop_layer or len(layers)])
+        self.top_layers = nn.ModuleList(_BertTop(layer) for layer in layers[merge_layer : drop_layer or len(layers)])
         self.pooler = copy.deepcopy(bert.pooler)
         self.dropout_layer = nn.Dropout(cfg.hidden_dropout_prob)
         self.classifier = nn.Linear(cfg.hidden_size, 1)
@@ -110,9 +111,9 @@ class _EttinCross(nn.Module):
         self.out_drop = copy.deepcopy(attn.out_drop)
         with torch.no_grad():
             for i, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-                proj.weight.copy_(attn.Wqkv.weight[i * hidden:(i + 1) * hidden])
+                proj.weight.copy_(attn.Wqkv.weight[i * hidden : (i + 1) * hidden])
                 if bias:
-                    proj.bias.copy_(attn.Wqkv.bias[i * hidden:(i + 1) * hidden])
+                    proj.bias.copy_(attn.Wqkv.bias[i * hidden : (i + 1) * hidden])
 
 
 class _EttinTop(nn.Module):
@@ -132,8 +133,10 @@ class AuthorsEttin(AuthorsMice):
         self.cfg, self.rope = cfg, mb.rotary_emb
         self.embeddings = copy.deepcopy(mb.embeddings)
         self.bottom_layers = nn.ModuleList(copy.deepcopy(mb.layers[:merge_layer]))
-        self.top_layers = nn.ModuleList(_EttinTop(l, cfg.hidden_size, cfg.attention_bias)
-                                        for l in mb.layers[merge_layer:drop_layer or len(mb.layers)])
+        self.top_layers = nn.ModuleList(
+            _EttinTop(layer, cfg.hidden_size, cfg.attention_bias)
+            for layer in mb.layers[merge_layer : drop_layer or len(mb.layers)]
+        )
         self.final_norm = copy.deepcopy(mb.final_norm)
         self.head = copy.deepcopy(hf.head)
         self.dropout_layer = nn.Dropout(cfg.classifier_dropout)
@@ -143,10 +146,11 @@ class AuthorsEttin(AuthorsMice):
     def _self_attention(self, attn, h, mask, layer_idx):
         """ModernBERT attention (SDPA); local layers get no mask (the authors' sliding_window_mask=None)."""
         from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
         cfg, n = self.cfg, self.cfg.num_attention_heads
         hd = cfg.hidden_size
         qkv = attn.Wqkv(h)
-        q, k, v = (_heads(qkv[..., i * hd:(i + 1) * hd], n) for i in range(3))
+        q, k, v = (_heads(qkv[..., i * hd : (i + 1) * hd], n) for i in range(3))
         cos, sin = self.rope(h, torch.arange(h.shape[1])[None], cfg.layer_types[layer_idx])
         q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
         if cfg.layer_types[layer_idx] == "sliding_attention":
@@ -197,16 +201,42 @@ def save_checkpoint(model, folder, hf_id, merge_layer, drop_layer=0, **fields):
     os.makedirs(folder, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(folder, "parameters"))
     kind = "MiniLMMidFusionCrossEncoder" if isinstance(model, AuthorsMiniLM) else "EttinMidFusionCrossEncoder"
-    model_obj = {"id": 1, "module": "models.midFusion_modeling", "type": kind,
-                 "typename": f"models.midFusion_modeling.{kind.lower()}", "identifier": "0" * 64,
-                 "fields": {"hf_id": hf_id, "merge_layer": merge_layer, "drop_layer": drop_layer,
-                            "mask_cls_to_doc": True, "mask_query_to_cls": True, "use_self_attention": True,
-                            "freeze_base": False, "random_top_layers": False, "compress_dim": 1.0, **fields}}
-    loader_obj = {"id": 2, "module": "xpm_torch.xpmModel", "type": "xpmTorchHubModule.Loader",
-                  "typename": "xpm_torch.xpmmodel.loader", "identifier": "1" * 64,
-                  "fields": {"model": {"type": "python", "value": 1},
-                             "parameters": {"type": "path.serialized", "value": "parameters", "is_folder": False}}}
+    model_obj = {
+        "id": 1,
+        "module": "models.midFusion_modeling",
+        "type": kind,
+        "typename": f"models.midFusion_modeling.{kind.lower()}",
+        "identifier": "0" * 64,
+        "fields": {
+            "hf_id": hf_id,
+            "merge_layer": merge_layer,
+            "drop_layer": drop_layer,
+            "mask_cls_to_doc": True,
+            "mask_query_to_cls": True,
+            "use_self_attention": True,
+            "freeze_base": False,
+            "random_top_layers": False,
+            "compress_dim": 1.0,
+            **fields,
+        },
+    }
+    loader_obj = {
+        "id": 2,
+        "module": "xpm_torch.xpmModel",
+        "type": "xpmTorchHubModule.Loader",
+        "typename": "xpm_torch.xpmmodel.loader",
+        "identifier": "1" * 64,
+        "fields": {
+            "model": {"type": "python", "value": 1},
+            "parameters": {"type": "path.serialized", "value": "parameters", "is_folder": False},
+        },
+    }
     with open(os.path.join(folder, "definition.json"), "w") as f:
-        json.dump({"objects": [model_obj, loader_obj],
-                   "data": [{"type": "python", "value": 1}, [{"type": "python", "value": 2}]]}, f)
+        json.dump(
+            {
+                "objects": [model_obj, loader_obj],
+                "data": [{"type": "python", "value": 1}, [{"type": "python", "value": 2}]],
+            },
+            f,
+        )
     return folder

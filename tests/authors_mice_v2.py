@@ -8,6 +8,7 @@ It keeps their module names (``state_dict()`` is their checkpoint's), their addi
 ModernBERT cross-attention layer, and the transformers-5 behaviour of ModernBERT layers called
 with a mask (no sliding window). ``save_hub_folder`` writes what their ``save_pretrained``
 writes: ``TorchHFHub`` over an ``xpm_torch`` ``SimpleModuleLoader``."""
+
 import copy
 import json
 import os
@@ -16,14 +17,29 @@ import torch
 from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertLayer
-from transformers.models.modernbert.modeling_modernbert import (ModernBertAttention, ModernBertEncoderLayer,
-                                                                ModernBertMLP, ModernBertRotaryEmbedding)
+from transformers.models.modernbert.modeling_modernbert import (
+    ModernBertAttention,
+    ModernBertEncoderLayer,
+    ModernBertMLP,
+    ModernBertRotaryEmbedding,
+)
 
 #: their ``MiceCrossEncoder`` parameters and the class defaults
-OPTIONS = {"n_contextualization_layers": 6, "n_docs_ctx_layers": None, "n_interaction_layers": None,
-           "bound_bottom_layers": True, "cross_attn_first": True, "mask_cls_to_doc": False,
-           "mask_query_to_cls": True, "freeze_base": False, "random_top_layers": False,
-           "global_cls_token": False, "extra_attn_bias": False, "lexical_bias": False, "compress_dim": 1.0}
+OPTIONS = {
+    "n_contextualization_layers": 6,
+    "n_docs_ctx_layers": None,
+    "n_interaction_layers": None,
+    "bound_bottom_layers": True,
+    "cross_attn_first": True,
+    "mask_cls_to_doc": False,
+    "mask_query_to_cls": True,
+    "freeze_base": False,
+    "random_top_layers": False,
+    "global_cls_token": False,
+    "extra_attn_bias": False,
+    "lexical_bias": False,
+    "compress_dim": 1.0,
+}
 
 
 def _additive(allowed):
@@ -85,15 +101,20 @@ class _Base(nn.Module):
 
     def lexical_mask(self, q_ids, d_ids):
         special = torch.tensor(self.special_ids)
-        match = (q_ids[:, :, None] == d_ids[:, None, :]) & ~torch.isin(q_ids, special)[:, :, None] \
+        match = (
+            (q_ids[:, :, None] == d_ids[:, None, :])
+            & ~torch.isin(q_ids, special)[:, :, None]
             & ~torch.isin(d_ids, special)[:, None, :]
+        )
         return match[:, None]
 
     def with_global_cls(self, x, mask):
         if not self.o["global_cls_token"]:
             return x, mask
-        return (torch.cat([self.global_cls.expand(x.shape[0], -1, -1), x], dim=1),
-                torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1))
+        return (
+            torch.cat([self.global_cls.expand(x.shape[0], -1, -1), x], dim=1),
+            torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1),
+        )
 
     def query_layers(self):
         return self.bottom_layers if self.o["bound_bottom_layers"] else self.query_bottom_layers
@@ -151,8 +172,9 @@ class AuthorsBertMice(_Base):
         self.dropout_layer = nn.Dropout(cfg.hidden_dropout_prob)
         self.classifier = nn.Linear(head.hidden_size, 1)
         if o["global_cls_token"]:
-            self.global_cls = nn.Parameter(hf.bert.embeddings.word_embeddings.weight[tokenizer.cls_token_id]
-                                           .detach().clone().view(1, 1, -1))
+            self.global_cls = nn.Parameter(
+                hf.bert.embeddings.word_embeddings.weight[tokenizer.cls_token_id].detach().clone().view(1, 1, -1)
+            )
 
     def encode(self, ids, mask, layers):
         x = self.embeddings(input_ids=ids)
@@ -183,8 +205,9 @@ class AuthorsBertMice(_Base):
             elif i == last:
                 x = top.attention(x, sm)[0][:, :1]
                 if not o["mask_cls_to_doc"]:
-                    x = top.crossattention(hidden_states=x, encoder_hidden_states=doc,
-                                           encoder_attention_mask=cm[:, :, :1])[0]
+                    x = top.crossattention(
+                        hidden_states=x, encoder_hidden_states=doc, encoder_attention_mask=cm[:, :, :1]
+                    )[0]
                 x = top.output(top.intermediate(x), x)
             else:
                 x = top(hidden_states=x, attention_mask=sm, encoder_hidden_states=doc, encoder_attention_mask=cm)
@@ -205,19 +228,21 @@ class _ModernBertCross(nn.Module):
             self.lexical_bias_weight = nn.Parameter(torch.zeros(cfg.num_attention_heads))
 
     def forward(self, query, key, value, mask, lexical=None):
-        q, k, v = (_heads(p(t), self.head_dim) for p, t in ((self.q_proj, query), (self.k_proj, key),
-                                                             (self.v_proj, value)))
+        q, k, v = (
+            _heads(p(t), self.head_dim) for p, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+        )
         if lexical is not None and hasattr(self, "lexical_bias_weight"):
             mask = mask + self.lexical_bias_weight.view(1, -1, 1, 1) * lexical.float()
-        probs = torch.softmax(q @ k.transpose(-1, -2) * self.head_dim ** -0.5 + mask, dim=-1, dtype=torch.float32)
+        probs = torch.softmax(q @ k.transpose(-1, -2) * self.head_dim**-0.5 + mask, dim=-1, dtype=torch.float32)
         return self.out_drop(self.Wo(_merge(probs @ v)))
 
 
 class _ModernBertTop(nn.Module):
     def __init__(self, cfg, layer_id, lexical_bias):
         super().__init__()
-        self.attn_norm = nn.Identity() if layer_id == 0 else nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps,
-                                                                          bias=cfg.norm_bias)
+        self.attn_norm = (
+            nn.Identity() if layer_id == 0 else nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, bias=cfg.norm_bias)
+        )
         self.attn = ModernBertAttention(cfg, layer_idx=layer_id)
         self.crossattention = _ModernBertCross(cfg, lexical_bias)
         self.mlp_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, bias=cfg.norm_bias)
@@ -267,9 +292,10 @@ class AuthorsModernBertMice(_Base):
                 getattr(top, name).load_state_dict(getattr(src, name).state_dict())
             h = cfg.hidden_size
             with torch.no_grad():
-                for j, proj in enumerate((top.crossattention.q_proj, top.crossattention.k_proj,
-                                          top.crossattention.v_proj)):
-                    proj.weight.copy_(src.attn.Wqkv.weight[j * h:(j + 1) * h])
+                for j, proj in enumerate(
+                    (top.crossattention.q_proj, top.crossattention.k_proj, top.crossattention.v_proj)
+                ):
+                    proj.weight.copy_(src.attn.Wqkv.weight[j * h : (j + 1) * h])
                 top.crossattention.Wo.load_state_dict(src.attn.Wo.state_dict())
             tops.append(top)
         self.top_layers = nn.ModuleList(tops)
@@ -280,8 +306,9 @@ class AuthorsModernBertMice(_Base):
         self.dropout_layer = nn.Dropout(cfg.classifier_dropout)
         self.classifier = nn.Linear(cfg.hidden_size, 1)
         if o["global_cls_token"]:
-            self.global_cls = nn.Parameter(hf.model.embeddings.tok_embeddings.weight[tokenizer.cls_token_id]
-                                           .detach().clone().view(1, 1, -1))
+            self.global_cls = nn.Parameter(
+                hf.model.embeddings.tok_embeddings.weight[tokenizer.cls_token_id].detach().clone().view(1, 1, -1)
+            )
 
     @property
     def pooling(self):
@@ -344,8 +371,18 @@ def authors_model(hf, tokenizer, seed=1, **options):
     return model
 
 
-def save_hub_folder(model, folder, hf_id, tokenizer, *, definition="experimaestro.json", wrapped=False,
-                    max_length=4096, max_query_length=None, max_doc_length=None):
+def save_hub_folder(
+    model,
+    folder,
+    hf_id,
+    tokenizer,
+    *,
+    definition="experimaestro.json",
+    wrapped=False,
+    max_length=4096,
+    max_query_length=None,
+    max_doc_length=None,
+):
     """The folder their ``save_pretrained`` (``TorchHFHub`` over ``SimpleModuleLoader``) writes:
 
     - the serialized definition (``experimaestro.json``; ``definition.json`` with older
@@ -356,9 +393,11 @@ def save_hub_folder(model, folder, hf_id, tokenizer, *, definition="experimaestr
     - ``config.json``, ``head/config.json``, the tokenizer and ``README.md`` (``write_hub_extras``).
     """
     from safetensors.torch import save_file
+
     os.makedirs(os.path.join(folder, "path"), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              os.path.join(folder, "path", "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(folder, "path", "model.safetensors")
+    )
     for target in (os.path.join(folder, "path"), folder):
         tokenizer.save_pretrained(target)
     model.base_config.save_pretrained(os.path.join(folder, "path", "contextualization_layers"))
@@ -368,19 +407,41 @@ def save_hub_folder(model, folder, hf_id, tokenizer, *, definition="experimaestr
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("---\nlibrary_name: transformers\n---\n# a MICE model\n")
     kind = "BertMiceCrossEncoder" if isinstance(model, AuthorsBertMice) else "ModernBertMiceCrossEncoder"
-    tok = {"id": 1, "module": "MICE.modeling.mice", "type": "MICEQueryDocTokenizer",
-           "typename": "mice.modeling.mice.micequerydoctokenizer", "identifier": {"main": "0" * 64},
-           "fields": {"model_id": hf_id, "max_length": max_length, "max_query_length": max_query_length,
-                      "max_doc_length": max_doc_length}}
+    tok = {
+        "id": 1,
+        "module": "MICE.modeling.mice",
+        "type": "MICEQueryDocTokenizer",
+        "typename": "mice.modeling.mice.micequerydoctokenizer",
+        "identifier": {"main": "0" * 64},
+        "fields": {
+            "model_id": hf_id,
+            "max_length": max_length,
+            "max_query_length": max_query_length,
+            "max_doc_length": max_doc_length,
+        },
+    }
     fields = {"hf_id": hf_id, "tokenizer": {"type": "python", "value": 1}, **model.o, "doc": None, "bibtex": None}
     if kind.startswith("Modern"):
         fields["pooling_method"] = model.pooling_method
-    mdl = {"id": 2, "module": "MICE.modeling.mice", "type": kind, "typename": f"mice.modeling.mice.{kind.lower()}",
-           "identifier": {"main": "1" * 64}, "fields": fields}
-    loader = {"id": 3, "module": "xpm_torch.module", "type": "SimpleModuleLoader",
-              "typename": "xpm_torch.module.simplemoduleloader", "identifier": {"main": "2" * 64},
-              "fields": {"value": {"type": "python", "value": 2},
-                         "path": {"type": "path.serialized", "value": "path", "is_folder": True}}}
+    mdl = {
+        "id": 2,
+        "module": "MICE.modeling.mice",
+        "type": kind,
+        "typename": f"mice.modeling.mice.{kind.lower()}",
+        "identifier": {"main": "1" * 64},
+        "fields": fields,
+    }
+    loader = {
+        "id": 3,
+        "module": "xpm_torch.module",
+        "type": "SimpleModuleLoader",
+        "typename": "xpm_torch.module.simplemoduleloader",
+        "identifier": {"main": "2" * 64},
+        "fields": {
+            "value": {"type": "python", "value": 2},
+            "path": {"type": "path.serialized", "value": "path", "is_folder": True},
+        },
+    }
     objects = [tok, mdl, loader]
     with open(os.path.join(folder, definition), "w") as f:
         json.dump({"objects": objects, "data": {"type": "python", "value": 3}} if wrapped else objects, f)

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny BERT/ModernBERT models built from configs, a tiny WordPiece tokenizer,
 a small BEIR folder, and (when the test extra is installed) the real MiniLM-L6 weights."""
+
 import json
 import os
 import string
@@ -17,11 +18,21 @@ def _bm25_cache(tmp_path_factory):
     """BM25 indexes built by the tests go to a temporary cache, not the user's."""
     os.environ["PYTERRIER_MICE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
-WORDS = ("the a of is are what how why which in on to and for with by from cat dog fish bird runs "
-         "eats water tree house paris city big small blue wing flow heat aircraft speed high low "
-         "boundary layer pressure model test wind tunnel shock wave plate").split()
-VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase)
-         + ["##" + c for c in string.ascii_lowercase] + list(string.digits) + list(".,?!-'()") + WORDS + ["[unused0]", "[unused1]"])
+
+WORDS = (
+    "the a of is are what how why which in on to and for with by from cat dog fish bird runs "
+    "eats water tree house paris city big small blue wing flow heat aircraft speed high low "
+    "boundary layer pressure model test wind tunnel shock wave plate"
+).split()
+VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(string.ascii_lowercase)
+    + ["##" + c for c in string.ascii_lowercase]
+    + list(string.digits)
+    + list(".,?!-'()")
+    + WORDS
+    + ["[unused0]", "[unused1]"]
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +45,37 @@ def tokenizer(tmp_path_factory):
 
 
 def bert_config(**kw):
-    base = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                intermediate_size=64, num_labels=1, max_position_embeddings=128)
+    base = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=1,
+        max_position_embeddings=128,
+    )
     base.update(kw)
     return BertConfig(**base)
 
 
 def modernbert_config(**kw):
-    base = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                intermediate_size=64, num_labels=1, local_attention=8, global_attn_every_n_layers=3,
-                pad_token_id=0, cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3,
-                max_position_embeddings=128, classifier_pooling="cls")
+    base = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=1,
+        local_attention=8,
+        global_attn_every_n_layers=3,
+        pad_token_id=0,
+        cls_token_id=2,
+        sep_token_id=3,
+        bos_token_id=2,
+        eos_token_id=3,
+        max_position_embeddings=128,
+        classifier_pooling="cls",
+    )
     base.update(kw)
     return ModernBertConfig(**base)
 
@@ -66,8 +97,13 @@ def minilm_path():
     return mod.get_model_path() if hasattr(mod, "get_model_path") else mod.MODEL_DIR
 
 
-QUERIES = {"1": "what is the boundary layer of a wing", "2": "shock wave in a wind tunnel",
-           "3": "heat flow on a plate at high speed", "4": "how do birds fly", "5": "pressure model test"}
+QUERIES = {
+    "1": "what is the boundary layer of a wing",
+    "2": "shock wave in a wind tunnel",
+    "3": "heat flow on a plate at high speed",
+    "4": "how do birds fly",
+    "5": "pressure model test",
+}
 DOCS = {
     "d1": ("boundary layer", "the boundary layer of a wing at high speed"),
     "d2": ("wings", "a wing in a wind tunnel test with pressure"),
@@ -82,8 +118,18 @@ DOCS = {
     "d11": ("flight", "how birds fly with a wing in the wind"),
     "d12": ("tunnel", "wind tunnel model of an aircraft"),
 }
-QRELS = [("1", "d1", 2), ("1", "d3", 1), ("2", "d3", 2), ("2", "d12", 1), ("3", "d4", 2),
-         ("3", "d10", 1), ("4", "d11", 2), ("4", "d5", 1), ("5", "d8", 2), ("5", "d2", 1)]
+QRELS = [
+    ("1", "d1", 2),
+    ("1", "d3", 1),
+    ("2", "d3", 2),
+    ("2", "d12", 1),
+    ("3", "d4", 2),
+    ("3", "d10", 1),
+    ("4", "d11", 2),
+    ("4", "d5", 1),
+    ("5", "d8", 2),
+    ("5", "d2", 1),
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Run as a process by the index tests: builds an index of the test corpus with one model,
 slowly (``delay`` seconds per document), and prints OK or the error it met."""
+
 import sys
 import time
 
@@ -17,8 +18,9 @@ def main(model_path, index_path, delay, wait, overwrite):
             yield {"docno": docno, "text": " ".join(parts)}
 
     try:
-        MiceIndex(index_path).indexer(rr, dtype="fp32", wait=wait == "wait", overwrite=overwrite == "overwrite") \
-            .index(slow())
+        MiceIndex(index_path).indexer(
+            rr, storage="fp32", wait=wait == "wait", overwrite=overwrite == "overwrite"
+        ).index(slow())
         print("OK", flush=True)
     except Exception as e:  # reported to the test
         print(f"{type(e).__name__}: {e}", flush=True)

@@ -1,5 +1,6 @@
 """The bi-encoder re-ranker: the cosine of sentence-transformers' own encoding, its layout read from
 the folder, and its use as a teacher."""
+
 import json
 
 import numpy as np
@@ -17,16 +18,21 @@ def _tiny_sentence_transformer(path, pooling="mean", normalize=True, max_seq_len
     from transformers import AutoModel
     from conftest import bert_config
     import torch
+
     torch.manual_seed(0)
     AutoModel.from_config(bert_config()).save_pretrained(path)
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
     if normalize:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
     (path / "modules.json").write_text(json.dumps(modules))
     (path / "1_Pooling").mkdir()
-    flags = {f"pooling_mode_{m}": m == {"mean": "mean_tokens", "cls": "cls_token", "max": "max_tokens"}[pooling]
-             for m in ("mean_tokens", "cls_token", "max_tokens")}
+    flags = {
+        f"pooling_mode_{m}": m == {"mean": "mean_tokens", "cls": "cls_token", "max": "max_tokens"}[pooling]
+        for m in ("mean_tokens", "cls_token", "max_tokens")
+    }
     (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags}))
     (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
     return str(path)
@@ -65,6 +71,7 @@ def test_pooling_and_layout_are_read_from_the_folder(pooling, tokenizer, tmp_pat
 def test_what_is_not_a_bi_encoder_is_said(tokenizer, tmp_path):
     from transformers import AutoModel
     from conftest import bert_config
+
     AutoModel.from_config(bert_config()).save_pretrained(tmp_path / "plain")
     with pytest.raises(ValueError, match="not a sentence-transformers model.*pass normalize, pooling"):
         BiEncoderModel.from_pretrained(str(tmp_path / "plain"))

@@ -1,5 +1,6 @@
 """``pyterrier-mice prefetch``: each model and collection fetched into its cache, one line each, the
 failures said (offline here) and counted without stopping the others."""
+
 import pytest
 
 from pyterrier_mice import classroom
@@ -37,6 +38,7 @@ def test_prefetch_needs_an_ir_datasets_id():
 
 def test_defaults_are_what_the_full_tutorial_reads():
     from pyterrier_mice import tutorial
+
     full = tutorial.setting("full")
     assert {full.cross_encoder, full.backbone} <= set(classroom.MODELS)
     assert full.dataset in classroom.DATASETS

@@ -1,4 +1,5 @@
 """ColBERT: scores equal a direct MaxSim over the embeddings; both input forms; round-trip; size."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,16 +13,18 @@ from conftest import DOCS, QUERIES, tiny_encoder
 
 def _reranker(tokenizer, tmp_path, form="standard", kind="bert"):
     torch.manual_seed(0)
-    model = ColBERTModel.from_encoder(tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40,
-                                      input_form=form)
+    model = ColBERTModel.from_encoder(
+        tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40, input_form=form
+    )
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     return ColBERTReranker.from_pretrained(str(tmp_path), batch_size=3)
 
 
 def _frame():
-    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                         for q in ["1", "4"] for d in DOCS])
+    return pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in ["1", "4"] for d in DOCS]
+    )
 
 
 @pytest.mark.parametrize("form", ["standard", "reference"])
@@ -63,7 +66,11 @@ def test_reference_query_ids_are_padded_with_mask(tokenizer, tmp_path):
 
     rr.model.encode = capture
     rr.encode_queries(seqs)
-    body = [tokenizer.cls_token_id, *tokenizer("heat flow", add_special_tokens=False)["input_ids"], tokenizer.sep_token_id]
+    body = [
+        tokenizer.cls_token_id,
+        *tokenizer("heat flow", add_special_tokens=False)["input_ids"],
+        tokenizer.sep_token_id,
+    ]
     n = rr.query_length
     assert seen["ids"][0].tolist() == body + [tokenizer.mask_token_id] * (n - len(body))
     assert seen["mask"][0].tolist() == [1] * len(body) + [0] * (n - len(body))
@@ -74,9 +81,14 @@ def test_save_load_and_index(tokenizer, tmp_path):
     rr = _reranker(tokenizer, tmp_path / "m")
     again = ColBERTReranker.from_pretrained(str(tmp_path / "m"))
     a, b = rr(_frame()), again(_frame())
-    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-6, atol=1e-6)  # reloaded: equal to fp32 rounding (seen: 2 ulp, 1.9e-6 at 8.5, under load)
-    idx = DocStateIndex(str(tmp_path / "idx")).indexer(rr, dtype="fp32").index(
-        [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    np.testing.assert_allclose(
+        a["score"], b["score"], rtol=1e-6, atol=1e-6
+    )  # reloaded: equal to fp32 rounding (seen: 2 ulp, 1.9e-6 at 8.5, under load)
+    idx = (
+        DocStateIndex(str(tmp_path / "idx"))
+        .indexer(rr, storage="fp32")
+        .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    )
     fast = ColBERTReranker.from_pretrained(str(tmp_path / "m"), index=idx)
     c = fast(_frame())
     assert fast.last_stats == {"encoded": 0, "from_index": len(DOCS)}
@@ -85,6 +97,7 @@ def test_save_load_and_index(tokenizer, tmp_path):
 
 def test_missing_markers_are_an_error(tmp_path):
     from transformers import BertTokenizerFast
+
     (tmp_path / "v.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
     tok = BertTokenizerFast(str(tmp_path / "v.txt"))
     with pytest.raises(ValueError, match="input_form='reference'"):
@@ -93,8 +106,14 @@ def test_missing_markers_are_an_error(tmp_path):
 
 
 def test_parameter_count_minilm_l12_shape(tokenizer):
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-                     intermediate_size=1536, num_labels=1)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        num_labels=1,
+    )
     model = ColBERTModel.from_encoder(AutoModelForSequenceClassification.from_config(cfg), tokenizer)
     n = sum(p.numel() for p in model.parameters())
     # paper: 33.4M, which also counts MiniLM's pooler (0.15M), unused by ColBERT and dropped here

@@ -5,8 +5,16 @@ import os
 import pytest
 import torch
 
-from pyterrier_mice import (ColBERTModel, ColBERTReranker, CrossEncoderReranker, MaskedCrossEncoderModel, MiceIndex,
-                            MiceModel, MiceReranker, PreTTRReranker)
+from pyterrier_mice import (
+    ColBERTModel,
+    ColBERTReranker,
+    CrossEncoderReranker,
+    MaskedCrossEncoderModel,
+    MiceIndex,
+    MiceModel,
+    MiceReranker,
+    PreTTRReranker,
+)
 
 from conftest import tiny_encoder
 
@@ -37,14 +45,17 @@ def test_nonexistent_path(tmp_path):
             load(missing)
 
 
-@pytest.mark.parametrize("loader,folder,expected", [
-    (MiceReranker, "hf", "plain Hugging Face 'bert' model.*MiceModel.from_backbone"),
-    (PreTTRReranker, "hf", "plain Hugging Face 'bert' model.*PreTTRModel.from_backbone"),
-    (MiceReranker, "masked", "masked\\) cross-encoder.*CrossEncoderReranker.*MiceModel.from_backbone"),
-    (MiceReranker, "colbert", "holds a ColBERT model.*ColBERTReranker"),
-    (ColBERTReranker, "mice", "holds a MICE model.*MiceReranker"),
-    (CrossEncoderReranker, "mice", "holds a MICE model, not a cross-encoder.*MiceReranker"),
-])
+@pytest.mark.parametrize(
+    "loader,folder,expected",
+    [
+        (MiceReranker, "hf", "plain Hugging Face 'bert' model.*MiceModel.from_backbone"),
+        (PreTTRReranker, "hf", "plain Hugging Face 'bert' model.*PreTTRModel.from_backbone"),
+        (MiceReranker, "masked", "masked\\) cross-encoder.*CrossEncoderReranker.*MiceModel.from_backbone"),
+        (MiceReranker, "colbert", "holds a ColBERT model.*ColBERTReranker"),
+        (ColBERTReranker, "mice", "holds a MICE model.*MiceReranker"),
+        (CrossEncoderReranker, "mice", "holds a MICE model, not a cross-encoder.*MiceReranker"),
+    ],
+)
 def test_wrong_kind_of_checkpoint(folders, loader, folder, expected):
     with pytest.raises(ValueError, match=expected) as err:
         loader.from_pretrained(folders[folder])
@@ -95,6 +106,7 @@ def test_cross_encoder_length_out_of_range(folders, max_length):
 
 def test_a_base_encoder_as_a_reranker_warns(tokenizer, tmp_path):
     from transformers import AutoModel
+
     base = AutoModel.from_config(tiny_encoder("bert").config)  # no classification head
     base.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
@@ -110,6 +122,7 @@ def test_an_unreachable_hub_id_is_one_line_saying_what_was_tried(tmp_path, monke
     import requests
 
     from pyterrier_mice import CrossEncoderReranker, MiceReranker
+
     asked = []
 
     def unreachable(self, repo_id, **kwargs):
@@ -118,6 +131,7 @@ def test_an_unreachable_hub_id_is_one_line_saying_what_was_tried(tmp_path, monke
 
     def no_download(*args, **kwargs):
         raise AssertionError("a download was attempted (retried) after the hub was found unreachable")
+
     monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
@@ -147,6 +161,7 @@ def test_an_id_the_hub_does_not_have_is_one_line(monkeypatch, tmp_path):
 
     def missing(self, repo_id, **kwargs):
         raise Missing()
+
     monkeypatch.setattr(huggingface_hub.HfApi, "model_info", missing)
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
@@ -157,33 +172,44 @@ def test_an_id_the_hub_does_not_have_is_one_line(monkeypatch, tmp_path):
 def _limited(limit_bytes):
     """preexec_fn: files of the child process may not grow past ``limit_bytes`` (writes then fail with
     EFBIG, as on a full disk), and the signal that would kill it for that is ignored."""
+
     def apply():
         import resource
         import signal
+
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
     return apply
 
 
 def _cli(args, limit=None):
     import subprocess
     import sys
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "pyterrier_mice.cli", *args], capture_output=True, text=True,
-                          env=env, preexec_fn=_limited(limit) if limit else None, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pyterrier_mice.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_limited(limit) if limit else None,
+        timeout=600,
+    )
 
 
 def test_a_full_disk_during_an_index_build_leaves_the_previous_index(tokenizer, beir_folder, tmp_path):
     import glob
 
     from pyterrier_mice import MiceIndex, MiceModel
+
     model = str(tmp_path / "mice")
     torch.manual_seed(0)
     MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=4), tokenizer, 2, 2).save_pretrained(model)
     tokenizer.save_pretrained(model)
     out = str(tmp_path / "idx")
-    args = ["index", "build", model, "--corpus", beir_folder, "--out", out, "--dtype", "fp32", "--overwrite"]
+    args = ["index", "build", model, "--corpus", beir_folder, "--out", out, "--storage", "fp32", "--overwrite"]
     assert _cli(args).returncode == 0
     built = MiceIndex(out).verify().bytes_per_token()
     full = _cli(args, limit=8 * 1024)
@@ -197,13 +223,25 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_the_previous_checkpoint(tok
     import json
 
     import yaml
+
     backbone = tmp_path / "bb"
     tiny_encoder("bert", num_hidden_layers=4).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)
-    cfg = {"output_dir": str(tmp_path / "out"), "steps": 1, "batch_size": 2, "warmup": 0, "lr": 1e-4, "loss": "infonce",
-           "device": "cpu", "log_every": 0, "save_every": 1, "keep_checkpoint": True,
-           "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
-           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5}, "eval": {"every": 0}}
+    cfg = {
+        "output_dir": str(tmp_path / "out"),
+        "steps": 1,
+        "batch_size": 2,
+        "warmup": 0,
+        "lr": 1e-4,
+        "loss": "infonce",
+        "device": "cpu",
+        "log_every": 0,
+        "save_every": 1,
+        "keep_checkpoint": True,
+        "model": {"type": "mice", "backbone": str(backbone), "first_interaction_layer": 2, "interaction_layers": 2},
+        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
+        "eval": {"every": 0},
+    }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert _cli(["train", str(path)]).returncode == 0

@@ -1,4 +1,5 @@
 """The paper-table helpers: significance marks, corrections, averages, Markdown/LaTeX."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +8,9 @@ from pyterrier_mice.evaluation import paper_table, significance, to_latex, to_ma
 
 
 def perquery(values: dict[str, list[float]], measure="nDCG@10"):
-    rows = [{"name": n, "qid": str(i), "measure": measure, "value": v}
-            for n, vs in values.items() for i, v in enumerate(vs)]
+    rows = [
+        {"name": n, "qid": str(i), "measure": measure, "value": v} for n, vs in values.items() for i, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -16,8 +18,9 @@ def test_marks_and_correction():
     rng = np.random.RandomState(0)
     base = rng.uniform(0.2, 0.6, 40)
     noise = rng.normal(0, 0.01, 40)
-    values = pd.DataFrame({"BM25": base, "better": base + 0.2, "worse": base - 0.2,
-                           "same": base + noise - noise.mean()})  # no mean difference
+    values = pd.DataFrame(
+        {"BM25": base, "better": base + 0.2, "worse": base - 0.2, "same": base + noise - noise.mean()}
+    )  # no mean difference
     sig = significance(values, "BM25")
     assert sig.loc["better", "mark"] == "↑" and sig.loc["worse", "mark"] == "↓"
     assert sig.loc["same", "mark"] == "" and sig.loc["BM25", "mark"] == ""
@@ -32,8 +35,10 @@ def test_marks_and_correction():
 def test_paper_table_layout():
     rng = np.random.RandomState(1)
     b = rng.uniform(0.2, 0.6, 30)
-    res = {"dl19": perquery({"BM25": list(b), "MICE": list(b + 0.1)}),
-           "scifact": perquery({"BM25": list(b), "MICE": list(b - 0.1)})}
+    res = {
+        "dl19": perquery({"BM25": list(b), "MICE": list(b + 0.1)}),
+        "scifact": perquery({"BM25": list(b), "MICE": list(b - 0.1)}),
+    }
     table = paper_table(res, "nDCG@10", "BM25", {"ID": ["dl19"], "OOD": ["scifact"], "hard": ["scifact", "arguana"]})
     assert list(table.columns) == ["dl19", "scifact", "ID avg", "OOD avg", "hard avg (1/2)"]
     assert table.loc["MICE", "dl19"].endswith("↑") and table.loc["MICE", "scifact"].endswith("↓")
@@ -43,6 +48,7 @@ def test_paper_table_layout():
 
 def test_pool_repetitions_and_system_order():
     from pyterrier_mice.evaluation import per_query, pool_repetitions
+
     res = perquery({"ZZ": [0.5, 0.7], "M#1": [0.2, 0.4], "M#2": [0.4, 0.6]})
     pooled = pool_repetitions(res)
     values = per_query(pooled, "nDCG@10")

@@ -1,5 +1,6 @@
 """The experiment scripts end to end on the tiny BEIR folder: the paper's table, saved runs reused
 (and not reused once the checkpoint changes), the layer sweeps and every figure."""
+
 import importlib.util
 import os
 
@@ -11,8 +12,16 @@ from PIL import Image
 from conftest import tiny_encoder
 from pyterrier_mice import MiceModel
 from pyterrier_mice.evaluation import paper_table, per_query
-from pyterrier_mice.evaluation.experiment import (BEIR13, BM25_HARD, checkpoint_fingerprint, dataset_label, open_dataset,
-                                       paper_order, rerank_experiment, table_groups)
+from pyterrier_mice.evaluation.experiment import (
+    BEIR13,
+    BM25_HARD,
+    checkpoint_fingerprint,
+    dataset_label,
+    open_dataset,
+    paper_order,
+    rerank_experiment,
+    table_groups,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,27 +59,31 @@ def test_dataset_labels_groups_and_order():
     assert table_groups(["SF"], {"mine": ["SF"]})["mine"] == ["SF"]
 
 
-def test_open_dataset_errors(tmp_path, monkeypatch):
+def test_open_dataset_errors(tmp_path):
+    """(An ir_datasets collection offline: tests/test_offline.py.)"""
     with pytest.raises(FileNotFoundError, match="nope"):
         open_dataset(str(tmp_path / "nope"))
-
-    class Offline:
-        def __init__(self, spec):
-            pass
-
-        def get_topics(self):
-            raise ConnectionError("Failed to resolve host")
-
-    monkeypatch.setattr("pyterrier_mice.evaluation.experiment.IrdsCollection", Offline)
-    with pytest.raises(RuntimeError, match="irds:beir/scifact/test.*local BEIR-layout folder"):
-        open_dataset("irds:beir/scifact/test")
 
 
 def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints, tmp_path, capsys):
     ce, mice = checkpoints
     rerank = script("rerank")
-    args = ["--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work"),
-            "--model", f"CE={ce}", "--model", f"MICE={mice}", "--policy", "full", "mask1", "--latex"]
+    args = [
+        "--dataset",
+        beir_folder,
+        "--k",
+        "5",
+        "--work",
+        str(tmp_path / "work"),
+        "--model",
+        f"CE={ce}",
+        "--model",
+        f"MICE={mice}",
+        "--policy",
+        "full",
+        "mask1",
+        "--latex",
+    ]
     table = rerank.main(args)
     assert list(table.index) == ["BM25", "CE full", "CE mask1", "MICE"]
     assert list(table.columns) == [os.path.basename(beir_folder)]  # one dataset: no average repeating it
@@ -81,11 +94,11 @@ def test_rerank_table_saved_runs_and_changed_checkpoint(beir_folder, checkpoints
     saved = sorted(os.listdir(runs))
     assert len([f for f in saved if f.endswith(".res.gz")]) == 4
 
-    again = rerank.main(args)                        # rerun: every run read back, none recomputed
+    again = rerank.main(args)  # rerun: every run read back, none recomputed
     pd.testing.assert_frame_equal(table, again)
     assert "running" not in capsys.readouterr().out and sorted(os.listdir(runs)) == saved
 
-    before = checkpoint_fingerprint(mice)             # a retrained checkpoint is never reused
+    before = checkpoint_fingerprint(mice)  # a retrained checkpoint is never reused
     model = MiceModel.from_pretrained(mice)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
@@ -105,24 +118,38 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
     rows = sweep.main(["first-layer", "--values", "1", "2", "3", "--csv", str(tmp_path / "f3.csv"), *common])
     models = [r["model"] for r in rows]
     assert models == ["BM25", "cross-encoder", "MICE-ℓ1+3", "MICE-ℓ2+2", "MICE-ℓ3+1"]
-    rows = sweep.main(["dropped-layers", "--first-layer", "1", "--values", "0", "2",
-                       "--csv", str(tmp_path / "f4.csv"), *common])
+    rows = sweep.main(
+        ["dropped-layers", "--first-layer", "1", "--values", "0", "2", "--csv", str(tmp_path / "f4.csv"), *common]
+    )
     assert [r["dropped_layers"] for r in rows if r["x"] != ""] == [0, 2]
     rows = sweep.main(["mask3", "--values", "0", "4", "--csv", str(tmp_path / "m3.csv"), *common])
     assert [r["model"] for r in rows][2:] == ["Mask 3-ℓ0", "Mask 3-ℓ4"]
     with pytest.raises(SystemExit, match="does not fit"):
         sweep.main(["first-layer", "--values", "4", "--csv", str(tmp_path / "x.csv"), *common])
     with pytest.raises(SystemExit):  # a MICE checkpoint is not a source of variants
-        sweep.main(["first-layer", "--values", "1", "--csv", str(tmp_path / "x.csv"),
-                    *[checkpoints[1] if a == ce else a for a in common]])
+        sweep.main(
+            [
+                "first-layer",
+                "--values",
+                "1",
+                "--csv",
+                str(tmp_path / "x.csv"),
+                *[checkpoints[1] if a == ce else a for a in common],
+            ]
+        )
 
-    pngs = [figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "f3.png"), xlabel="first interaction layer"),
-            figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
-            *figures.masks(str(tmp_path / "masks"), 4),
-            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu_before.md"),
-                               str(tmp_path / "eff.png")),
-            figures.efficiency(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),  # FLOP columns
-                               str(tmp_path / "eff2.png"))]
+    pngs = [
+        figures.sweep(str(tmp_path / "f3.csv"), str(tmp_path / "f3.png"), xlabel="first interaction layer"),
+        figures.sweep(str(tmp_path / "f4.csv"), str(tmp_path / "f4.png"), x="dropped_layers"),
+        *figures.masks(str(tmp_path / "masks"), 4),
+        figures.efficiency(
+            os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu_before.md"), str(tmp_path / "eff.png")
+        ),
+        figures.efficiency(
+            os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),  # FLOP columns
+            str(tmp_path / "eff2.png"),
+        ),
+    ]
     names, _, _, memory = figures.efficiency_rows(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"))
     assert names[0].startswith("Cross-encoder") and all(m > 100 for m in memory)  # peak RSS, not GFLOP / doc
     for png in pngs:
@@ -134,29 +161,55 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
 
 def test_sweep_trains_each_variant_once_per_config(beir_folder, checkpoints, tmp_path):
     import yaml
+
     ce, _ = checkpoints
-    cfg = {"steps": 1, "batch_size": 2, "warmup": 0, "lr": 1e-4, "loss": "bce", "device": "cpu",
-           "log_every": 0, "save_every": 0, "model": {"type": "mice", "backbone": ce},
-           "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
-           "eval": {"every": 0}}
+    cfg = {
+        "steps": 1,
+        "batch_size": 2,
+        "warmup": 0,
+        "lr": 1e-4,
+        "loss": "bce",
+        "device": "cpu",
+        "log_every": 0,
+        "save_every": 0,
+        "model": {"type": "mice", "backbone": ce},
+        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
+        "eval": {"every": 0},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     sweep = script("sweep")
-    args = ["first-layer", "--train", str(tmp_path / "c.yaml"), "--values", "2", "--interaction-layers", "1",
-            "--dataset", beir_folder, "--k", "5", "--work", str(tmp_path / "work"), "--csv", str(tmp_path / "t.csv")]
+    args = [
+        "first-layer",
+        "--train",
+        str(tmp_path / "c.yaml"),
+        "--values",
+        "2",
+        "--interaction-layers",
+        "1",
+        "--dataset",
+        beir_folder,
+        "--k",
+        "5",
+        "--work",
+        str(tmp_path / "work"),
+        "--csv",
+        str(tmp_path / "t.csv"),
+    ]
     rows = sweep.main(args)
     assert [r["model"] for r in rows] == ["BM25", "MICE-ℓ2+1"] and rows[1]["family"] == "MICE (trained)"
     models = tmp_path / "work" / "sweep-models"
     (trained,) = os.listdir(models)
     stamp = os.stat(models / trained / "final" / "model.safetensors").st_mtime_ns
-    sweep.main(args)                                                  # same config: reused
+    sweep.main(args)  # same config: reused
     assert os.listdir(models) == [trained]
     assert os.stat(models / trained / "final" / "model.safetensors").st_mtime_ns == stamp
-    sweep.main(args + ["--set", "seed=5"])                            # another config: trained anew
+    sweep.main(args + ["--set", "seed=5"])  # another config: trained anew
     assert len(os.listdir(models)) == 2
 
 
 def test_edited_corpus_is_indexed_and_run_again(beir_folder, checkpoints, tmp_path, capsys):
     import shutil
+
     folder = tmp_path / "coll"
     shutil.copytree(beir_folder, folder)
     rerank = script("rerank")
@@ -176,6 +229,7 @@ def test_edited_corpus_is_indexed_and_run_again(beir_folder, checkpoints, tmp_pa
 def test_every_system_is_evaluated_at_the_same_depth(beir_folder, tmp_path):
     """An identity re-ranker of BM25's top 1 is BM25 at depth 1: same values, no mark (AP and nDCG)."""
     import pyterrier as pt
+
     ds = open_dataset(beir_folder)
     identity = pt.apply.doc_score(lambda row: row["score"])
     res = rerank_experiment(ds, {"identity": (identity, ("identity",))}, k=1, work=str(tmp_path / "w"), verbose=False)
@@ -202,12 +256,25 @@ def test_two_datasets_with_one_label_get_two_columns(beir_folder, checkpoints, t
     """Two collections that would be labelled alike (here two folders named ``coll``; or
     ``irds:beir/scifact/test`` and a folder ``scifact``) are two columns of the table, never one."""
     import shutil
+
     for where in ("a", "b"):
         shutil.copytree(beir_folder, tmp_path / where / "coll")
     (tmp_path / "b" / "coll" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td5\t2\n")
     rerank = script("rerank")
-    rerank.main(["--dataset", str(tmp_path / "a" / "coll"), "--dataset", str(tmp_path / "b" / "coll"), "--k", "5",
-                 "--work", str(tmp_path / "work"), "--model", f"CE={checkpoints[0]}"])
+    rerank.main(
+        [
+            "--dataset",
+            str(tmp_path / "a" / "coll"),
+            "--dataset",
+            str(tmp_path / "b" / "coll"),
+            "--k",
+            "5",
+            "--work",
+            str(tmp_path / "work"),
+            "--model",
+            f"CE={checkpoints[0]}",
+        ]
+    )
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("| system"))
     cells = [c.strip() for c in header.strip("|").split("|")]
@@ -217,10 +284,24 @@ def test_two_datasets_with_one_label_get_two_columns(beir_folder, checkpoints, t
 def _torchrun(nproc, args, env=None):
     import subprocess
     import sys
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1",
-               **(env or {}))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "pyterrier_mice.cli", "rerank", *args]
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        **(env or {}),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "pyterrier_mice.cli",
+        "rerank",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -230,6 +311,7 @@ def test_a_run_reranked_by_two_processes_equals_one_process(beir_folder, checkpo
     pt.Experiment reads as a system; a rerun skips the finished shards."""
     import pyterrier as pt
     from pyterrier.measures import nDCG
+
     common = [checkpoints[1], "--dataset", beir_folder, "--k", "5", "--shard-queries", "2"]
     one = _torchrun(1, [*common, "--out", str(tmp_path / "one.trec")])
     assert one.returncode == 0, one.stderr[-3000:]
@@ -257,9 +339,23 @@ def test_a_killed_rank_loses_only_its_unfinished_shard(beir_folder, checkpoints,
     assert ref.returncode == 0, ref.stderr[-3000:]
     import subprocess
     import sys
+
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
-    killed = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "kill_rerank_worker.py"), "2", "rerank", *common,
-                             "--out", str(tmp_path / "run.trec")], capture_output=True, text=True, env=env, timeout=600)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "kill_rerank_worker.py"),
+            "2",
+            "rerank",
+            *common,
+            "--out",
+            str(tmp_path / "run.trec"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert killed.returncode == -9 and not (tmp_path / "run.trec").exists(), killed.stderr[-2000:]
     assert len([f for f in os.listdir(tmp_path / "run.trec.shards") if f.endswith(".trec")]) == 2
     again = _torchrun(1, [*common, "--out", str(tmp_path / "run.trec")])
@@ -277,6 +373,7 @@ def test_ranks_wait_for_the_slowest_rank_as_long_as_asked(monkeypatch, tmp_path)
     import torch.distributed as dist
 
     from pyterrier_mice.evaluation import distributed
+
     seen = {}
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: seen.update(backend=backend, **kw))
@@ -311,10 +408,18 @@ def test_every_cli_option_passes_through_torchrun_and_accelerate_launch():
                     yield from commands(sub, (*prefix, name))
         yield prefix, [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"]
 
-    launchers = {"torchrun": (get_args_parser(), ["--standalone", "--nproc_per_node=2", "-m", "pyterrier_mice.cli"],
-                              "training_script_args"),
-                 "accelerate launch": (launch_command_parser(), ["--num_processes=2", "-m", "pyterrier_mice.cli"],
-                                       "training_script_args")}
+    launchers = {
+        "torchrun": (
+            get_args_parser(),
+            ["--standalone", "--nproc_per_node=2", "-m", "pyterrier_mice.cli"],
+            "training_script_args",
+        ),
+        "accelerate launch": (
+            launch_command_parser(),
+            ["--num_processes=2", "-m", "pyterrier_mice.cli"],
+            "training_script_args",
+        ),
+    }
     for launcher, (parser, head, dest) in launchers.items():
         for command, options in commands(build_parser()):
             for option in options:

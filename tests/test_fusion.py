@@ -1,5 +1,6 @@
 """Score fusion: weights 0 and 1 rank as its inputs, the weight is chosen on validation queries
 only (training never reads the test split), and a trained model carries its weight."""
+
 import json
 import os
 
@@ -26,8 +27,17 @@ class FixedScores(pt.Transformer):
 
 def _frame(n_queries=4, n_docs=6, seed=0):
     rng = np.random.RandomState(seed)
-    rows = [{"qid": f"q{q}", "query": f"query {q}", "docno": f"d{d}", "text": f"text {d}",
-             "score": float(rng.uniform(5, 20))} for q in range(n_queries) for d in range(n_docs)]
+    rows = [
+        {
+            "qid": f"q{q}",
+            "query": f"query {q}",
+            "docno": f"d{d}",
+            "text": f"text {d}",
+            "score": float(rng.uniform(5, 20)),
+        }
+        for q in range(n_queries)
+        for d in range(n_docs)
+    ]
     frame = pd.DataFrame(rows)
     rr = {(r["qid"], r["docno"]): float(rng.normal()) for r in rows}
     return pt.model.add_ranks(frame), rr
@@ -44,8 +54,10 @@ def test_weights_zero_and_one_rank_as_the_first_stage_and_the_reranker():
     assert _order(ScoreFusion(reranker, weight=1.0)(frame)) == _order(reranker(frame))
     for how in ("minmax", "zscore"):
         fused = ScoreFusion(reranker, weight=0.3, normalise=how)(frame)
-        assert len(fused) == len(frame) and fused.groupby("qid")["rank"].apply(sorted).map(list).eq(
-            [list(range(6))] * 4).all()
+        assert (
+            len(fused) == len(frame)
+            and fused.groupby("qid")["rank"].apply(sorted).map(list).eq([list(range(6))] * 4).all()
+        )
     assert (normalised(pd.Series([3.0, 3.0]), pd.Series(["a", "a"])) == 0).all()  # equal scores: no NaN
 
 
@@ -96,13 +108,16 @@ def test_bad_input_is_one_clear_line(tmp_path):
 
 
 def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_split(
-        tokenizer, beir_folder, tmp_path, monkeypatch):
+    tokenizer, beir_folder, tmp_path, monkeypatch
+):
     from conftest import tiny_encoder
     from pyterrier_mice.evaluation.datasets import BeirFolder
     from pyterrier_mice.training import TrainConfig, run
     from pyterrier_mice.training import models as training_models
+
     # a copy of the folder whose 'train' split is its 'test' qrels, and whose test split must never be read
     import shutil
+
     folder = tmp_path / "beir"
     shutil.copytree(beir_folder, folder)
     shutil.copy(folder / "qrels" / "test.tsv", folder / "qrels" / "train.tsv")
@@ -115,17 +130,29 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
     monkeypatch.setattr(BeirFolder, "get_qrels", guarded)
     monkeypatch.setattr(training_models, "load_encoder", lambda *a, **k: tiny_encoder("bert", seed=1))
     monkeypatch.setattr(training_models, "load_tokenizer", lambda *a, **k: tokenizer)
-    cfg = TrainConfig.from_dict({
-        "output_dir": str(tmp_path / "out"), "steps": 3, "batch_size": 2, "lr": 1e-3, "warmup": 0, "save_every": 0,
-        "log_every": 0, "device": "cpu", "loss": "infonce", "model": {"type": "cross-encoder", "backbone": "tiny"},
-        "data": {"kind": "beir", "path": str(folder), "split": "train", "bm25_k": 5, "negatives": 2},
-        "eval": {"split": "holdout", "holdout": 0.4, "k": 6, "every": 2, "measure": "nDCG@10"}})
+    cfg = TrainConfig.from_dict(
+        {
+            "output_dir": str(tmp_path / "out"),
+            "steps": 3,
+            "batch_size": 2,
+            "lr": 1e-3,
+            "warmup": 0,
+            "save_every": 0,
+            "log_every": 0,
+            "device": "cpu",
+            "loss": "infonce",
+            "model": {"type": "cross-encoder", "backbone": "tiny"},
+            "data": {"kind": "beir", "path": str(folder), "split": "train", "bm25_k": 5, "negatives": 2},
+            "eval": {"split": "holdout", "holdout": 0.4, "k": 6, "every": 2, "measure": "nDCG@10"},
+        }
+    )
     out = run(cfg)
     saved = json.load(open(tmp_path / "out" / "final" / "fusion.json"))
     assert saved["step"] == 3 and saved["queries"] == 2 and 0 <= saved["weight"] <= 1 and saved["k"] == 6
     assert [h["step"] for h in out["history"] if "val_fused" in h] == [0, 2, 3]  # 3, the last, validated for final/
     # the same weight from ScoreFusion.fit on the held-out queries' BM25 run with the final model
     from pyterrier_mice.training.data import bm25_run, holdout_qids
+
     ds = BeirFolder(str(folder))
     held = holdout_qids(ds, "train", 0.4, cfg.eval_seed)
     topics, qrels = ds.get_topics("train"), ds.get_qrels("train")
@@ -139,6 +166,7 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
 def test_a_finished_run_removes_its_resume_state_and_is_readable_by_others(tokenizer, tmp_path):
     from test_training import _cfg, _groups, _reranker
     from pyterrier_mice.training import Trainer
+
     old = os.umask(0o027)
     try:
         cfg = _cfg(tmp_path, "cross-encoder")

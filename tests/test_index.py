@@ -1,4 +1,5 @@
 """The document-state index: same scores as on the fly, and it never gives a wrong score."""
+
 import glob
 import os
 import time
@@ -28,16 +29,18 @@ def corpus():
 
 
 def frame(qids=("1", "2", "3"), docnos=tuple(DOCS)):
-    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                         for q in qids for d in docnos])
+    return pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in qids for d in docnos]
+    )
 
 
-@pytest.mark.parametrize("kv,dtype,tol", [(False, "fp32", 1e-5), (False, "fp16", 5e-3),
-                                          (True, "fp32", 1e-5), (True, "fp16", 5e-3)])
+@pytest.mark.parametrize(
+    "kv,dtype,tol", [(False, "fp32", 1e-5), (False, "fp16", 5e-3), (True, "fp32", 1e-5), (True, "fp16", 5e-3)]
+)
 def test_index_scores_equal_on_the_fly(mice_path, tmp_path, kv, dtype, tol):
     """fp32 states reproduce on-the-fly scores to 1e-5; fp16 storage to 5e-3 (tiny model)."""
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=kv, dtype=dtype).index(corpus())
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=kv, storage=dtype).index(corpus())
     assert len(idx) == len(DOCS)
     rr = MiceReranker.from_pretrained(mice_path, batch_size=4, index=idx)
     a = fly(frame()).set_index(["qid", "docno"])["score"]
@@ -48,7 +51,7 @@ def test_index_scores_equal_on_the_fly(mice_path, tmp_path, kv, dtype, tol):
 
 def test_artifact_load_and_fallback(mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    MiceIndex(str(tmp_path / "idx")).indexer(fly, dtype="fp32").index(corpus()[:6])
+    MiceIndex(str(tmp_path / "idx")).indexer(fly, storage="fp32").index(corpus()[:6])
     loaded = pt.Artifact.load(str(tmp_path / "idx"))
     assert isinstance(loaded, MiceIndex)
     rr = MiceReranker.from_pretrained(mice_path, batch_size=4, index=loaded)
@@ -129,7 +132,7 @@ def test_index_build_reports_truncation_once(mice_path, tmp_path):
     """Truncation over a whole build is one warning, not one per batch."""
     rr = MiceReranker.from_pretrained(mice_path, batch_size=2, doc_max_length=6)
     with pytest.warns(UserWarning) as record:
-        MiceIndex(str(tmp_path / "idx")).indexer(rr, dtype="fp32").index(corpus())
+        MiceIndex(str(tmp_path / "idx")).indexer(rr, storage="fp32").index(corpus())
     messages = [str(w.message) for w in record if "truncated" in str(w.message)]
     long_docs = sum(len(rr.tokenizer(d["text"], add_special_tokens=False)["input_ids"]) > 4 for d in corpus())
     assert messages == [f"MiceReranker: {long_docs} of {len(DOCS)} documents exceeded 6 tokens and were truncated"]
@@ -147,10 +150,15 @@ def other_mice_path(tokenizer, tmp_path_factory):
 def _worker(model, index_path, delay, wait="nowait", overwrite="keep"):
     import subprocess
     import sys
+
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, os.path.join(here, "index_build_worker.py"), model, index_path,
-                             str(delay), wait, overwrite], stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, os.path.join(here, "index_build_worker.py"), model, index_path, str(delay), wait, overwrite],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _consistent(index_path, model_path, refused_path):
@@ -193,7 +201,7 @@ def _corrupt(path, name, offset, n=64):
 def test_same_size_corruption_is_caught(mice_path, tmp_path, kv):
     fly = MiceReranker.from_pretrained(mice_path)
     path = str(tmp_path / "idx")
-    idx = MiceIndex(path).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    idx = MiceIndex(path).indexer(fly, kv=kv, storage="fp32").index(corpus())
     name = "extras.bin" if kv else "states.bin"
     _corrupt(path, name, os.path.getsize(os.path.join(path, name)) // 2)
     with pytest.raises(MiceIndexError, match=f"{name}: bytes .* do not match their checksums"):
@@ -204,7 +212,7 @@ def test_same_size_corruption_is_caught(mice_path, tmp_path, kv):
     with pytest.raises(MiceIndexError, match=f"{name}.*rebuild the index"):
         lazy(frame())
     # what verify prevents: a reader that trusts the disk gets wrong states, silently
-    clean = MiceIndex(str(tmp_path / "clean")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    clean = MiceIndex(str(tmp_path / "clean")).indexer(fly, kv=kv, storage="fp32").index(corpus())
     trusting = MiceIndex(path, verify="none")
     diff = max(float((trusting.read(r) - clean.read(r)).abs().max()) for r in range(len(DOCS)))
     assert diff > 1.0 and idx is not None
@@ -221,6 +229,7 @@ def test_corrupt_small_files_are_caught_on_open(mice_path, tmp_path):
 
 def test_cli_verify(mice_path, tmp_path, capsys):
     from pyterrier_mice.cli import main
+
     fly = MiceReranker.from_pretrained(mice_path)
     path = str(tmp_path / "idx")
     MiceIndex(path).indexer(fly).index(corpus())
@@ -234,7 +243,7 @@ def test_cli_verify(mice_path, tmp_path, capsys):
 
 def test_bf16_reranker_uses_an_fp32_built_index(mice_path, other_mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path)
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, dtype="fp32").index(corpus())
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, storage="fp32").index(corpus())
     rr = MiceReranker.from_pretrained(mice_path, index=idx, dtype="bf16")
     assert rr.last_stats == {} and np.isfinite(rr(frame())["score"]).all()
     assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
@@ -244,8 +253,9 @@ def test_bf16_reranker_uses_an_fp32_built_index(mice_path, other_mice_path, tmp_
 
 def test_indexer_inherits_the_rerankers_text_field(mice_path, tmp_path):
     rr = MiceReranker.from_pretrained(mice_path, text_field="body")
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(rr).index([{"docno": d["docno"], "body": d["text"]}
-                                                               for d in corpus()])
+    idx = (
+        MiceIndex(str(tmp_path / "idx")).indexer(rr).index([{"docno": d["docno"], "body": d["text"]} for d in corpus()])
+    )
     assert len(idx) == len(DOCS)
     inp = frame().rename(columns={"text": "body"})
     assert MiceReranker.from_pretrained(mice_path, text_field="body", index=idx)(inp) is not None
@@ -257,12 +267,36 @@ def test_sharded_build_with_two_processes_equals_one(mice_path, beir_folder, tmp
     import subprocess
     import sys
     from pyterrier_mice.cli import main
+
     single, sharded = str(tmp_path / "single"), str(tmp_path / "sharded")
     assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", single, "--dtype", "fp32"]) == 0
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          "29731", "-m", "pyterrier_mice.cli", "index", "build", mice_path, "--corpus", beir_folder,
-                          "--out", sharded, "--dtype", "fp32"], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29731",
+            "-m",
+            "pyterrier_mice.cli",
+            "index",
+            "build",
+            mice_path,
+            "--corpus",
+            beir_folder,
+            "--out",
+            sharded,
+            "--storage",
+            "fp32",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "shard 0 of 2" in out.stdout and "shard 1 of 2" in out.stdout
     a, b = MiceIndex(single), MiceIndex(sharded).verify()
@@ -279,10 +313,25 @@ def test_sharded_build_with_two_processes_equals_one(mice_path, beir_folder, tmp
 def test_index_only_the_documents_a_run_needs(mice_path, beir_folder, tmp_path):
     import pyterrier as pt
     from pyterrier_mice.cli import main
+
     run = pd.DataFrame({"qid": ["1", "1"], "docno": ["d3", "d7"], "score": [2.0, 1.0], "rank": [0, 1]})
     pt.io.write_results(run, str(tmp_path / "run.res"))
-    assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", str(tmp_path / "idx"),
-                 "--docnos-from", str(tmp_path / "run.res")]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                mice_path,
+                "--corpus",
+                beir_folder,
+                "--out",
+                str(tmp_path / "idx"),
+                "--docnos-from",
+                str(tmp_path / "run.res"),
+            ]
+        )
+        == 0
+    )
     assert sorted(MiceIndex(str(tmp_path / "idx")).docnos) == ["d3", "d7"]
 
 
@@ -292,15 +341,15 @@ def test_int4_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
     (the group's max|x|/14, plus the scale's fp16 rounding) of the fp32 value; it takes 0.5625
     bytes per value; scores follow within the error that implies for this model."""
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
-    quant = MiceIndex(str(tmp_path / "int4")).indexer(fly, kv=kv, dtype="int4").index(corpus())
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, storage="fp32").index(corpus())
+    quant = MiceIndex(str(tmp_path / "int4")).indexer(fly, kv=kv, storage="int4").index(corpus())
     for row in range(len(DOCS)):
         x, y = exact.read(row).float(), quant.read(row).float()
         assert x.shape == y.shape and x.shape[-1] % 32 == 0
         groups = x.reshape(*x.shape[:-1], -1, 32)
         step = groups.abs().amax(dim=-1, keepdim=True) / 7
         err = (x - y).abs().reshape(groups.shape)
-        assert (err <= step / 2 * (1 + 2 ** -9) + 1e-7).all()
+        assert (err <= step / 2 * (1 + 2**-9) + 1e-7).all()
     assert quant.bytes_per_token() == exact.bytes_per_token() * 0.5625 / 4
     a = fly(frame()).set_index(["qid", "docno"])["score"]
     b = MiceReranker.from_pretrained(mice_path, index=quant)(frame()).set_index(["qid", "docno"])["score"]
@@ -310,6 +359,7 @@ def test_int4_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
 def test_int4_packing_round_trip():
     """Packing two 4-bit values per byte and the group scales decode back exactly on the grid."""
     from pyterrier_mice.index.storage import Int4
+
     kind = Int4()
     q = torch.randint(-7, 8, (5, 3, 64)).float()
     scales = torch.tensor([0.5, 2.0]).repeat(5, 3, 1)  # two groups of 32 per vector
@@ -328,12 +378,12 @@ def test_int8_storage_within_its_quantisation_bound(mice_path, tmp_path, kv):
     (max|x|/254, plus the scale's fp16 rounding) of the fp32 value; scores follow within the
     error that implies for this model."""
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
-    quant = MiceIndex(str(tmp_path / "int8")).indexer(fly, kv=kv, dtype="int8").index(corpus())
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, storage="fp32").index(corpus())
+    quant = MiceIndex(str(tmp_path / "int8")).indexer(fly, kv=kv, storage="int8").index(corpus())
     for row in range(len(DOCS)):
         x, y = exact.read(row).float(), quant.read(row).float()
         step = x.abs().amax(dim=-1, keepdim=True) / 127
-        assert ((x - y).abs() <= step / 2 * (1 + 2 ** -10) + 1e-7).all()
+        assert ((x - y).abs() <= step / 2 * (1 + 2**-10) + 1e-7).all()
     assert quant.bytes_per_token() < exact.bytes_per_token() / 3.5
     a = fly(frame()).set_index(["qid", "docno"])["score"]
     b = MiceReranker.from_pretrained(mice_path, index=quant)(frame()).set_index(["qid", "docno"])["score"]
@@ -345,8 +395,9 @@ def test_layerwise_kv_reads_every_layer_into_one_buffer_only_outside_autograd(mi
     zero padding) of a fresh read; with autograd on, a layer's K/V is never overwritten."""
     from pyterrier_mice.rerankers.mice import LayerwiseKV
     from pyterrier_mice.rerankers.split import StoredMemory, gather_padded, padded_buffer
+
     fly = MiceReranker.from_pretrained(mice_path)
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=True, dtype="fp32").index(corpus())
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=True, storage="fp32").index(corpus())
     # documents of different lengths; one memory already in hand (a document not in the index)
     memories = [StoredMemory(idx, r, "cpu") for r in range(len(idx))] + [idx.read(0)]
     assert len({int(idx.doc_length(r)) for r in range(len(idx))}) > 1
@@ -378,8 +429,9 @@ def test_index_reads_reuse_one_buffer_across_batches_and_calls(mice_path, tmp_pa
     """Reads from the index go into one per-thread block that later batches and calls reuse; the
     scores are those of on-the-fly MICE, call after call, and the block is never pickled."""
     import pickle
+
     fly = MiceReranker.from_pretrained(mice_path, batch_size=2)
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=kv, dtype="fp32").index(corpus())
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, kv=kv, storage="fp32").index(corpus())
     rr = MiceReranker.from_pretrained(mice_path, batch_size=2, index=idx)
     first = rr(frame())
     blocks = list(rr.read_buffer._blocks.values())
@@ -397,11 +449,12 @@ def test_an_index_honours_the_umask_and_says_permission_denied(mice_path, tmp_pa
     temporary build folder is mode 700); a reader denied access is told so, not that the index is
     missing (simulated: the tests may run as root, whom permissions do not stop)."""
     import builtins
+
     fly = MiceReranker.from_pretrained(mice_path)
     path = tmp_path / "idx"
     old = os.umask(0o022)
     try:
-        MiceIndex(str(path)).indexer(fly, dtype="fp32").index(corpus()[:3])
+        MiceIndex(str(path)).indexer(fly, storage="fp32").index(corpus()[:3])
     finally:
         os.umask(old)
     assert (os.stat(path).st_mode & 0o777) == 0o755
@@ -416,6 +469,7 @@ def test_an_index_honours_the_umask_and_says_permission_denied(mice_path, tmp_pa
         if str(file).endswith("manifest.json"):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", denied)
     with pytest.raises(MiceIndexError, match="permission denied.*manifest.json"):
         MiceIndex(str(path)).verify()
@@ -426,13 +480,14 @@ def test_an_index_not_used_for_changed_text_is_said_once(mice_path, tmp_path):
     right), and the re-ranker says so once, with the count and how to fix it."""
     fly = MiceReranker.from_pretrained(mice_path)
     titled = [{"docno": d, "text": f"{title} {text}"} for d, (title, text) in DOCS.items()]
-    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, dtype="fp32").index(titled)
+    idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, storage="fp32").index(titled)
     rr = MiceReranker.from_pretrained(mice_path, index=idx)
     inp = pd.DataFrame([{"qid": "1", "query": QUERIES["1"], "docno": d, "text": text} for d, (_, text) in DOCS.items()])
     with pytest.warns(UserWarning, match=rf"{len(DOCS)} of {len(DOCS)} documents .*another text.*text_field"):
         rr(inp)
     assert rr.last_stats == {"encoded": len(DOCS), "from_index": 0}
     import warnings
+
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*another text")
         rr(inp)  # said once per re-ranker
@@ -446,14 +501,20 @@ def test_a_reader_during_a_rebuild_keeps_the_scores_of_the_index_it_opened(mice_
     import json
     import subprocess
     import sys
+
     path = str(tmp_path / "idx")
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    MiceIndex(path).indexer(fly, dtype="fp32").index(corpus())
+    MiceIndex(path).indexer(fly, storage="fp32").index(corpus())
     expected = fly(frame(("1", "3"))).set_index(["qid", "docno"])["score"]
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    reader = subprocess.Popen([sys.executable, os.path.join(here, "index_read_worker.py"), mice_path, path, "8"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    reader = subprocess.Popen(
+        [sys.executable, os.path.join(here, "index_read_worker.py"), mice_path, path, "8"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert reader.stdout.readline().strip() == "READY"
     assert _worker(other_mice_path, path, 0, overwrite="overwrite").communicate(timeout=300)[0].strip().endswith("OK")
     reader.stdin.write("GO\n")
@@ -473,6 +534,7 @@ def test_a_reader_during_a_rebuild_keeps_the_scores_of_the_index_it_opened(mice_
 def _faiss_reconstruction(books, x):
     """What faiss's own ProductQuantizer makes of ``x`` ``[n, *lead, dim]`` under ``books``."""
     import faiss
+
     n, *lead, dim = x.shape
     flat = x.reshape(n, -1, dim)
     out = np.empty_like(flat)
@@ -493,13 +555,17 @@ def test_pq_storage_reads_what_faiss_reconstructs(mice_path, tmp_path, monkeypat
     scores follow the fp32 index within the error that implies for this tiny model."""
     pytest.importorskip("faiss")
     from pyterrier_mice.index.codecs import ProductQuantised
+
     monkeypatch.setattr(ProductQuantised, "sample_tokens", 400)  # fewer than the corpus: trained on a sample
     words = ["wing", "flow", "heat", "shock"]
-    docs = [{"docno": f"{d['docno']}-{i}", "text": d["text"] + " " + " ".join(words[:i + 1])}
-            for i in range(4) for d in corpus()]
+    docs = [
+        {"docno": f"{d['docno']}-{i}", "text": d["text"] + " " + " ".join(words[: i + 1])}
+        for i in range(4)
+        for d in corpus()
+    ]
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, dtype="fp32").index(docs)
-    quant = MiceIndex(str(tmp_path / kind)).indexer(fly, kv=kv, dtype=kind).index(docs)
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, kv=kv, storage="fp32").index(docs)
+    quant = MiceIndex(str(tmp_path / kind)).indexer(fly, kv=kv, storage=kind).index(docs)
     total = exact.manifest["num_tokens"]
     assert total > 400 > 256
     shape = tuple(exact.manifest["extras_shape"] or exact.manifest["state_shape"])
@@ -531,18 +597,21 @@ def test_pq_storage_reads_what_faiss_reconstructs(mice_path, tmp_path, monkeypat
 
 def kind_books(kind, sample):
     from pyterrier_mice.index.kinds import get_storage
+
     return get_storage(kind).train(sample)
 
 
 def test_pq_tiny_corpus_corrupt_codebook_and_no_faiss(mice_path, tmp_path, monkeypatch):
-    """A corpus with no more tokens than centroids builds, its tokens their own centroids (stored exactly); a codebook changed on disk is caught when the index opens; without
-    faiss a build says in one line what to install, and a built index still reads."""
+    """A corpus with no more tokens than centroids builds, its tokens their own centroids (stored exactly); a
+    codebook changed on disk is caught when the index opens; without faiss a build says in one line what to
+    install, and a built index still reads."""
     pytest.importorskip("faiss")
     import sys
+
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
     small = corpus()[:3]
-    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, dtype="fp32").index(small)
-    quant = MiceIndex(str(tmp_path / "pq")).indexer(fly, dtype="pq").index(small)
+    exact = MiceIndex(str(tmp_path / "fp32")).indexer(fly, storage="fp32").index(small)
+    quant = MiceIndex(str(tmp_path / "pq")).indexer(fly, storage="pq").index(small)
     assert quant.manifest["num_tokens"] < 256
     for row in range(3):
         np.testing.assert_allclose(quant.read(row).numpy(), exact.read(row).numpy(), rtol=0, atol=1e-7)
@@ -553,15 +622,40 @@ def test_pq_tiny_corpus_corrupt_codebook_and_no_faiss(mice_path, tmp_path, monke
     with pytest.raises(MiceIndexError, match="states.bin.codebook.*do not match their checksums"):
         MiceIndex(str(tmp_path / "pq")).read(0)
     (tmp_path / "pq").rename(tmp_path / "pq-bad")
-    MiceIndex(str(tmp_path / "pq")).indexer(fly, dtype="pq").index(small)
+    MiceIndex(str(tmp_path / "pq")).indexer(fly, storage="pq").index(small)
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
-        MiceIndex(str(tmp_path / "pq2")).indexer(fly, dtype="pq").index(small)
+        MiceIndex(str(tmp_path / "pq2")).indexer(fly, storage="pq").index(small)
     got = MiceReranker.from_pretrained(mice_path, index=str(tmp_path / "pq"))(frame()).set_index(["qid", "docno"])
     assert got["score"].notna().all()
 
 
 def test_pq_refuses_a_vector_size_it_cannot_cut():
     from pyterrier_mice.index.kinds import get_storage
+
     with pytest.raises(ValueError, match="vector size 30 is not a multiple of 8; use int8 or int4"):
         get_storage("pq1").stored_shapes((2, 30))
+
+
+def test_the_storage_kind_is_storage_and_dtype_is_its_deprecated_name(mice_path, tmp_path):
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    with pytest.warns(DeprecationWarning, match="storage="):
+        old = MiceIndex(str(tmp_path / "old")).indexer(fly, dtype="int8").index(corpus())
+    new = MiceIndex(str(tmp_path / "new")).indexer(fly, storage="int8").index(corpus())
+    assert old.manifest["storage"] == new.manifest["storage"] == "int8"
+
+
+def test_the_split_rerankers_implement_the_index_s_encoder_protocol(mice_path, tokenizer, tmp_path):
+    """The index reads re-rankers through ``DocumentEncoder`` only; MICE, ColBERT and split PreTTR
+    implement it; a cross-encoder is refused in one line naming what it lacks."""
+    from pyterrier_mice import ColBERTModel, ColBERTReranker, CrossEncoderReranker, MaskedCrossEncoderModel
+    from pyterrier_mice.index import DocumentEncoder
+
+    ColBERTModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(str(tmp_path / "colbert"))
+    tokenizer.save_pretrained(str(tmp_path / "colbert"))
+    for rr in (MiceReranker.from_pretrained(mice_path), ColBERTReranker.from_pretrained(str(tmp_path / "colbert"))):
+        assert isinstance(rr, DocumentEncoder) and rr.not_indexable is None
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(str(tmp_path / "ce"))
+    tokenizer.save_pretrained(str(tmp_path / "ce"))
+    with pytest.raises(TypeError, match="CrossEncoderReranker cannot build a document-state index: it lacks"):
+        MiceIndex(str(tmp_path / "idx")).indexer(CrossEncoderReranker.from_pretrained(str(tmp_path / "ce")))

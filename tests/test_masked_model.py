@@ -1,4 +1,5 @@
 """The masked cross-encoder equals the plain HF model under the 'full' policy, and round-trips."""
+
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -7,8 +8,10 @@ from pyterrier_mice import MaskedCrossEncoderModel
 
 from conftest import tiny_encoder
 
-PAIRS = (["what is the boundary layer", "heat", "shock wave in a tunnel"],
-         ["the boundary layer of a wing at high speed and low pressure", "plate", "wave"])
+PAIRS = (
+    ["what is the boundary layer", "heat", "shock wave in a tunnel"],
+    ["the boundary layer of a wing at high speed and low pressure", "plate", "wave"],
+)
 
 
 def _inputs(tokenizer, kind):
@@ -61,7 +64,9 @@ def test_policies_change_scores_and_save_load(kind, tokenizer, tmp_path):
 
 def test_unknown_backbone_type_is_refused(tokenizer):
     from transformers import DistilBertConfig
-    hf = AutoModelForSequenceClassification.from_config(DistilBertConfig(vocab_size=100, dim=32, n_layers=1,
-                                                                         n_heads=2, hidden_dim=64))
+
+    hf = AutoModelForSequenceClassification.from_config(
+        DistilBertConfig(vocab_size=100, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    )
     with pytest.raises(ValueError, match="unsupported backbone model_type 'distilbert'"):
         MaskedCrossEncoderModel.from_encoder(hf, tokenizer)

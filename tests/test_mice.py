@@ -1,4 +1,5 @@
 """MICE equals a slow, unbatched reference path; round-trips; shares compute; has the paper's size."""
+
 import math
 
 import numpy as np
@@ -88,7 +89,7 @@ def slow_mice(model: MiceModel, q: list, d: list) -> float:
         Q = Q + layer.attn(layer.attn_norm(Q), position_embeddings=rope, attention_mask=_self_mask(lq, hw(i)))[0]
         W = il.cross.Wqkv.weight
         qn, dn = layer.attn_norm(Q), layer.attn_norm(D)
-        Q = Q + il.cross.Wo(_cross_ctx(qn @ W[:h].T, dn @ W[h:2 * h].T, dn @ W[2 * h:].T, n, mode))
+        Q = Q + il.cross.Wo(_cross_ctx(qn @ W[:h].T, dn @ W[h : 2 * h].T, dn @ W[2 * h :].T, n, mode))
         Q = Q + layer.mlp(layer.mlp_norm(Q))
     return float(enc.classifier(enc.drop(enc.head(mb.final_norm(Q)[:, 0])))[0, 0])
 
@@ -112,8 +113,11 @@ def _batch(tokenizer, texts):
 def test_equals_slow_reference_path(kind, mode, tokenizer):
     model = _model(kind, tokenizer, cls_cross_attention=mode)
     queries = ["what is the boundary layer of a wing", "heat", "shock wave"]
-    docs = ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
-            "plate", "shock wave and boundary layer in the tunnel with a model"]
+    docs = [
+        "the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+        "plate",
+        "shock wave and boundary layer in the tunnel with a model",
+    ]
     q, d = _batch(tokenizer, queries), _batch(tokenizer, docs)
     with torch.no_grad():
         fast = model(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"]).logits[:, 0]
@@ -131,11 +135,20 @@ def test_states_path_without_projections_equals_projected_keys_and_values(kind, 
     encoder = tiny_encoder(kind, num_hidden_layers=4, hidden_size=128, num_attention_heads=2)
     model = MiceModel.from_encoder(encoder, tokenizer, 2, 2, cls_cross_attention=mode).eval()
     q = _batch(tokenizer, ["what is the boundary layer of a wing", "heat", "shock wave"])
-    d = _batch(tokenizer, ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
-                           "plate", "shock wave and boundary layer in the tunnel with a model"])
+    d = _batch(
+        tokenizer,
+        [
+            "the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+            "plate",
+            "shock wave and boundary layer in the tunnel with a model",
+        ],
+    )
     calls = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[1]))
-             for il in (model.interaction if kind == "bert" else []) for m in (il.cross.self.key, il.cross.self.value)]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[1]))
+        for il in (model.interaction if kind == "bert" else [])
+        for m in (il.cross.self.key, il.cross.self.value)
+    ]
     with torch.no_grad():
         qs = model.encode_queries(q["input_ids"], q["attention_mask"])
         ds = model.encode_documents(d["input_ids"], d["attention_mask"])
@@ -176,8 +189,14 @@ def test_save_load_identical(kind, tokenizer, tmp_path):
 
 
 def test_parameter_count_minilm_l12_shape(tokenizer):
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-                     intermediate_size=1536, num_labels=1)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        num_labels=1,
+    )
     model = MiceModel.from_encoder(AutoModelForSequenceClassification.from_config(cfg), tokenizer, 4, 3)
     n = sum(p.numel() for p in model.parameters())
     assert abs(n - 26.3e6) <= 0.2e6, n
@@ -201,8 +220,9 @@ def _reranker(kind, tokenizer, tmp_path, **kw):
 
 
 def _frame(qids, docnos):
-    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                         for q in qids for d in docnos])
+    return pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in qids for d in docnos]
+    )
 
 
 @pytest.mark.parametrize("mode", PADDING_INVARIANT_MODES)
@@ -245,13 +265,16 @@ def test_each_query_and_document_encoded_once(tokenizer, tmp_path):
 @pytest.mark.minilm
 def test_minilm_mice_runs(minilm_path):
     from transformers import AutoTokenizer
+
     torch.manual_seed(0)
     model = MiceModel.from_backbone(minilm_path, 2, 2)
     rr = MiceReranker(model, AutoTokenizer.from_pretrained(minilm_path), model_name="minilm-mice")
     out = rr(_frame(["1"], ["d1", "d5"]))
     assert np.isfinite(out["score"]).all()
     with torch.no_grad():
-        s = slow_mice(model.eval(), rr.tokenizer(QUERIES["1"])["input_ids"], rr.tokenizer(" ".join(DOCS["d1"]))["input_ids"])
+        s = slow_mice(
+            model.eval(), rr.tokenizer(QUERIES["1"])["input_ids"], rr.tokenizer(" ".join(DOCS["d1"]))["input_ids"]
+        )
     assert abs(out.set_index("docno")["score"]["d1"] - s) < 1e-4
 
 
@@ -262,17 +285,28 @@ def test_joint_interaction_with_the_cross_encoders_document_form_is_the_cross_en
     states that no layer above ℓ* has updated, in both models."""
     from pyterrier_mice import MaskedCrossEncoderModel
     from pyterrier_mice.rerankers.text import InputBuilder
+
     hf = tiny_encoder(kind, num_hidden_layers=4, seed=3)
     queries = ["heat flow on a plate", "shock wave in a tunnel"]  # the same number of tokens
     q_tok = [tokenizer(q, add_special_tokens=False)["input_ids"] for q in queries]
     assert len(q_tok[0]) == len(q_tok[1])
     docs = ["the boundary layer of a wing at high speed", "plate heat", "a wing in a wind tunnel test"]
     d_tok = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in docs]
-    mice = MiceModel.from_encoder(hf, tokenizer, 3, 1, interaction="joint", cls_cross_attention="attend",
-                                  query_reads_cls=True, doc_cls=False, doc_token_type=1,
-                                  doc_position_offset=len(q_tok[0]) + 2).eval()
-    ce = MaskedCrossEncoderModel.from_encoder(tiny_encoder(kind, num_hidden_layers=4, seed=3), tokenizer,
-                                              "prettr-3").eval()
+    mice = MiceModel.from_encoder(
+        hf,
+        tokenizer,
+        3,
+        1,
+        interaction="joint",
+        cls_cross_attention="attend",
+        query_reads_cls=True,
+        doc_cls=False,
+        doc_token_type=1,
+        doc_position_offset=len(q_tok[0]) + 2,
+    ).eval()
+    ce = MaskedCrossEncoderModel.from_encoder(
+        tiny_encoder(kind, num_hidden_layers=4, seed=3), tokenizer, "prettr-3"
+    ).eval()
     build = InputBuilder(tokenizer)
     pairs = [build.pair(q, d, 128) for q in q_tok for d in d_tok]
     batch = build.batch([p[0] for p in pairs], [p[1] for p in pairs] if kind == "bert" else None)
@@ -284,18 +318,26 @@ def test_joint_interaction_with_the_cross_encoders_document_form_is_the_cross_en
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("options", [dict(interaction="joint", cls_cross_attention="attend", query_reads_cls=True),
-                                     dict(doc_cls=False, doc_token_type=1, doc_position_offset=20)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(interaction="joint", cls_cross_attention="attend", query_reads_cls=True),
+        dict(doc_cls=False, doc_token_type=1, doc_position_offset=20),
+    ],
+)
 def test_cross_encoder_like_options_from_the_index(options, tokenizer, tmp_path):
     """The derivation options keep documents precomputable: index (with K/V) = on the fly."""
     from pyterrier_mice import MiceIndex
+
     torch.manual_seed(2)
-    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2, **options).save_pretrained(tmp_path)
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2, **options).save_pretrained(
+        tmp_path
+    )
     tokenizer.save_pretrained(tmp_path)
     fly = MiceReranker.from_pretrained(str(tmp_path), batch_size=3)
     corpus = [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()]
     for kv in (False, True):
-        idx = MiceIndex(str(tmp_path / f"idx{kv}")).indexer(fly, kv=kv, dtype="fp32").index(corpus)
+        idx = MiceIndex(str(tmp_path / f"idx{kv}")).indexer(fly, kv=kv, storage="fp32").index(corpus)
         rr = MiceReranker.from_pretrained(str(tmp_path), batch_size=3, index=idx)
         frame = _frame(["1", "2"], list(DOCS))
         np.testing.assert_allclose(rr(frame)["score"], fly(frame)["score"], atol=1e-5)

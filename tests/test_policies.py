@@ -1,4 +1,5 @@
 """The policy table matches the paper's masks, and the model really blocks those blocks."""
+
 import numpy as np
 import pytest
 import torch
@@ -75,8 +76,12 @@ def test_attention_probabilities_respect_policy(name, kind, tokenizer):
     # local_attention large enough that the ModernBERT window never hides a block
     kw = {"local_attention": 128} if kind == "modernbert" else {}
     model = MaskedCrossEncoderModel.from_encoder(tiny_encoder(kind, **kw), tokenizer, name).eval()
-    enc = tokenizer(["what is the wing", "heat"], ["the boundary layer of a wing at high speed", "plate"],
-                    padding=True, return_tensors="pt")
+    enc = tokenizer(
+        ["what is the wing", "heat"],
+        ["the boundary layer of a wing at high speed", "plate"],
+        padding=True,
+        return_tensors="pt",
+    )
     enc.pop("token_type_ids") if kind == "modernbert" else None
     with torch.no_grad():
         out = model(**enc, output_attentions=True)

@@ -1,4 +1,5 @@
 """PreTTR: the split path equals the masked joint path; documents states are query-independent."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +15,9 @@ DS = ["the boundary layer of a wing at high speed and low pressure", "plate", "w
 
 def _model(kind, tokenizer, offset):
     torch.manual_seed(0)
-    return PreTTRModel.from_encoder(tiny_encoder(kind, num_hidden_layers=4), tokenizer, 2,
-                                    doc_position_offset=offset).eval()
+    return PreTTRModel.from_encoder(
+        tiny_encoder(kind, num_hidden_layers=4), tokenizer, 2, doc_position_offset=offset
+    ).eval()
 
 
 def _split(model, tokenizer, offsets=None):
@@ -28,7 +30,7 @@ def _split(model, tokenizer, offsets=None):
     qs = model.encode_queries(q["input_ids"], q["attention_mask"])
     ds = model.encode_documents(d_ids, d_mask, offsets)
     ql, dl = q["attention_mask"].sum(1), d_mask.sum(1)
-    return model.join([qs[i, :ql[i]] for i in range(3)], [ds[i, :dl[i]] for i in range(3)])
+    return model.join([qs[i, : ql[i]] for i in range(3)], [ds[i, : dl[i]] for i in range(3)])
 
 
 @pytest.mark.parametrize("offset", [16, None])
@@ -64,23 +66,30 @@ def test_fixed_offset_changes_positions_not_masks(tokenizer):
 def test_reranker_index_and_joint_reranker_agree(tokenizer, tmp_path):
     _model("bert", tokenizer, 16).save_pretrained(tmp_path / "m")
     tokenizer.save_pretrained(tmp_path / "m")
-    frame = pd.DataFrame([{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])}
-                          for q in ["1", "2"] for d in DOCS])
+    frame = pd.DataFrame(
+        [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d])} for q in ["1", "2"] for d in DOCS]
+    )
     split = PreTTRReranker.from_pretrained(str(tmp_path / "m"), batch_size=4)
     joint = CrossEncoderReranker.from_pretrained(str(tmp_path / "m"), batch_size=4)
     a = split(frame).set_index(["qid", "docno"])["score"]
     b = joint(frame).set_index(["qid", "docno"])["score"]
     np.testing.assert_allclose(a.loc[b.index], b, atol=1e-5)
-    idx = DocStateIndex(str(tmp_path / "idx")).indexer(split, dtype="fp32").index(
-        [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    idx = (
+        DocStateIndex(str(tmp_path / "idx"))
+        .indexer(split, storage="fp32")
+        .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    )
     fast = PreTTRReranker.from_pretrained(str(tmp_path / "m"), index=idx)
     c = fast(frame).set_index(["qid", "docno"])["score"]
     assert fast.last_stats["from_index"] == len(DOCS)
     np.testing.assert_allclose(c.loc[b.index], b, atol=1e-5)
-    idx16 = DocStateIndex(str(tmp_path / "idx16")).indexer(split, dtype="fp16").index(
-        [{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    idx16 = (
+        DocStateIndex(str(tmp_path / "idx16"))
+        .indexer(split, storage="fp16")
+        .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
+    )
     half = PreTTRReranker.from_pretrained(str(tmp_path / "m"), index=idx16)
-    h = half(frame).set_index(["qid", "docno"])["score"]   # fp16 memories cast in join
+    h = half(frame).set_index(["qid", "docno"])["score"]  # fp16 memories cast in join
     assert half.last_stats["from_index"] == len(DOCS)
     np.testing.assert_allclose(h.loc[b.index], b, atol=5e-3)
 

@@ -1,6 +1,7 @@
 """The Python snippets of the README and of the documentation (``pyterrier_mice/pt_docs``, in its
 table of contents' order) run, in order and in one namespace (as pasted into a notebook), with local
 stand-ins for the hub's models and datasets."""
+
 import os
 import re
 
@@ -22,9 +23,11 @@ DOCS = os.path.join(ROOT, "pyterrier_mice", "pt_docs")
 def rst_snippets(path) -> list[str]:
     """The ``.. code:: python`` / ``.. code-block:: python`` blocks of an RST page, dedented."""
     import textwrap
+
     text = open(path, encoding="utf8").read()
-    blocks = re.findall(r"^\.\. code(?:-block)?:: python\n(?:[ \t]+:[^\n]*\n)*\n((?:(?:[ \t]+[^\n]*)?\n)+)",
-                        text, flags=re.M)
+    blocks = re.findall(
+        r"^\.\. code(?:-block)?:: python\n(?:[ \t]+:[^\n]*\n)*\n((?:(?:[ \t]+[^\n]*)?\n)+)", text, flags=re.M
+    )
     return [textwrap.dedent(b) for b in blocks]
 
 
@@ -52,15 +55,24 @@ def test_readme_python_snippets_run(beir_folder, tokenizer, tmp_path, monkeypatc
     hf.save_pretrained(tmp_path / "hf")
     tokenizer.save_pretrained(tmp_path / "hf")
     authors = save_checkpoint(authors_model(hf, 2, 5), str(tmp_path / "authors"), str(tmp_path / "hf"), 2, 5)
-    newer = save_hub_folder(newer_model(hf, tokenizer, n_contextualization_layers=2, n_interaction_layers=3),
-                            str(tmp_path / "newer"), str(tmp_path / "hf"), tokenizer)
+    newer = save_hub_folder(
+        newer_model(hf, tokenizer, n_contextualization_layers=2, n_interaction_layers=3),
+        str(tmp_path / "newer"),
+        str(tmp_path / "hf"),
+        tokenizer,
+    )
     bi_encoder = _tiny_sentence_transformer(tmp_path / "bi")
     tokenizer.save_pretrained(bi_encoder)
-    stand_ins = {'"irds:beir/scifact/test"': repr(beir_folder), '"irds:beir/scifact/train"': repr(beir_folder),
-                 '"sentence-transformers/all-MiniLM-L6-v2"': repr(bi_encoder),
-                 '"cross-encoder/ms-marco-MiniLM-L6-v2"': repr(ce),
-                 '"path/to/mice"': repr(mice), '"runs/cranfield_mice_derived/final"': repr(mice),
-                 '"path/to/authors/checkpoint"': repr(authors), '"xpmir/Mice-P-130m"': repr(newer)}
+    stand_ins = {
+        '"irds:beir/scifact/test"': repr(beir_folder),
+        '"irds:beir/scifact/train"': repr(beir_folder),
+        '"sentence-transformers/all-MiniLM-L6-v2"': repr(bi_encoder),
+        '"cross-encoder/ms-marco-MiniLM-L6-v2"': repr(ce),
+        '"path/to/mice"': repr(mice),
+        '"runs/cranfield_mice_derived/final"': repr(mice),
+        '"path/to/authors/checkpoint"': repr(authors),
+        '"xpmir/Mice-P-130m"': repr(newer),
+    }
     monkeypatch.chdir(tmp_path)
     namespace = {}
     found = snippets()

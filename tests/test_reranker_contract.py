@@ -1,4 +1,5 @@
 """The PyTerrier contract, checked for every re-ranker of the package (one suite, parametrised)."""
+
 import warnings
 
 import numpy as np
@@ -21,8 +22,19 @@ def reranker(request, tokenizer, root):
 
 
 def frame(qids=("1", "2"), docnos=("d1", "d3", "d5", "d6")):
-    rows = [{"qid": q, "query": QUERIES[q], "docno": d, "text": " ".join(DOCS[d]), "score": float(-i),
-             "rank": i, "extra": f"{q}/{d}"} for q in qids for i, d in enumerate(docnos)]
+    rows = [
+        {
+            "qid": q,
+            "query": QUERIES[q],
+            "docno": d,
+            "text": " ".join(DOCS[d]),
+            "score": float(-i),
+            "rank": i,
+            "extra": f"{q}/{d}",
+        }
+        for q in qids
+        for i, d in enumerate(docnos)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -112,6 +124,7 @@ def test_equality_and_repr(reranker, tokenizer, root):
 def test_pt_testing_transformer_test_case(reranker):
     """pt.testing.TransformerTestCase (inspection and schematic) passes."""
     import unittest
+
     case = pt.testing.transformer_test_class(lambda: reranker)
     result = unittest.TestResult()
     unittest.defaultTestLoader.loadTestsFromTestCase(case).run(result)

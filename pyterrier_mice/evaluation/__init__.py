@@ -4,7 +4,16 @@ marks (:mod:`.tables`, whose functions are also importable from here).
 
 Imports nothing of the package but :mod:`pyterrier_mice.models` (never re-rankers, index or training:
 they are passed in)."""
+
 from .tables import TESTS, paper_table, per_query, pool_repetitions, significance, to_latex, to_markdown, verdicts
 
-__all__ = ["TESTS", "paper_table", "per_query", "pool_repetitions", "significance", "to_latex", "to_markdown",
-           "verdicts"]
+__all__ = [
+    "TESTS",
+    "paper_table",
+    "per_query",
+    "pool_repetitions",
+    "significance",
+    "to_latex",
+    "to_markdown",
+    "verdicts",
+]

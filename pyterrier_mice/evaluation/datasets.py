@@ -2,10 +2,13 @@
 small API that ``pt.text.get_text`` and ``pt.Experiment`` accept.
 
 Evaluation layer: imports no other layer."""
+
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import os
 from typing import Iterator
 
@@ -64,8 +67,10 @@ class BeirFolder:
                     continue
                 try:
                     d = json.loads(line)
-                    yield {"docno": str(d["_id"]),
-                           "text": _doc_text(d.get("title", ""), d.get("text", ""), self.text_template)}
+                    yield {
+                        "docno": str(d["_id"]),
+                        "text": _doc_text(d.get("title", ""), d.get("text", ""), self.text_template),
+                    }
                 except (json.JSONDecodeError, KeyError) as e:
                     raise ValueError(f"{self.path}/corpus.jsonl line {n}: bad record ({e})") from e
 
@@ -128,8 +133,7 @@ class DocTextLoader(pt.Transformer):
         missing = [d for d, v in zip(inp["docno"], values) if v is None]
         if missing:
             raise KeyError(f"docno {missing[0]!r} not in {self.dataset.path}")
-        return inp.drop(columns=["text"], errors="ignore").assign(
-            text=pd.Series(values, index=inp.index, dtype=object))
+        return inp.drop(columns=["text"], errors="ignore").assign(text=pd.Series(values, index=inp.index, dtype=object))
 
     def fuse_rank_cutoff(self, k):
         return pt.RankCutoff(k) >> self
@@ -148,28 +152,82 @@ class DocTextLoader(pt.Transformer):
 # ir_datasets' default_text(): TREC-COVID swaps abstract and title; these sets drop the title.
 _REFERENCE_TEMPLATES = {
     "beir/trec-covid": "{text} {title}",
-    "beir/fiqa": "{text}", "beir/quora": "{text}", "beir/webis-touche2020": "{text}", "beir/scidocs": "{text}",
+    "beir/fiqa": "{text}",
+    "beir/quora": "{text}",
+    "beir/webis-touche2020": "{text}",
+    "beir/scidocs": "{text}",
 }
 
 
 def reference_text_template(irds_id: str) -> str:
     """The reference's ``text`` template for an ir_datasets id (``{title}``/``{text}`` fields)."""
-    irds_id = irds_id[len("irds:"):] if irds_id.startswith("irds:") else irds_id
+    irds_id = irds_id[len("irds:") :] if irds_id.startswith("irds:") else irds_id
     for prefix, template in _REFERENCE_TEMPLATES.items():
         if irds_id == prefix or irds_id.startswith(prefix + "/"):
             return template
     return "{title} {text}" if irds_id.startswith("beir/") else "{text}"
 
 
+class DatasetUnavailable(OSError):
+    """An ir_datasets collection that is not in the local cache and could not be downloaded."""
+
+
+def _unavailable(path: str, what: str, error: BaseException) -> DatasetUnavailable:
+    """One line: what was tried for ``what`` of ``path``, and the local alternatives."""
+    import ir_datasets
+
+    tried = error.args[1] if isinstance(error, RuntimeError) and len(error.args) > 1 else []
+    urls = [getattr(source, "url", None) for source, _ in tried if isinstance(tried, list)]
+    why = type(tried[0][1]).__name__ if tried else f"{type(error).__name__}: {' '.join(str(error).split())}"
+    sources = f"tried {', '.join(u for u in urls if u)}: " if any(urls) else ""
+    home = ir_datasets.util.home_path()
+    return DatasetUnavailable(
+        f"dataset {path!r}: ir_datasets could not download the files of its {what} ({sources}{why}; no network?) "
+        "and has no copy "
+        f"in {home}; fetch it once while online (`pyterrier-mice prefetch --dataset {path}`, or copy a prepared "
+        f"{home} here), or pass a local BEIR-layout folder instead"
+    )
+
+
+@contextlib.contextmanager
+def _fetching(path: str, what: str):
+    """ir_datasets' download failures as one :class:`DatasetUnavailable` line (its log lines up to
+    warnings silenced meanwhile: retries and failed tries; its progress bars still show)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # ir_datasets' loggers do not propagate: its per-try lines, while this runs
+    try:
+        yield
+    except RuntimeError as e:
+        if not (e.args and e.args[0] == "All download sources failed"):
+            raise
+        raise _unavailable(path, what, e) from e
+    except (ConnectionError, TimeoutError, OSError) as e:  # requests' errors are OSErrors
+        if isinstance(e, DatasetUnavailable):
+            raise
+        raise _unavailable(path, what, e) from e
+    finally:
+        logging.disable(previous)
+
+
 class IrdsCollection:
     """An ir_datasets collection whose ``text`` is built per dataset as the reference does
-    (:func:`reference_text_template`), both for indexing and for ``pt.text.get_text``."""
+    (:func:`reference_text_template`), both for indexing and for ``pt.text.get_text``. A collection
+    that is neither cached nor downloadable raises :class:`DatasetUnavailable` (one line)."""
 
     def __init__(self, irds_id: str, dataset=None):
         import ir_datasets
-        self.irds_id = irds_id[len("irds:"):] if irds_id.startswith("irds:") else irds_id
+
+        self.irds_id = irds_id[len("irds:") :] if irds_id.startswith("irds:") else irds_id
         self.path = f"irds:{self.irds_id}"
-        self.dataset = dataset if dataset is not None else ir_datasets.load(self.irds_id)
+        if dataset is None:
+            try:
+                dataset = ir_datasets.load(self.irds_id)
+            except KeyError:
+                raise ValueError(
+                    f"dataset {self.path!r}: ir_datasets has no such id (`ir_datasets list` shows them "
+                    "all); or pass a local BEIR-layout folder"
+                ) from None
+        self.dataset = dataset
         self.text_template = reference_text_template(self.irds_id)
         self._texts = None
 
@@ -180,15 +238,19 @@ class IrdsCollection:
         return _doc_text(getattr(doc, "title", ""), getattr(doc, "text", ""), self.text_template)
 
     def get_corpus_iter(self, verbose: bool = False):
-        for doc in self.dataset.docs_iter():
-            yield {"docno": doc.doc_id, "text": self._text(doc)}
+        with _fetching(self.path, "documents"):
+            for doc in self.dataset.docs_iter():
+                yield {"docno": doc.doc_id, "text": self._text(doc)}
 
     def get_topics(self, split=None) -> pd.DataFrame:
-        return pd.DataFrame([(q.query_id, q.text) for q in self.dataset.queries_iter()], columns=["qid", "query"])
+        with _fetching(self.path, "queries"):
+            rows = [(q.query_id, q.text) for q in self.dataset.queries_iter()]
+        return pd.DataFrame(rows, columns=["qid", "query"])
 
     def get_qrels(self, split=None) -> pd.DataFrame:
-        return pd.DataFrame([(q.query_id, q.doc_id, q.relevance) for q in self.dataset.qrels_iter()],
-                            columns=["qid", "docno", "label"])
+        with _fetching(self.path, "qrels"):
+            rows = [(q.query_id, q.doc_id, q.relevance) for q in self.dataset.qrels_iter()]
+        return pd.DataFrame(rows, columns=["qid", "docno", "label"])
 
     def texts(self) -> "_DocstoreTexts":
         if self._texts is None:
@@ -203,11 +265,13 @@ class _DocstoreTexts:
     """A read-only mapping docno → reference text over an ir_datasets docstore."""
 
     def __init__(self, coll: IrdsCollection):
-        self.coll, self.store = coll, coll.dataset.docs_store()
+        with _fetching(coll.path, "documents"):
+            self.coll, self.store = coll, coll.dataset.docs_store()
 
     def get(self, docno, default=None):
         try:
-            return self.coll._text(self.store.get(docno))
+            with _fetching(self.coll.path, "documents"):
+                return self.coll._text(self.store.get(docno))
         except KeyError:
             return default
 

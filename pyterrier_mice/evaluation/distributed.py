@@ -4,6 +4,7 @@ each shard written as a TREC run atomically, and the shards merged in order into
 run is the same, byte for byte, whatever the number of processes; a rerun skips finished shards.
 
 Evaluation layer: imports only :mod:`pyterrier_mice.evaluation` modules (the re-ranker is passed in)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,17 +20,29 @@ IDENTITY = "identity.json"
 
 def launcher_rank() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from the environment of ``torchrun`` / ``accelerate launch``."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def shard_path(out: str, shard: int, total: int) -> str:
     return os.path.join(out + ".shards", f"shard-{shard:05d}-of-{total:05d}.trec")
 
 
-def rerank_sharded(reranker, candidates: pd.DataFrame, out: str, identity: dict, *, shard_queries: int = 50,
-                   tag: str = "pyterrier-mice", overwrite: bool = False, verbose: bool = True,
-                   wait_s: float = 86400.0) -> dict:
+def rerank_sharded(
+    reranker,
+    candidates: pd.DataFrame,
+    out: str,
+    identity: dict,
+    *,
+    shard_queries: int = 50,
+    tag: str = "pyterrier-mice",
+    overwrite: bool = False,
+    verbose: bool = True,
+    wait_s: float = 86400.0,
+) -> dict:
     """Re-rank ``candidates`` (``qid``, ``query``, ``docno``, ``text``) with ``reranker`` into the TREC run
     ``out``, this process's shards only under a launcher (then the ranks meet and rank 0 merges).
 
@@ -50,10 +63,14 @@ def rerank_sharded(reranker, candidates: pd.DataFrame, out: str, identity: dict,
     if missing:
         raise KeyError(f"candidates need the columns {missing} (qid, query, docno, text)")
     qids = sorted(candidates["qid"].astype(str).unique())
-    shards = [qids[i:i + shard_queries] for i in range(0, len(qids), shard_queries)]
+    shards = [qids[i : i + shard_queries] for i in range(0, len(qids), shard_queries)]
     folder = out + ".shards"
-    identity = {**identity, "shard_queries": shard_queries, "queries": len(qids),
-                "candidates": _candidates_digest(candidates)}
+    identity = {
+        **identity,
+        "shard_queries": shard_queries,
+        "queries": len(qids),
+        "candidates": _candidates_digest(candidates),
+    }
     if rank == 0:
         _claim(folder, identity, overwrite)
     _barrier(world)
@@ -98,8 +115,10 @@ def _claim(folder: str, identity: dict, overwrite: bool) -> None:
             return
         if not overwrite:
             changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
-            raise ValueError(f"{folder} holds shards of another run (it differs in {changed}); pass --overwrite to "
-                             "discard them, or write the run elsewhere")
+            raise ValueError(
+                f"{folder} holds shards of another run (it differs in {changed}); pass --overwrite to "
+                "discard them, or write the run elsewhere"
+            )
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
     with open(path + ".tmp", "w", encoding="utf8") as f:
@@ -117,8 +136,10 @@ def _write_trec(result: pd.DataFrame, path: str, tag: str) -> None:
     """One shard's ranking as TREC lines (ranks from 0, as PyTerrier writes them), sorted by query then
     rank, written whole (tmp + rename)."""
     result = result.sort_values(["qid", "rank"], kind="stable")
-    lines = [f"{q} Q0 {d} {int(r)} {float(s)!r} {tag}\n"
-             for q, d, r, s in zip(result["qid"], result["docno"], result["rank"], result["score"])]
+    lines = [
+        f"{q} Q0 {d} {int(r)} {float(s)!r} {tag}\n"
+        for q, d, r, s in zip(result["qid"], result["docno"], result["rank"], result["score"])
+    ]
     tmp = path + f".tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf8") as f:
         f.writelines(lines)
@@ -148,12 +169,12 @@ def _start_group(world: int, local_rank: int, wait_s: float) -> None:
 
     import torch
     import torch.distributed as dist
+
     if dist.is_initialized():
         return
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl", timeout=timedelta(seconds=wait_s),
-                                device_id=torch.device("cuda", local_rank))
+        dist.init_process_group("nccl", timeout=timedelta(seconds=wait_s), device_id=torch.device("cuda", local_rank))
     else:
         dist.init_process_group("gloo", timeout=timedelta(seconds=wait_s))
 
@@ -163,4 +184,5 @@ def _barrier(world: int) -> None:
     if world <= 1:
         return
     import torch.distributed as dist
+
     dist.barrier()

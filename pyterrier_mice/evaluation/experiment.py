@@ -3,6 +3,7 @@ the table with significance marks.
 
 Evaluation layer: imports :mod:`pyterrier_mice.evaluation` modules and the fusion of
 :mod:`pyterrier_mice.rerankers` (re-rankers are passed in)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,7 @@ PAPER_GROUPS = {"ID": IN_DOMAIN, "OOD": BEIR13, "BM25-hard": BM25_HARD}
 def dataset_label(spec: str) -> str:
     """The paper's column for an ``irds:`` id or a BEIR folder named like BEIR's (``scifact`` →
     ``SF``); otherwise the id or the folder's name."""
-    name = spec[len("irds:"):] if spec.startswith("irds:") else spec
+    name = spec[len("irds:") :] if spec.startswith("irds:") else spec
     for irds_id, abbrev, folder in PAPER_DATASETS:
         if name == irds_id:
             return abbrev
@@ -72,8 +73,7 @@ def table_groups(labels: list[str], extra: dict[str, list[str]] | None = None) -
     of its members were run (an average of one dataset is that dataset), then the user's ``extra``
     groups. Datasets that are not the paper's are in no paper average. A partial group keeps its
     full member list, so the table says how many of them its average covers."""
-    groups = {name: members for name, members in PAPER_GROUPS.items()
-              if sum(m in labels for m in members) >= 2}
+    groups = {name: members for name, members in PAPER_GROUPS.items() if sum(m in labels for m in members) >= 2}
     groups.update({name: members for name, members in (extra or {}).items() if any(m in labels for m in members)})
     return groups
 
@@ -87,7 +87,7 @@ def paper_order(labels: list[str]) -> list[str]:
 @dataclasses.dataclass
 class Dataset:
     label: str
-    collection: object      # BeirFolder or IrdsCollection: get_corpus_iter, text_loader, path
+    collection: object  # BeirFolder or IrdsCollection: get_corpus_iter, text_loader, path
     topics: pd.DataFrame
     qrels: pd.DataFrame
 
@@ -101,13 +101,8 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
         return Dataset(dataset_label(spec), coll, coll.get_topics(split), coll.get_qrels(split))
     if not spec.startswith("irds:"):
         raise FileNotFoundError(f"dataset {spec!r}: not a folder; use a BEIR-layout folder or irds:<ir_datasets id>")
-    coll = IrdsCollection(spec)
-    try:
-        topics, qrels = coll.get_topics(), coll.get_qrels()
-    except (OSError, ConnectionError) as e:  # requests' ConnectionError is an OSError
-        raise RuntimeError(f"dataset {spec!r}: ir_datasets could not fetch its queries/qrels ({type(e).__name__}); "
-                           "without internet, pass a local BEIR-layout folder to --dataset instead") from e
-    return Dataset(dataset_label(spec), coll, topics, qrels)
+    coll = IrdsCollection(spec)  # not cached and not downloadable: one line (DatasetUnavailable)
+    return Dataset(dataset_label(spec), coll, coll.get_topics(), coll.get_qrels())
 
 
 def open_datasets(specs, split: str = "test") -> list[Dataset]:
@@ -169,24 +164,37 @@ def saved_fusions(paths: dict[str, str], first_stage: str = "BM25") -> dict[str,
     on validation queries (``fusion.json``), the fused system ``NAME + BM25`` (``NAME#i`` repetitions
     keep their number), as :func:`rerank_experiment` takes ``fusions``; the others are said and skipped."""
     from ..rerankers.fusion import FUSION_FILE
+
     fusions = {}
     for name, path in paths.items():
         file = os.path.join(path, FUSION_FILE)
         if not os.path.exists(file):
-            print(f"fusion: {name} ({path}) has no {FUSION_FILE} (only a model trained with validation queries has "
-                  "one), so it is not fused", flush=True)
+            print(
+                f"fusion: {name} ({path}) has no {FUSION_FILE} (only a model trained with validation queries has "
+                "one), so it is not fused",
+                flush=True,
+            )
             continue
         with open(file, encoding="utf8") as f:
             saved = json.load(f)
         base, _, rep = name.partition("#")
         fusions[f"{base} + {first_stage}" + (f"#{rep}" if rep else "")] = (
-            name, {key: saved[key] for key in ("weight", "normalise", "depth") if key in saved})
+            name,
+            {key: saved[key] for key in ("weight", "normalise", "depth") if key in saved},
+        )
     return fusions
 
 
-def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tuple]], *, k: int, work: str,
-                      measures=(nDCG @ 10, RR @ 10, AP), verbose: bool = True,
-                      fusions: dict[str, tuple[str, dict]] | None = None) -> pd.DataFrame:
+def rerank_experiment(
+    ds: Dataset,
+    systems: dict[str, tuple[pt.Transformer, tuple]],
+    *,
+    k: int,
+    work: str,
+    measures=(nDCG @ 10, RR @ 10, AP),
+    verbose: bool = True,
+    fusions: dict[str, tuple[str, dict]] | None = None,
+) -> pd.DataFrame:
     """BM25 top-``k`` and BM25 top-``k`` → each re-ranker of ``systems`` (name → (re-ranker, what
     identifies it)) on ``ds``, as ``pt.Experiment(perquery=True)``: every system ranks the same
     ``k`` candidates per query, so the comparison is at one depth. Runs are saved as TREC files
@@ -201,7 +209,9 @@ def rerank_experiment(ds: Dataset, systems: dict[str, tuple[pt.Transformer, tupl
     os.makedirs(runs_dir, exist_ok=True)
     first = bm25(ds.collection, os.path.join(work, "indexes"), num_results=k)
     get_text = pt.text.get_text(ds.collection, "text")
-    topics_id = hashlib.sha1(pd.util.hash_pandas_object(ds.topics[["qid", "query"]], index=False).values.tobytes()).hexdigest()
+    topics_id = hashlib.sha1(
+        pd.util.hash_pandas_object(ds.topics[["qid", "query"]], index=False).values.tobytes()
+    ).hexdigest()
     corpus_id = corpus_key(ds.collection)
     runs = []
     pipelines = {"BM25": (first, ("bm25-pisa",))}

@@ -1,6 +1,7 @@
 """The BM25 first stage: one PISA index per corpus, built once under a lock in a shared cache.
 
 Evaluation layer: imports no other layer."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +23,7 @@ def corpus_key(collection) -> str:
     irds_id = getattr(collection, "irds_id", None)
     if irds_id is not None:
         import ir_datasets
+
         try:
             source = ir_datasets.docs_parent_id(irds_id)
         except Exception:  # a stand-in dataset object, or an id ir_datasets does not know
@@ -55,6 +57,7 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     """PISA BM25 over ``collection`` (anything with ``path``/``irds_id`` and ``get_corpus_iter``),
     indexing it the first time, under ``work_dir`` (default: :func:`index_cache_dir`)."""
     from pyterrier_pisa import PisaIndex
+
     work_dir = work_dir or index_cache_dir()
     os.makedirs(work_dir, exist_ok=True)
     path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
@@ -62,8 +65,7 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     with path_lock(path):  # two runs on one corpus: one builds, the other waits and reuses
         if not index.built():
             start = time.time()
-            print(f"indexing {collection!r} with PISA (BM25) into {home_contracted(work_dir)} ...", end=" ",
-                  flush=True)
+            print(f"indexing {collection!r} with PISA (BM25) into {home_contracted(work_dir)} ...", end=" ", flush=True)
             with native_output_captured():
                 index.index(collection.get_corpus_iter())
             print(f"done in {time.time() - start:.0f} s", flush=True)

@@ -2,6 +2,7 @@
 significance tests against a baseline.
 
 Evaluation layer: imports no other layer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,9 @@ def pool_repetitions(res: pd.DataFrame, sep: str = "#") -> pd.DataFrame:
     return out.groupby(keys, as_index=False, sort=False)["value"].mean()
 
 
-def significance(values: pd.DataFrame, baseline: str, test: str = "t", correction: str | None = "holm",
-                 alpha: float = 0.05) -> pd.DataFrame:
+def significance(
+    values: pd.DataFrame, baseline: str, test: str = "t", correction: str | None = "holm", alpha: float = 0.05
+) -> pd.DataFrame:
     """Per system: mean, p-value against ``baseline``, corrected p-value and mark (↑, ↓ or '')."""
     if test not in TESTS:
         raise ValueError(f"test={test!r}; expected one of {TESTS}")
@@ -55,17 +57,26 @@ def significance(values: pd.DataFrame, baseline: str, test: str = "t", correctio
     tested = out["p"].notna() & out.index.to_series().ne(baseline)
     out["p_corrected"] = out["p"]
     if correction and tested.sum():
-        out.loc[tested, "p_corrected"] = multipletests(out.loc[tested, "p"].fillna(1.0), alpha=alpha,
-                                                       method=correction)[1]
+        out.loc[tested, "p_corrected"] = multipletests(
+            out.loc[tested, "p"].fillna(1.0), alpha=alpha, method=correction
+        )[1]
     base_mean = out.loc[baseline, "mean"]
-    out["mark"] = [("↑" if m > base_mean else "↓") if (pc == pc and pc < alpha) else ""
-                   for m, pc in zip(out["mean"], out["p_corrected"])]
+    out["mark"] = [
+        ("↑" if m > base_mean else "↓") if (pc == pc and pc < alpha) else ""
+        for m, pc in zip(out["mean"], out["p_corrected"])
+    ]
     return out
 
 
-def paper_table(results: dict[str, pd.DataFrame], measure: str, baseline: str,
-                groups: dict[str, list[str]] | None = None, test: str = "t",
-                correction: str | None = "holm", scale: float = 100.0) -> pd.DataFrame:
+def paper_table(
+    results: dict[str, pd.DataFrame],
+    measure: str,
+    baseline: str,
+    groups: dict[str, list[str]] | None = None,
+    test: str = "t",
+    correction: str | None = "holm",
+    scale: float = 100.0,
+) -> pd.DataFrame:
     """``results``: dataset → ``pt.Experiment(perquery=True)`` frame. Returns a systems × datasets
     table of strings like ``'42.1↑'`` plus one column per group average (e.g. ``ID``, ``OOD``),
     over the group's members that were run; a group only partly run is headed ``name avg (n/m)``."""
@@ -94,8 +105,14 @@ def to_markdown(table: pd.DataFrame) -> str:
 def to_latex(table: pd.DataFrame, spans: list[tuple[str, int]] | None = None) -> str:
     """A booktabs ``tabular``; ``spans`` (label, number of consecutive columns) adds the paper's
     header row over column groups, e.g. ``[("In-domain", 3), ("BEIR (OOD)", 13), ("Average", 3)]``."""
-    esc = lambda s: str(s).replace("_", r"\_").replace("&", r"\&").replace("%", r"\%") \
-        .replace("↑", r"$^\uparrow$").replace("↓", r"$^\downarrow$")
+    esc = lambda s: (
+        str(s)
+        .replace("_", r"\_")
+        .replace("&", r"\&")
+        .replace("%", r"\%")
+        .replace("↑", r"$^\uparrow$")
+        .replace("↓", r"$^\downarrow$")
+    )
     lines = [r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule"]
     if spans:
         if sum(n for _, n in spans) != len(table.columns):
@@ -118,8 +135,9 @@ def verdicts(res: pd.DataFrame, measure: str = "nDCG@10") -> str:
     significantly (its ``reject`` column, after the table's correction)."""
     base = res.iloc[0]
     best = res.loc[res[measure].idxmax()]
-    lines = [f"{measure}: {best['name']} ranks best ({best[measure]:.3f}); against {base['name']} "
-             f"({base[measure]:.3f}):"]
+    lines = [
+        f"{measure}: {best['name']} ranks best ({best[measure]:.3f}); against {base['name']} ({base[measure]:.3f}):"
+    ]
     p_col = f"{measure} p-value corrected" if f"{measure} p-value corrected" in res else f"{measure} p-value"
     for _, row in res.iloc[1:].iterrows():
         diff = row[measure] - base[measure]

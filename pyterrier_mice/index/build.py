@@ -2,6 +2,7 @@
 renamed into place when complete), alone or as one shard of many.
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules (never :mod:`.store`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Iterable, Iterator
 
 import filelock
@@ -18,9 +20,23 @@ import pyterrier as pt
 import torch
 
 from .checksums import CHUNK_BYTES, ChecksumWriter
+from .encoder import DOCUMENT_ENCODER_MEMBERS, DocumentEncoder
 from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
-from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, FORMAT_VERSION, MANIFEST, OFFSETS, SHARDS,
-                     STATES, TEXTS, TOKENS, MiceIndexError, text_hash)
+from .layout import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_TYPE,
+    DOCNOS,
+    EXTRAS,
+    FORMAT_VERSION,
+    MANIFEST,
+    OFFSETS,
+    SHARDS,
+    STATES,
+    TEXTS,
+    TOKENS,
+    MiceIndexError,
+    text_hash,
+)
 from .kinds import get_storage
 
 
@@ -32,8 +48,10 @@ def build_lock(path: str, wait: bool | float):
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
-        raise MiceIndexError(f"{path} is being built by another process (lock {path}.lock is held); wait for it "
-                             "to finish, pass wait=True to queue behind it, or build into another path") from None
+        raise MiceIndexError(
+            f"{path} is being built by another process (lock {path}.lock is held); wait for it "
+            "to finish, pass wait=True to queue behind it, or build into another path"
+        ) from None
     try:
         yield
     finally:
@@ -50,6 +68,7 @@ def no_space_errno(exc: BaseException) -> int | None:
     if isinstance(exc, OSError):
         return exc.errno if exc.errno in NO_SPACE else None
     import re
+
     m = re.search(r"os error (\d+)", str(exc))
     return int(m.group(1)) if m and int(m.group(1)) in NO_SPACE else None
 
@@ -66,6 +85,20 @@ def launcher_shard() -> tuple[int, int] | None:
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
+def storage_keyword(storage: str, dtype: str | None) -> str:
+    """The storage kind, from ``storage=`` or the deprecated ``dtype=`` (which now means a model's
+    precision everywhere else)."""
+    if dtype is not None:
+        warnings.warn(
+            "the storage kind of an index is storage=...; dtype= is deprecated here (it is the model's "
+            "precision in the re-rankers)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return dtype
+    return storage
+
+
 class DocStateIndexer(pt.Indexer):
     """Streams a corpus through a split re-ranker's document encoder and writes an index atomically.
 
@@ -75,17 +108,37 @@ class DocStateIndexer(pt.Indexer):
     manifest, and the shards then read as one index.
     """
 
-    def __init__(self, index, reranker, *, kv=False, dtype="fp16", batch_size=None, overwrite=False,
-                 verbose=False, text_field=None, wait: bool | float = False, shard=None):
-        self.storage = get_storage(dtype)
+    def __init__(
+        self,
+        index,
+        reranker,
+        *,
+        kv=False,
+        storage="fp16",
+        batch_size=None,
+        overwrite=False,
+        verbose=False,
+        text_field=None,
+        wait: bool | float = False,
+        shard=None,
+        dtype=None,
+    ):
+        storage = storage_keyword(storage, dtype)
+        self.storage = get_storage(storage)
+        if not isinstance(reranker, DocumentEncoder):
+            missing = [n for n in DOCUMENT_ENCODER_MEMBERS if not hasattr(reranker, n)]
+            raise TypeError(
+                f"{type(reranker).__name__} cannot build a document-state index: it lacks {missing} "
+                "(MICE, ColBERT and split PreTTR re-rankers can)"
+            )
         if kv and not hasattr(reranker, "doc_extras"):
             raise ValueError(f"kv=True: {type(reranker).__name__} stores no keys/values")
-        if getattr(getattr(reranker.model, "config", None), "padding_invariant", True) is False:
-            raise ValueError(reranker._not_indexable())
+        if reranker.not_indexable:
+            raise ValueError(reranker.not_indexable)
         self.target = index
         self.reranker = reranker
         self.kv = kv
-        self.dtype = dtype
+        self.storage_kind = storage
         self.batch_size = batch_size or reranker.batch_size
         self.overwrite = overwrite
         self.verbose = verbose
@@ -94,6 +147,13 @@ class DocStateIndexer(pt.Indexer):
         self.shard = launcher_shard() if shard == "auto" else shard
         if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
             raise ValueError(f"shard={self.shard!r}: expected (rank, world_size) with 0 ≤ rank < world_size")
+
+    def index_inputs(self) -> list[list[str]]:
+        """The columns each document must have (for ``pt.inspect.indexer_inputs``)."""
+        return [["docno", self.text_field]]
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.target.path!r}, {self.reranker!r}, storage={self.storage_kind!r})"
 
     def index(self, it: Iterable[dict]):
         if self.shard is None:
@@ -117,10 +177,20 @@ class DocStateIndexer(pt.Indexer):
                     if name not in (SHARDS,) and not name.endswith(".lock"):
                         full = os.path.join(root, name)
                         shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
-                for name, content in (("pt_meta.json", {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT,
-                                                        "package_hint": "pyterrier-mice"}),
-                                      (MANIFEST, {"format_version": FORMAT_VERSION, "world_size": world,
-                                                  "shards": [os.path.join(SHARDS, n) for n in names]})):
+                for name, content in (
+                    (
+                        "pt_meta.json",
+                        {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"},
+                    ),
+                    (
+                        MANIFEST,
+                        {
+                            "format_version": FORMAT_VERSION,
+                            "world_size": world,
+                            "shards": [os.path.join(SHARDS, n) for n in names],
+                        },
+                    ),
+                ):
                     with open(os.path.join(root, name + ".tmp"), "w") as f:
                         json.dump(content, f, indent=1)
                     os.replace(os.path.join(root, name + ".tmp"), os.path.join(root, name))
@@ -139,8 +209,10 @@ class DocStateIndexer(pt.Indexer):
             except BaseException as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if no_space_errno(e):
-                    raise MiceIndexError(f"{path}: no space left to build the index ({os.strerror(no_space_errno(e))}); "
-                                         "the previous index, if any, is intact") from None
+                    raise MiceIndexError(
+                        f"{path}: no space left to build the index ({os.strerror(no_space_errno(e))}); "
+                        "the previous index, if any, is intact"
+                    ) from None
                 raise
             old = None
             if os.path.exists(path):
@@ -164,8 +236,10 @@ class DocStateIndexer(pt.Indexer):
                 texts = []
                 for d in batch:
                     if "docno" not in d or self.text_field not in d:
-                        raise KeyError(f"indexing needs 'docno' and {self.text_field!r} in every document; got "
-                                       f"{list(d)} (pass text_field= to the indexer)")
+                        raise KeyError(
+                            f"indexing needs 'docno' and {self.text_field!r} in every document; got "
+                            f"{list(d)} (pass text_field= to the indexer)"
+                        )
                     if d["docno"] in seen:
                         raise ValueError(f"duplicate docno {d['docno']!r} while indexing")
                     if "\n" in str(d["docno"]):
@@ -198,20 +272,29 @@ class DocStateIndexer(pt.Indexer):
             checksums[TOKENS] = tokens.close()
         if not docnos:
             raise ValueError("no documents to index: the corpus iterator was empty")
-        for name, data in ((DOCNOS, "\n".join(docnos).encode("utf8")),
-                           (OFFSETS, _npy(np.asarray(offsets, dtype=np.int64))),
-                           (TEXTS, _npy(np.asarray(hashes, dtype=np.uint64)))):
+        for name, data in (
+            (DOCNOS, "\n".join(docnos).encode("utf8")),
+            (OFFSETS, _npy(np.asarray(offsets, dtype=np.int64))),
+            (TEXTS, _npy(np.asarray(hashes, dtype=np.uint64))),
+        ):
             with ChecksumWriter(os.path.join(tmp, name)) as w:
                 w.write(data)
                 checksums[name] = w.close()
         with open(os.path.join(tmp, "pt_meta.json"), "w") as f:
             json.dump({"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}, f)
         manifest = {
-            "format_version": FORMAT_VERSION, "num_docs": len(docnos), "num_tokens": offsets[-1],
-            "reranker": type(rr).__name__, "state_shape": state_shape, "extras_shape": extras_shape,
-            "storage": self.storage.name, "doc_max_length": rr.doc_max_length,
-            "model_precision": model_precision(rr), "model_fingerprints": model_fingerprints(rr, self.kv),
-            "tokenizer_fingerprint": tokenizer_fingerprint(rr.tokenizer), "model_name": rr.model_name,
+            "format_version": FORMAT_VERSION,
+            "num_docs": len(docnos),
+            "num_tokens": offsets[-1],
+            "reranker": type(rr).__name__,
+            "state_shape": state_shape,
+            "extras_shape": extras_shape,
+            "storage": self.storage.name,
+            "doc_max_length": rr.doc_max_length,
+            "model_precision": model_precision(rr),
+            "model_fingerprints": model_fingerprints(rr, self.kv),
+            "tokenizer_fingerprint": tokenizer_fingerprint(rr.tokenizer),
+            "model_name": rr.model_name,
             "token_ids": tokens is not None,
             "text_field": self.text_field,
             "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},
@@ -222,6 +305,7 @@ class DocStateIndexer(pt.Indexer):
 
 def _npy(arr: np.ndarray) -> bytes:
     import io
+
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()

@@ -1,6 +1,7 @@
 """Per-chunk CRC-32 checksums of index files: computed while writing, checked in full or lazily.
 
 Index layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import os
@@ -47,16 +48,6 @@ class ChecksumWriter:
             self.close()
 
 
-def file_checksums(path: str, chunk_bytes: int = CHUNK_BYTES) -> list[int]:
-    crcs = []
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk_bytes)
-            if not block:
-                return crcs
-            crcs.append(zlib.crc32(block))
-
-
 class ChunkVerifier:
     """Checks the chunks of one file against its recorded checksums, each chunk once. The file is
     mapped when the verifier is made, as the data is: a rebuild that replaces the index folder
@@ -81,7 +72,7 @@ class ChunkVerifier:
         for c in range(first, last + 1):
             if self.checked[c]:
                 continue
-            block = self._bytes()[c * self.chunk_bytes:(c + 1) * self.chunk_bytes]
+            block = self._bytes()[c * self.chunk_bytes : (c + 1) * self.chunk_bytes]
             if zlib.crc32(block) != int(self.crcs[c]):
                 bad.append(c)
             else:

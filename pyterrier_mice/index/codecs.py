@@ -9,6 +9,7 @@ and values. Files: ``<name>`` (uint8 codes, ``[tokens, *lead, d / sub]``) and ``
 (float32 ``[slices, d / sub, 256, sub]``), both checksummed.
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ class ProductQuantised(Storage):
 
     def _subvectors(self, dim: int) -> int:
         if dim % self.sub:
-            raise ValueError(f"{self.name} storage cuts vectors into groups of {self.sub} values: the vector "
-                             f"size {dim} is not a multiple of {self.sub}; use int8 or int4")
+            raise ValueError(
+                f"{self.name} storage cuts vectors into groups of {self.sub} values: the vector "
+                f"size {dim} is not a multiple of {self.sub}; use int8 or int4"
+            )
         return dim // self.sub
 
     def stored_shapes(self, shape):
@@ -105,8 +108,10 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise ImportError("building a pq/pq1 index trains its codebooks with faiss: pip install faiss-cpu "
-                          "(or pyterrier-mice[pq]); reading one does not need it") from None
+        raise ImportError(
+            "building a pq/pq1 index trains its codebooks with faiss: pip install faiss-cpu "
+            "(or pyterrier-mice[pq]); reading one does not need it"
+        ) from None
     return faiss
 
 
@@ -135,7 +140,7 @@ class CodebookWriter:
 
     def _train(self) -> None:
         sample = np.concatenate(self.held)
-        self.books = self.storage.train(sample[:self.storage.sample_tokens])
+        self.books = self.storage.train(sample[: self.storage.sample_tokens])
         self.quantizers = self.storage.quantizers(self.books)
         self.held, self.held_tokens = [], 0
         self.codes.write(self.storage.encode_with(self.quantizers, sample).tobytes())
@@ -163,8 +168,11 @@ class CodedArray(StoredArray):
         m = data_shape[-1]
         slices = int(np.prod(lead, dtype=np.int64)) if lead else 1
         self.book_file = name + storage.codebook_suffix
-        books = _memmap(os.path.join(folder, self.book_file), "<f4", (slices, m, CODES, storage.sub)) \
-            if total else np.zeros((slices, m, CODES, storage.sub), dtype=np.float32)
+        books = (
+            _memmap(os.path.join(folder, self.book_file), "<f4", (slices, m, CODES, storage.sub))
+            if total
+            else np.zeros((slices, m, CODES, storage.sub), dtype=np.float32)
+        )
         # one lookup table: row (slice, sub-vector, code) holds that code's ``sub`` values
         self.table = torch.from_numpy(np.array(books, dtype=np.float32)).reshape(-1, storage.sub)
         self.lead, self.m = tuple(lead), m

@@ -1,6 +1,7 @@
 """What identifies the model and tokenizer behind stored document states.
 
 Index layer: imports no other layer (re-rankers are passed in)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,18 @@ import json
 
 import torch
 
-_VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "_commit_hash", "architectures",
-                         "dtype", "torch_dtype", "_attn_implementation", "_attn_implementation_autoset",
-                         "trained_lengths", "authors_checkpoint"}
+_VOLATILE_CONFIG_KEYS = {
+    "_name_or_path",
+    "transformers_version",
+    "_commit_hash",
+    "architectures",
+    "dtype",
+    "torch_dtype",
+    "_attn_implementation",
+    "_attn_implementation_autoset",
+    "trained_lengths",
+    "authors_checkpoint",
+}
 #: the precisions a fingerprint is recorded at: a re-ranker run in bf16 or fp16 matches an index
 #: built by the same model in fp32 (compared at the lower precision)
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -1,6 +1,7 @@
 """Every storage kind of an index, by the name a build is given (``dtype=``) and its manifest records.
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+
 from __future__ import annotations
 
 from .codecs import ProductQuantised, ProductQuantised1

@@ -6,6 +6,7 @@ states), optional ``extras.bin`` (MICE: each interaction layer's K/V) and ``toke
 token ids, for MICE's exact-match options); a sharded index holds ``shards/<rank>/`` indexes.
 
 Index layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,19 @@ def text_hash(text: str) -> int:
 
 
 def permission_denied(path: str, what: str = "the index folder") -> MiceIndexError:
-    return MiceIndexError(f"{path}: permission denied ({what} is not readable by this user); ask its owner to "
-                          "make it readable (chmod -R a+rX), or build your own copy")
+    return MiceIndexError(
+        f"{path}: permission denied ({what} is not readable by this user); ask its owner to "
+        "make it readable (chmod -R a+rX), or build your own copy"
+    )
+
+
+def manifest_digest(path: str) -> str | None:
+    """SHA-256 of an index's manifest file (it records every other file's checksums), or None."""
+    try:
+        with open(os.path.join(path, MANIFEST), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def read_manifest(path: str) -> dict:
@@ -39,8 +51,11 @@ def read_manifest(path: str) -> dict:
     if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
         raise permission_denied(path)
     if not os.path.exists(mpath):
-        building = [n for n in os.listdir(os.path.dirname(os.path.abspath(path)) or ".")
-                    if n.startswith(os.path.basename(os.path.normpath(path)) + ".building")]
+        building = [
+            n
+            for n in os.listdir(os.path.dirname(os.path.abspath(path)) or ".")
+            if n.startswith(os.path.basename(os.path.normpath(path)) + ".building")
+        ]
         hint = " (an interrupted or running build left a '.building' directory beside it)" if building else ""
         raise MiceIndexError(f"{path!r} is not a built document-state index: no {MANIFEST}{hint}")
     try:
@@ -52,6 +67,8 @@ def read_manifest(path: str) -> dict:
         raise MiceIndexError(f"{path}: corrupt document-state index ({MANIFEST}: {e})") from e
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
-        raise MiceIndexError(f"{path}: index format {version}, this version of pyterrier-mice reads format "
-                             f"{FORMAT_VERSION}; rebuild the index (indexer(..., overwrite=True))")
+        raise MiceIndexError(
+            f"{path}: index format {version}, this version of pyterrier-mice reads format "
+            f"{FORMAT_VERSION}; rebuild the index (indexer(..., overwrite=True))"
+        )
     return manifest

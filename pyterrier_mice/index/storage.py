@@ -3,6 +3,7 @@
 (the learned kinds are in :mod:`.codecs`, every kind by name in :mod:`.kinds`).
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,19 @@ class StoredArray:
         self.name, self.shape, self.storage = name, tuple(shape), storage
         data_shape, scale_shape = storage.stored_shapes(self.shape)
         self.data = _memmap(os.path.join(folder, name), storage.dtype, (total, *data_shape))
-        self.scales = _memmap(os.path.join(folder, name + ".scales"), np.float16, (total, *scale_shape)) \
-            if scale_shape is not None else None
+        self.scales = (
+            _memmap(os.path.join(folder, name + ".scales"), np.float16, (total, *scale_shape))
+            if scale_shape is not None
+            else None
+        )
 
     def byte_ranges(self, start: int, end: int) -> list[tuple[str, int, int]]:
         """The byte ranges of tokens ``start..end`` in each file (for checksum verification)."""
         out = [(self.name, start * self._row_bytes(self.data), end * self._row_bytes(self.data))]
         if self.scales is not None:
-            out.append((self.name + ".scales", start * self._row_bytes(self.scales), end * self._row_bytes(self.scales)))
+            out.append(
+                (self.name + ".scales", start * self._row_bytes(self.scales), end * self._row_bytes(self.scales))
+            )
         return out
 
     @staticmethod
@@ -54,6 +60,7 @@ class StoredArray:
 
 def _memmap(path, dtype, shape):
     from .layout import MiceIndexError
+
     expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size != expected:
@@ -171,4 +178,3 @@ class VectorWriter:
 
     def close(self) -> dict[str, list[int]]:
         return {name: w.close() for name, w in self.files.items()}
-

@@ -2,6 +2,7 @@
 reads checked against the stored checksums.
 
 Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,21 @@ import torch
 
 from .checksums import ChunkVerifier
 from .fingerprint import compare_precision, model_fingerprint, model_precision, tokenizer_fingerprint
-from .layout import (ARTIFACT_FORMAT, ARTIFACT_TYPE, DOCNOS, EXTRAS, OFFSETS, STATES, TEXTS, TOKENS, MiceIndexError,
-                     permission_denied, read_manifest, text_hash)
+from .layout import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_TYPE,
+    DOCNOS,
+    EXTRAS,
+    OFFSETS,
+    STATES,
+    TEXTS,
+    TOKENS,
+    MiceIndexError,
+    manifest_digest,
+    permission_denied,
+    read_manifest,
+    text_hash,
+)
 from .kinds import get_storage
 
 VERIFY_MODES = ("lazy", "full", "none")
@@ -29,8 +43,10 @@ class _Part:
             raise MiceIndexError(f"{path}: a sharded index inside a shard")
         try:
             n, total = m["num_docs"], m["num_tokens"]
-            self._verifiers = {name: ChunkVerifier(os.path.join(path, name), crcs, m["checksums"]["chunk_bytes"])
-                               for name, crcs in m["checksums"]["files"].items()}
+            self._verifiers = {
+                name: ChunkVerifier(os.path.join(path, name), crcs, m["checksums"]["chunk_bytes"])
+                for name, crcs in m["checksums"]["files"].items()
+            }
             for small in (DOCNOS, OFFSETS, TEXTS):  # small files: always checked in full
                 self.check_file(small)
             with open(os.path.join(path, DOCNOS), encoding="utf8") as f:
@@ -47,8 +63,11 @@ class _Part:
             for arr in (self.states, self.extras):  # codebooks: small, checked in full
                 if arr is not None and getattr(arr, "book_file", None):
                     self.check_file(arr.book_file)
-            self.tokens = np.memmap(os.path.join(path, TOKENS), dtype="<i4", mode="r", shape=(total,)) \
-                if m.get("token_ids") and total else None
+            self.tokens = (
+                np.memmap(os.path.join(path, TOKENS), dtype="<i4", mode="r", shape=(total,))
+                if m.get("token_ids") and total
+                else None
+            )
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, MiceIndexError):
                 raise
@@ -63,13 +82,17 @@ class _Part:
             raise MiceIndexError(f"{self.path}: no checksums recorded for {name}")
         size = v.size
         if -(-size // v.chunk_bytes) != len(v.crcs):
-            raise MiceIndexError(f"{v.path}: {size} bytes, but checksums for {len(v.crcs)} chunk(s) of "
-                                 f"{v.chunk_bytes} bytes (truncated or corrupt index)")
+            raise MiceIndexError(
+                f"{v.path}: {size} bytes, but checksums for {len(v.crcs)} chunk(s) of "
+                f"{v.chunk_bytes} bytes (truncated or corrupt index)"
+            )
         bad = v.check_range(start, size if end is None else end)
         if bad:
             lo, hi = bad[0] * v.chunk_bytes, min(size, (bad[-1] + 1) * v.chunk_bytes)
-            raise MiceIndexError(f"{v.path}: bytes {lo}..{hi} do not match their checksums ({len(bad)} chunk(s) "
-                                 "corrupt on disk); rebuild the index (indexer(..., overwrite=True))")
+            raise MiceIndexError(
+                f"{v.path}: bytes {lo}..{hi} do not match their checksums ({len(bad)} chunk(s) "
+                "corrupt on disk); rebuild the index (indexer(..., overwrite=True))"
+            )
 
     def verify(self) -> None:
         for name in self._verifiers:
@@ -99,8 +122,17 @@ class _Part:
 
 
 # what every shard of a sharded index must agree on
-_SHARED_KEYS = ("reranker", "state_shape", "extras_shape", "storage", "doc_max_length", "model_precision",
-                "model_fingerprints", "tokenizer_fingerprint", "token_ids")
+_SHARED_KEYS = (
+    "reranker",
+    "state_shape",
+    "extras_shape",
+    "storage",
+    "doc_max_length",
+    "model_precision",
+    "model_fingerprints",
+    "tokenizer_fingerprint",
+    "token_ids",
+)
 
 
 class DocStateIndex(pt.Artifact, pt.Indexer):
@@ -129,6 +161,20 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
     def __repr__(self):
         return f"{type(self).__name__}({self.path!r})"
 
+    # ------------------------------------------------------------------ pickling: by path
+    def __getstate__(self) -> dict:
+        """The path, how to verify, and (once opened) the manifest's digest: a pickle (to a worker
+        process, into a saved pipeline) never carries the stored states."""
+        return {
+            "path": self.path,
+            "verify_mode": self.verify_mode,
+            "manifest_digest": manifest_digest(self.path) if self._loaded else None,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["verify_mode"])
+        self._pickled_digest = state.get("manifest_digest")
+
     # ------------------------------------------------------------------ opening
     def built(self) -> bool:
         return os.path.exists(os.path.join(self.path, "manifest.json"))
@@ -137,16 +183,28 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         if self._loaded:
             return
         root = read_manifest(self.path)
+        pickled = getattr(self, "_pickled_digest", None)
+        if pickled is not None and pickled != manifest_digest(self.path):
+            raise MiceIndexError(
+                f"{self.path} changed since this index was pickled (rebuilt or replaced); "
+                "open it again, and re-rank again with it"
+            )
         if "shards" in root:
             self.parts = [_Part(os.path.join(self.path, s), self.verify_mode) for s in root["shards"]]
             first = self.parts[0].manifest
             for part in self.parts[1:]:
                 bad = [k for k in _SHARED_KEYS if part.manifest.get(k) != first.get(k)]
                 if bad:
-                    raise MiceIndexError(f"{part.path}: this shard differs from {self.parts[0].path} in {bad}; "
-                                         "rebuild the sharded index with one model and one setting")
-            self._manifest = {**first, "num_docs": sum(p.manifest["num_docs"] for p in self.parts),
-                              "num_tokens": sum(p.manifest["num_tokens"] for p in self.parts), "shards": root["shards"]}
+                    raise MiceIndexError(
+                        f"{part.path}: this shard differs from {self.parts[0].path} in {bad}; "
+                        "rebuild the sharded index with one model and one setting"
+                    )
+            self._manifest = {
+                **first,
+                "num_docs": sum(p.manifest["num_docs"] for p in self.parts),
+                "num_tokens": sum(p.manifest["num_tokens"] for p in self.parts),
+                "shards": root["shards"],
+            }
         else:
             self.parts = [_Part(self.path, self.verify_mode)]
             self._manifest = self.parts[0].manifest
@@ -212,21 +270,33 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         if m["reranker"] != type(reranker).__name__:
             raise MiceIndexError(f"{self.path} holds {m['reranker']} states, not {type(reranker).__name__} states")
         if m["doc_max_length"] != reranker.doc_max_length:
-            raise MiceIndexError(f"{self.path} was built with doc_max_length={m['doc_max_length']}, "
-                                 f"the re-ranker uses {reranker.doc_max_length}")
+            raise MiceIndexError(
+                f"{self.path} was built with doc_max_length={m['doc_max_length']}, "
+                f"the re-ranker uses {reranker.doc_max_length}"
+            )
         if m["tokenizer_fingerprint"] != tokenizer_fingerprint(reranker.tokenizer):
             raise MiceIndexError(f"{self.path} was built with a different tokenizer; rebuild the index for this one")
         if getattr(reranker, "uses_token_ids", False) and not self.has_token_ids:
-            raise MiceIndexError(f"{self.path} stores no document token ids, which this model's exact-match options "
-                                 "read; rebuild the index (indexer(..., overwrite=True))")
+            raise MiceIndexError(
+                f"{self.path} stores no document token ids, which this model's exact-match options "
+                "read; rebuild the index (indexer(..., overwrite=True))"
+            )
         built, running = m["model_precision"], model_precision(reranker)
         precision = compare_precision(built, running)
         stored = m["model_fingerprints"].get(precision)
         if stored is None or stored != model_fingerprint(reranker, self.has_extras, precision):
-            dtypes = "" if built == running else (f" (the index was built by a {built} model, this re-ranker runs in "
-                                                  f"{running}; compared at {precision})")
-            raise MiceIndexError(f"{self.path} was built with a different model (fingerprint mismatch: config or "
-                                 f"weights differ){dtypes}; rebuild the index for this model")
+            dtypes = (
+                ""
+                if built == running
+                else (
+                    f" (the index was built by a {built} model, this re-ranker runs in "
+                    f"{running}; compared at {precision})"
+                )
+            )
+            raise MiceIndexError(
+                f"{self.path} was built with a different model (fingerprint mismatch: config or "
+                f"weights differ){dtypes}; rebuild the index for this model"
+            )
 
     # ------------------------------------------------------------------ lookups and reads
     def lookup_texts(self, docnos, texts) -> list[int | None]:
@@ -278,20 +348,42 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         return self.parts[i], row - int(self._first_row[i])
 
     # ------------------------------------------------------------------ building
-    def indexer(self, reranker, *, kv: bool = False, dtype: str = "fp16", batch_size: int | None = None,
-                overwrite: bool = False, verbose: bool = False, text_field: str | None = None,
-                wait: bool | float = False, shard=None):
+    def indexer(
+        self,
+        reranker,
+        *,
+        kv: bool = False,
+        storage: str = "fp16",
+        batch_size: int | None = None,
+        overwrite: bool = False,
+        verbose: bool = False,
+        text_field: str | None = None,
+        wait: bool | float = False,
+        shard=None,
+        dtype: str | None = None,
+    ):
         """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
 
-        ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``dtype``
-        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``, ``pq``, ``pq1``); ``text_field`` defaults to the
-        re-ranker's; ``wait`` queues behind a build already running into the same path (True, or
-        seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under ``torchrun``
-        or ``accelerate launch``) builds this worker's shard of a sharded index.
+        ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``storage``
+        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``, ``pq``, ``pq1``; ``dtype=`` is its deprecated
+        name); ``text_field`` defaults to the re-ranker's; ``wait`` queues behind a build already running into
+        the same path (True, or seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under
+        ``torchrun`` or ``accelerate launch``) builds this worker's shard of a sharded index.
         """
-        from .build import DocStateIndexer
-        return DocStateIndexer(self, reranker, kv=kv, dtype=dtype, batch_size=batch_size, overwrite=overwrite,
-                               verbose=verbose, text_field=text_field, wait=wait, shard=shard)
+        from .build import DocStateIndexer, storage_keyword
+
+        return DocStateIndexer(
+            self,
+            reranker,
+            kv=kv,
+            storage=storage_keyword(storage, dtype),
+            batch_size=batch_size,
+            overwrite=overwrite,
+            verbose=verbose,
+            text_field=text_field,
+            wait=wait,
+            shard=shard,
+        )
 
     def index(self, it, reranker=None, **kwargs) -> "DocStateIndex":
         if reranker is None:

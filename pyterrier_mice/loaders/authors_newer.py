@@ -3,6 +3,7 @@ at b4dc361) converted to :class:`~pyterrier_mice.MiceModel` (the option mapping:
 :func:`newer_options`).
 
 Loaders layer: imports only :mod:`pyterrier_mice.models` and :mod:`pyterrier_mice.loaders`."""
+
 from __future__ import annotations
 
 import logging
@@ -11,17 +12,35 @@ import os
 import torch
 
 from .authors_weights import convert_state_dict
-from .xpm_layout import (BASE_CONFIGS, HEAD_CONFIGS, TOKENIZER_FILES, WEIGHT_FILES, AuthorsCheckpointError,
-                         AuthorsFolder, read_config_dict)
+from .xpm_layout import (
+    BASE_CONFIGS,
+    HEAD_CONFIGS,
+    TOKENIZER_FILES,
+    WEIGHT_FILES,
+    AuthorsCheckpointError,
+    AuthorsFolder,
+    read_config_dict,
+)
 
 logger = logging.getLogger(__name__)
 
 #: their ``MiceCrossEncoder`` parameters and the class defaults (a field missing from a definition)
-NEWER_DEFAULTS = {"n_contextualization_layers": 6, "n_docs_ctx_layers": None, "n_interaction_layers": None,
-                  "bound_bottom_layers": True, "cross_attn_first": True, "mask_cls_to_doc": False,
-                  "mask_query_to_cls": True, "freeze_base": False, "random_top_layers": False,
-                  "global_cls_token": False, "extra_attn_bias": False, "lexical_bias": False, "compress_dim": 1.0,
-                  "pooling_method": None}
+NEWER_DEFAULTS = {
+    "n_contextualization_layers": 6,
+    "n_docs_ctx_layers": None,
+    "n_interaction_layers": None,
+    "bound_bottom_layers": True,
+    "cross_attn_first": True,
+    "mask_cls_to_doc": False,
+    "mask_query_to_cls": True,
+    "freeze_base": False,
+    "random_top_layers": False,
+    "global_cls_token": False,
+    "extra_attn_bias": False,
+    "lexical_bias": False,
+    "compress_dim": 1.0,
+    "pooling_method": None,
+}
 DEFAULT_TOKENIZER_LENGTH = 4096  # xpmir's HFTokenizer.max_length
 
 
@@ -51,8 +70,9 @@ def newer_options(params: dict, config) -> dict:
     - ``freeze_base``, ``random_top_layers``: training only (recorded, no effect on scores).
     """
     kind = config.model_type
-    pooling = (params["pooling_method"] or getattr(config, "classifier_pooling", "cls")) if kind == "modernbert" \
-        else "cls"
+    pooling = (
+        (params["pooling_method"] or getattr(config, "classifier_pooling", "cls")) if kind == "modernbert" else "cls"
+    )
     if pooling not in ("cls", "mean"):
         raise AuthorsCheckpointError(f"pooling_method={pooling!r}: expected 'cls' or 'mean'")
     cross_first, blocked = bool(params["cross_attn_first"]), bool(params["mask_cls_to_doc"])
@@ -89,12 +109,16 @@ def load_newer_mice(ckpt: AuthorsFolder, backbone: str | None = None, **override
     base_config = ckpt.find(BASE_CONFIGS) or ckpt.find(("config.json",), under=ckpt.folder)
     config = AutoConfig.for_model(**read_config_dict(base_config)) if base_config else AutoConfig.from_pretrained(hf_id)
     if config.model_type not in ("bert", "modernbert"):
-        raise AuthorsCheckpointError(f"{ckpt.folder}: a {ckpt.model_type} over a {config.model_type!r} backbone; "
-                                     "only their BERT and ModernBERT MICE are supported")
+        raise AuthorsCheckpointError(
+            f"{ckpt.folder}: a {ckpt.model_type} over a {config.model_type!r} backbone; "
+            "only their BERT and ModernBERT MICE are supported"
+        )
     config.num_labels = 1
     options = newer_options(params, config)
-    for name, kind, why in (("lexical_bias", "bert", "their BERT MICE has no lexical-bias weights"),
-                            ("compress_dim", "modernbert", "their ModernBERT MICE has no adapter")):
+    for name, kind, why in (
+        ("lexical_bias", "bert", "their BERT MICE has no lexical-bias weights"),
+        ("compress_dim", "modernbert", "their ModernBERT MICE has no adapter"),
+    ):
         if params[name] not in (False, 1.0) and config.model_type == kind:
             logger.info("%s: %s=%s has no effect (%s); converted without it", ckpt.folder, name, params[name], why)
     options.update(overrides)
@@ -108,10 +132,13 @@ def load_newer_mice(ckpt: AuthorsFolder, backbone: str | None = None, **override
     _check_head_config(ckpt, model)
     weights = ckpt.find(WEIGHT_FILES)
     if weights is None:
-        raise AuthorsCheckpointError(f"{ckpt.folder}: no weights ({', '.join(WEIGHT_FILES)}) in the checkpoint folder "
-                                     f"{', '.join(ckpt.data_paths.values()) or '(none named by the definition)'}")
+        raise AuthorsCheckpointError(
+            f"{ckpt.folder}: no weights ({', '.join(WEIGHT_FILES)}) in the checkpoint folder "
+            f"{', '.join(ckpt.data_paths.values()) or '(none named by the definition)'}"
+        )
     if weights.endswith(".safetensors"):
         from safetensors.torch import load_file
+
         state = load_file(weights)
     else:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -119,11 +146,16 @@ def load_newer_mice(ckpt: AuthorsFolder, backbone: str | None = None, **override
     tok = ckpt.fields.get("tokenizer") if isinstance(ckpt.fields.get("tokenizer"), dict) else {}
     limit = config.max_position_embeddings
     longest = tok.get("max_length") or DEFAULT_TOKENIZER_LENGTH
-    model.config.trained_lengths = {"query_max_length": min(tok.get("max_query_length") or longest, limit),
-                                    "doc_max_length": min(tok.get("max_doc_length") or longest, limit)}
-    model.config.authors_checkpoint = {"hf_id": ckpt.fields["hf_id"], "type": ckpt.model_type,
-                                       "architecture": "MiceCrossEncoder",
-                                       **{key: params[key] for key in NEWER_DEFAULTS}}
+    model.config.trained_lengths = {
+        "query_max_length": min(tok.get("max_query_length") or longest, limit),
+        "doc_max_length": min(tok.get("max_doc_length") or longest, limit),
+    }
+    model.config.authors_checkpoint = {
+        "hf_id": ckpt.fields["hf_id"],
+        "type": ckpt.model_type,
+        "architecture": "MiceCrossEncoder",
+        **{key: params[key] for key in NEWER_DEFAULTS},
+    }
     return model.eval(), tokenizer_source
 
 
@@ -134,5 +166,7 @@ def _check_head_config(ckpt: AuthorsFolder, model) -> None:
         return
     head = read_config_dict(path)
     if model.config.backbone_type == "bert" and head.get("hidden_size") not in (None, model.interaction_width):
-        raise AuthorsCheckpointError(f"{path}: interaction layers of hidden size {head['hidden_size']}, but "
-                                     f"compress_dim={model.config.compress_dim} gives {model.interaction_width}")
+        raise AuthorsCheckpointError(
+            f"{path}: interaction layers of hidden size {head['hidden_size']}, but "
+            f"compress_dim={model.config.compress_dim} gives {model.interaction_width}"
+        )

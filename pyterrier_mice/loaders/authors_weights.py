@@ -2,6 +2,7 @@
 :class:`~pyterrier_mice.MiceModel`'s, every tensor accounted for.
 
 Loaders layer: imports only :mod:`pyterrier_mice.loaders` modules."""
+
 from __future__ import annotations
 
 import re
@@ -25,20 +26,26 @@ def _target_name(key: str, model_type: str) -> str | None:
         if rest == "crossattention.lexical_bias_weight":
             return f"interaction.{i}.lexical_bias"
         if rest.startswith("crossattention."):
-            return f"interaction.{i}.cross.{rest[len('crossattention.'):]}"
+            return f"interaction.{i}.cross.{rest[len('crossattention.') :]}"
         return f"interaction.{i}.layer.{rest}"
     m = re.match(r"exact_match_heads\.(\d+)\.(.+)$", key)
     if m:
         return f"interaction.{m.group(1)}.exact_match.{m.group(2)}"
     if key == "global_cls":
         return "global_cls"
-    for prefix, target in (("embeddings.", f"{base}.embeddings."), ("bottom_layers.", f"{layers}."),
-                           ("document_bottom_layers.", f"{layers}."), ("query_bottom_layers.", "query_layers."),
-                           ("pooler.", f"{base}.pooler."), ("final_norm.", f"{base}.final_norm."),
-                           ("head.", "encoder.head."), ("classifier.", "encoder.classifier."),
-                           ("adapter.", "adapter.")):
+    for prefix, target in (
+        ("embeddings.", f"{base}.embeddings."),
+        ("bottom_layers.", f"{layers}."),
+        ("document_bottom_layers.", f"{layers}."),
+        ("query_bottom_layers.", "query_layers."),
+        ("pooler.", f"{base}.pooler."),
+        ("final_norm.", f"{base}.final_norm."),
+        ("head.", "encoder.head."),
+        ("classifier.", "encoder.classifier."),
+        ("adapter.", "adapter."),
+    ):
         if key.startswith(prefix):
-            return target + key[len(prefix):]
+            return target + key[len(prefix) :]
     return None
 
 
@@ -68,12 +75,17 @@ def convert_state_dict(state: dict, model) -> dict:
         else:
             out[target] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     missing = sorted(set(expected) - set(out))
-    bad_shapes = [f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in out.items()
-                  if tuple(v.shape) != tuple(expected[k].shape)]
+    bad_shapes = [
+        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in out.items()
+        if tuple(v.shape) != tuple(expected[k].shape)
+    ]
     if unmapped or missing or bad_shapes:
         parts = []
         if unmapped:
-            parts.append(f"{len(unmapped)} checkpoint tensor(s) with no place in the model: {', '.join(sorted(unmapped))}")
+            parts.append(
+                f"{len(unmapped)} checkpoint tensor(s) with no place in the model: {', '.join(sorted(unmapped))}"
+            )
         if missing:
             parts.append(f"{len(missing)} model weight(s) absent from the checkpoint: {', '.join(missing)}")
         if bad_shapes:

@@ -13,6 +13,7 @@ is a ``{"type": "path.serialized"}`` field, stored under the field's name; the m
   ``head/config.json``, the tokenizer files and ``README.md``.
 
 Loaders layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ class AuthorsFolder:
     @property
     def is_newer(self) -> bool:
         """The newer ``MiceCrossEncoder`` (n_contextualization_layers), not the paper's MidFusion."""
-        return "merge_layer" not in self.fields and ("n_contextualization_layers" in self.fields
-                                                     or self.model_type.endswith("MiceCrossEncoder"))
+        return "merge_layer" not in self.fields and (
+            "n_contextualization_layers" in self.fields or self.model_type.endswith("MiceCrossEncoder")
+        )
 
 
 def definition_file(folder: str) -> str | None:
@@ -73,16 +75,45 @@ def find_authors_checkpoint(name_or_path) -> str | None:
     """The local folder of an authors' checkpoint (fetched from the hub for a hub id), or None
     when ``name_or_path`` is anything else."""
     from ..models.checkpoints import hub_files, local_or_hub
+
     path = os.fspath(name_or_path)
     if os.path.isdir(path):
-        return path if definition_file(path) else None
+        if definition_file(path):
+            return path
+        if is_training_checkpoint(path):
+            raise training_checkpoint_error(path)
+        return None
     if os.path.exists(path) or path.count("/") != 1 or path.startswith((".", "/")):
         return None
     local_or_hub(path)  # an unreachable id is one clear error here
     if not any(name in hub_files(path) for name in DEFINITIONS):
         return None
     from huggingface_hub import snapshot_download
+
     return snapshot_download(path)
+
+
+def is_training_checkpoint(folder: str) -> bool:
+    """Whether ``folder`` is what the authors' ``save_model`` writes (the ``path/`` of their hub
+    folder): weights and the two sub-configs, without the model's definition."""
+    return any(os.path.exists(os.path.join(folder, w)) for w in WEIGHT_FILES) and all(
+        os.path.exists(os.path.join(folder, c[0])) for c in (BASE_CONFIGS, HEAD_CONFIGS)
+    )
+
+
+def training_checkpoint_error(folder: str) -> AuthorsCheckpointError:
+    parent = os.path.dirname(os.path.abspath(folder))
+    instead = (
+        f"load {parent!r} instead, the folder their save_pretrained wrote around it"
+        if definition_file(parent)
+        else "load the folder their save_pretrained wrote (it holds experimaestro.json and this folder as "
+        "path/), or the hub id it was published under"
+    )
+    return AuthorsCheckpointError(
+        f"{folder!r} is the MICE authors' training checkpoint (their save_model: weights, tokenizer and the two "
+        f"sub-configs, without the options the model was built with, which {' and '.join(DEFINITIONS)} hold); "
+        f"{instead}"
+    )
 
 
 def read_folder(folder: str) -> AuthorsFolder:

@@ -3,6 +3,7 @@ them. The backbone adapter (BERT, ModernBERT), masked attention, attention polic
 HF checkpoint helpers, and the model classes (masked cross-encoder, MICE, ColBERT, PreTTR).
 
 Imports nothing else of the package; every other layer imports it."""
+
 from .colbert import ColBERTConfig, ColBERTModel
 from .masked import CrossEncoderOutput, MaskedCrossEncoderConfig, MaskedCrossEncoderModel
 from .mice import MiceConfig, MiceModel
@@ -10,6 +11,20 @@ from .policies import POLICY_NAMES, AttentionPolicy, Block, get_policy, plot_pol
 from .prettr import PreTTRConfig, PreTTRModel
 from .registry import MODEL_CLASSES
 
-__all__ = ["ColBERTConfig", "ColBERTModel", "CrossEncoderOutput", "MaskedCrossEncoderConfig",
-           "MaskedCrossEncoderModel", "MiceConfig", "MiceModel", "POLICY_NAMES", "AttentionPolicy", "Block",
-           "get_policy", "plot_policy", "PreTTRConfig", "PreTTRModel", "MODEL_CLASSES"]
+__all__ = [
+    "ColBERTConfig",
+    "ColBERTModel",
+    "CrossEncoderOutput",
+    "MaskedCrossEncoderConfig",
+    "MaskedCrossEncoderModel",
+    "MiceConfig",
+    "MiceModel",
+    "POLICY_NAMES",
+    "AttentionPolicy",
+    "Block",
+    "get_policy",
+    "plot_policy",
+    "PreTTRConfig",
+    "PreTTRModel",
+    "MODEL_CLASSES",
+]

@@ -2,6 +2,7 @@
 ones: see :func:`attend`), the masks it takes and the token-match weights of MICE's exact-match options.
 
 Models layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import torch
@@ -27,9 +28,17 @@ def additive_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return bias.masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-           dropout_p: float = 0.0, return_probs: bool = False, kernel: str = "sdpa", scale: float | None = None,
-           bias: torch.Tensor | None = None):
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout_p: float = 0.0,
+    return_probs: bool = False,
+    kernel: str = "sdpa",
+    scale: float | None = None,
+    bias: torch.Tensor | None = None,
+):
     """Scaled dot-product attention under a boolean or an additive ``mask``.
 
     Two mask semantics:

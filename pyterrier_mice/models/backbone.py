@@ -3,6 +3,7 @@
 here can mask, split or cache attention. Adding a backbone means adding one subclass here.
 
 Models layer: imports only :mod:`.attention`."""
+
 from __future__ import annotations
 
 import copy
@@ -66,8 +67,7 @@ class Backbone:
         """Rotary ``(cos, sin)`` for a layer, or None for absolute-position backbones."""
         return None
 
-    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
-                       return_probs=False):
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None, return_probs=False):
         """Self-attention sub-block with its residual and norm; returns ``(x, probs|None)``."""
         raise NotImplementedError
 
@@ -101,8 +101,7 @@ class Backbone:
     def feed_forward(self, layer, x) -> torch.Tensor:
         raise NotImplementedError
 
-    def layer_forward(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
-                      return_probs=False):
+    def layer_forward(self, layer, layer_idx, x, mask, position_ids=None, rope=None, return_probs=False):
         x, probs = self.self_attention(layer, layer_idx, x, mask, position_ids, rope, return_probs)
         return self.feed_forward(layer, x), probs
 
@@ -118,8 +117,9 @@ class Backbone:
 
     def _attend(self, q_states, k, v, mask, return_probs, layer_training, bias=None):
         q = split_heads(q_states, k.shape[1])
-        out = attend(q, k, v, mask, self.attention_dropout(layer_training), return_probs, self.reference_kernel,
-                     bias=bias)
+        out = attend(
+            q, k, v, mask, self.attention_dropout(layer_training), return_probs, self.reference_kernel, bias=bias
+        )
         if return_probs:
             ctx, probs = out
             return merge_heads(ctx), probs
@@ -156,8 +156,7 @@ class BertBackbone(Backbone):
     def embed(self, input_ids, token_type_ids=None, position_ids=None):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        return self.base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
-                                    position_ids=position_ids)
+        return self.base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids)
 
     def _block(self, attn, x, mask, memory_kv=None, return_probs=False, cls_context=None, bias=None):
         sa = attn.self
@@ -178,8 +177,7 @@ class BertBackbone(Backbone):
         out = attn.output
         return out.LayerNorm(out.dropout(out.dense(ctx)) + x)
 
-    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
-                       return_probs=False):
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None, return_probs=False):
         return self._block(layer.attention, x, mask, return_probs=return_probs)
 
     def cross_kv(self, layer, cross, memory, layer_idx=None, position_ids=None):
@@ -214,29 +212,35 @@ class BertBackbone(Backbone):
         heads, ld, hidden = sa.num_attention_heads, states.shape[1], states.shape[-1]
         # multiply-adds per document: h·|q|·|d|·H + |q|·H² without projecting, |d|·H² + |q|·|d|·H with
         cheaper = heads * n * ld + n * hidden < ld * hidden + n * ld
-        if (torch.is_grad_enabled() or cross.training or mask is None or mask.dtype != torch.bool
-                or not cheaper or bias is not None):
+        if (
+            torch.is_grad_enabled()
+            or cross.training
+            or mask is None
+            or mask.dtype != torch.bool
+            or not cheaper
+            or bias is not None
+        ):
             return super().cross_attention_from_states(layer, cross, x, states, mask, doc_mask, cls_mean, bias)
-        q = split_heads(sa.query(x), heads)                                    # [B, h, Lq, d]
+        q = split_heads(sa.query(x), heads)  # [B, h, Lq, d]
         d = q.shape[-1]
         w_k, w_v = sa.key.weight.view(heads, d, -1), sa.value.weight.view(heads, d, -1)  # [h, d, H]
         mask = mask.expand(b, 1, n, mask.shape[-1])
-        reads = mask.any(dim=-1, keepdim=True)                                 # [B, 1, Lq, 1]
+        reads = mask.any(dim=-1, keepdim=True)  # [B, 1, Lq, 1]
         keys = doc_mask.bool()[:, None, None, :]
         per_row = not torch.equal(mask, keys & reads)  # else every row reads the document's keys, or nothing
         ctx = torch.empty_like(q)
         # a few documents at a time: their [h·Lq, H] queries stay small (≈1 MiB), in cache and off the heap
-        step = max(1, 2 ** 20 // (heads * n * states.shape[-1] * states.element_size()))
+        step = max(1, 2**20 // (heads * n * states.shape[-1] * states.element_size()))
         for s in range(0, b, step):
             e = min(b, s + step)
             q_states = torch.einsum("bhqd,hde->bhqe", q[s:e], w_k).reshape(e - s, 1, heads * n, -1)
             rows = mask[s:e].expand(e - s, heads, n, -1).reshape(e - s, 1, heads * n, -1) if per_row else keys[s:e]
             memory = states[s:e, None].to(x.dtype)
-            c = attend(q_states, memory, memory, rows, scale=d ** -0.5)       # [b, 1, h·Lq, H]
+            c = attend(q_states, memory, memory, rows, scale=d**-0.5)  # [b, 1, h·Lq, H]
             ctx[s:e] = torch.einsum("bhqe,hde->bhqd", c.view(e - s, heads, n, -1), w_v)
         if sa.value.bias is not None:
             ctx = ctx + sa.value.bias.view(1, heads, 1, -1)
-        ctx = merge_heads(ctx * reads.to(ctx.dtype))                            # rows reading nothing: 0
+        ctx = merge_heads(ctx * reads.to(ctx.dtype))  # rows reading nothing: 0
         cls_context = sa.value(masked_mean(states[:, None].to(x.dtype), doc_mask)[:, 0]) if cls_mean else None
         return self._attention_output(cross, x, ctx, cls_context)
 
@@ -294,12 +298,14 @@ class ModernBertBackbone(Backbone):
         """Project ``x`` with the rows of ``Wqkv`` for ``parts`` ⊂ {0: q, 1: k, 2: v}."""
         h = self.config.hidden_size
         w, b = attn.Wqkv.weight, attn.Wqkv.bias
-        return [nn.functional.linear(x, w[p * h:(p + 1) * h], None if b is None else b[p * h:(p + 1) * h])
-                for p in parts]
+        return [
+            nn.functional.linear(x, w[p * h : (p + 1) * h], None if b is None else b[p * h : (p + 1) * h])
+            for p in parts
+        ]
 
-    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None,
-                       return_probs=False):
+    def self_attention(self, layer, layer_idx, x, mask, position_ids=None, rope=None, return_probs=False):
         from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
         attn = layer.attn
         h = layer.attn_norm(x)
         q, k, v = (split_heads(t, self.num_heads) for t in self._qkv(attn, h, (0, 1, 2)))
@@ -316,12 +322,14 @@ class ModernBertBackbone(Backbone):
         k, v = (split_heads(t, self.num_heads) for t in self._qkv(cross, h, (1, 2)))
         if position_ids is not None:
             from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
             cos, sin = self.position_embeddings(memory, position_ids, layer_idx)
             _, k = apply_rotary_pos_emb(k, k, cos, sin, unsqueeze_dim=1)
         return k, v
 
     def joint_attention(self, layer, layer_idx, x, self_mask, kv, cross_mask):
         from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
         attn = layer.attn
         q, k, v = (split_heads(t, self.num_heads) for t in self._qkv(attn, layer.attn_norm(x), (0, 1, 2)))
         cos, sin = self.position_embeddings(x, None, layer_idx)
@@ -358,8 +366,11 @@ class ModernBertBackbone(Backbone):
 def joint_mask(self_mask, cross_mask, x) -> torch.Tensor:
     """``[B, 1, Lq, Lq + Ld]``: the self part (all allowed where ``self_mask`` is None) beside the cross part."""
     b, lq = x.shape[:2]
-    own = torch.ones(b, 1, lq, lq, dtype=torch.bool, device=x.device) if self_mask is None else \
-        self_mask.expand(b, 1, lq, lq)
+    own = (
+        torch.ones(b, 1, lq, lq, dtype=torch.bool, device=x.device)
+        if self_mask is None
+        else self_mask.expand(b, 1, lq, lq)
+    )
     return torch.cat([own, cross_mask.expand(b, 1, lq, cross_mask.shape[-1])], dim=-1)
 
 
@@ -368,8 +379,9 @@ _ADAPTERS = {cls.model_type: cls for cls in (BertBackbone, ModernBertBackbone)}
 
 def check_model_type(model_type: str) -> None:
     if model_type not in _ADAPTERS:
-        raise ValueError(f"unsupported backbone model_type {model_type!r}; "
-                         f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+        raise ValueError(
+            f"unsupported backbone model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
 
 
 def adapter(hf_model: nn.Module) -> Backbone:

@@ -3,6 +3,7 @@
 ``from_pretrained`` round-trip every model here).
 
 Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,6 +21,7 @@ def quiet_transformers():
     """Within this block, transformers shows no progress bars (weights loading/writing) and no
     load reports (this package says what matters itself); the caller's settings are restored after."""
     from transformers.utils import logging as hf_logging
+
     bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity(max(level, hf_logging.ERROR))
@@ -34,8 +36,9 @@ def quiet_transformers():
 class BackboneConfig(PretrainedConfig):
     """Config holding the backbone's full HF config (``backbone``) and the tokenizer's special ids."""
 
-    def __init__(self, backbone: dict | None = None, cls_token_id: int | None = None,
-                 sep_token_id: int | None = None, **kwargs):
+    def __init__(
+        self, backbone: dict | None = None, cls_token_id: int | None = None, sep_token_id: int | None = None, **kwargs
+    ):
         if isinstance(backbone, PretrainedConfig):
             backbone = backbone.to_dict()
         self.backbone = backbone
@@ -84,9 +87,17 @@ class BackboneModel(PreTrainedModel):
     def hidden_size(self) -> int:
         return self.encoder.config.hidden_size
 
-    def encode_sequences(self, input_ids, attention_mask, num_layers: int, token_type: int = 0,
-                         position_ids=None, unmasked_local_layers: bool = False, layers=None,
-                         local_window: bool = True) -> torch.Tensor:
+    def encode_sequences(
+        self,
+        input_ids,
+        attention_mask,
+        num_layers: int,
+        token_type: int = 0,
+        position_ids=None,
+        unmasked_local_layers: bool = False,
+        layers=None,
+        local_window: bool = True,
+    ) -> torch.Tensor:
         """States after the first ``num_layers`` layers (of ``layers``, default the backbone's) of
         single sequences (no segments): full attention over the valid tokens, ModernBERT's window on
         local layers (none with ``local_window=False``; no mask at all there with
@@ -111,8 +122,9 @@ class BackboneModel(PreTrainedModel):
 def special_ids(tokenizer) -> dict:
     """``cls_token_id``/``sep_token_id`` of a tokenizer, with a clear error when missing."""
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no [CLS]/[SEP] tokens; "
-                         "only BERT-style pair inputs are supported")
+        raise ValueError(
+            f"tokenizer {tokenizer.name_or_path!r} has no [CLS]/[SEP] tokens; only BERT-style pair inputs are supported"
+        )
     return {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id}
 
 
@@ -120,9 +132,16 @@ def inference_dtype(dtype) -> torch.dtype | None:
     """``'fp16'|'bf16'|'fp32'|torch.dtype|None`` → ``torch.dtype`` (None keeps the model's)."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    table = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
+    table = {
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "half": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "float": torch.float32,
+    }
     if str(dtype).lower() not in table:
         raise ValueError(f"dtype={dtype!r} not understood; use 'fp16', 'bf16', 'fp32' or a torch.dtype")
     return table[str(dtype).lower()]

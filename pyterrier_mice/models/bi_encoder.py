@@ -5,6 +5,7 @@ It is what a base encoder such as all-MiniLM-L6-v2 was trained to be, so its cos
 a zero-shot re-ranker and a teacher for a cross-encoder trained from the same weights.
 
 Models layer: imports only :mod:`.checkpoints` and :mod:`.base`."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ from torch import nn
 from .checkpoints import local_or_hub
 
 #: sentence-transformers' pooling flags → this model's pooling
-_POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
-                  "pooling_mode_max_tokens": "max"}
+_POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 POOLINGS = ("mean", "cls", "max")
 
 
@@ -30,9 +30,11 @@ def _read_json(path: str, name: str) -> dict | None:
         with open(full, encoding="utf8") as f:
             return json.load(f)
     from .checkpoints import hub_files
+
     if name not in hub_files(path):
         return None
     from huggingface_hub import hf_hub_download
+
     with open(hf_hub_download(path, name), encoding="utf8") as f:
         return json.load(f)
 
@@ -50,8 +52,10 @@ def sentence_transformer_settings(name_or_path) -> dict | None:
     pooling_cfg = _read_json(path, os.path.join(types["Pooling"].get("path", "1_Pooling"), "config.json")) or {}
     poolings = [mode for flag, mode in _POOLING_FLAGS.items() if pooling_cfg.get(flag)]
     if len(poolings) != 1:
-        raise ValueError(f"{name_or_path!r}: its pooling ({pooling_cfg or 'no 1_Pooling/config.json'}) is not one of "
-                         f"{list(POOLINGS)}; BiEncoderModel reads models with exactly one of them")
+        raise ValueError(
+            f"{name_or_path!r}: its pooling ({pooling_cfg or 'no 1_Pooling/config.json'}) is not one of "
+            f"{list(POOLINGS)}; BiEncoderModel reads models with exactly one of them"
+        )
     bert_cfg = _read_json(path, "sentence_bert_config.json") or {}
     return {"pooling": poolings[0], "normalize": "Normalize" in types, "max_length": bert_cfg.get("max_seq_length")}
 
@@ -82,11 +86,14 @@ class BiEncoderModel(nn.Module):
         from transformers import AutoModel
 
         from .base import quiet_transformers
+
         settings = sentence_transformer_settings(name_or_path) or {}
         missing = {"pooling", "normalize"} - set(settings) - set(overrides)
         if missing:
-            raise ValueError(f"{os.fspath(name_or_path)!r} is not a sentence-transformers model (no modules.json with "
-                             f"a Pooling module): pass {', '.join(sorted(missing))} to BiEncoderModel.from_pretrained")
+            raise ValueError(
+                f"{os.fspath(name_or_path)!r} is not a sentence-transformers model (no modules.json with "
+                f"a Pooling module): pass {', '.join(sorted(missing))} to BiEncoderModel.from_pretrained"
+            )
         settings.update(overrides)
         with quiet_transformers():
             encoder = AutoModel.from_pretrained(local_or_hub(name_or_path), attn_implementation="sdpa")

@@ -3,6 +3,7 @@ needs), loading encoders and tokenizers from a folder or hub id, and the hook th
 loaders layer reads other code's checkpoints.
 
 Models layer: imports only :mod:`.backbone`, :mod:`.base` and :mod:`.registry`."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ from .registry import MODEL_CLASSES
 #: the longest pair a cross-encoder reads by default (its position limit, capped here)
 MAX_PAIR_LENGTH = 1024
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
-                    "sentencepiece.bpe.model")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 
 #: model_type → (what it is, the re-ranker that uses it)
 KINDS = {
@@ -30,9 +37,9 @@ KINDS = {
 # how to build the expected kind from a cross-encoder (plain HF or this package's masked one)
 _CONVERSIONS = {
     "mice": "build one with MiceModel.from_backbone(path, first_interaction_layer, interaction_layers) "
-            "(its head is kept), save it with save_pretrained, and load that",
+    "(its head is kept), save it with save_pretrained, and load that",
     "mice_prettr": "build one with PreTTRModel.from_backbone(path, split_layer, doc_position_offset=K), save it, "
-                   "and load that",
+    "and load that",
     "mice_colbert": "build one with ColBERTModel.from_backbone(path) and train it",
 }
 
@@ -48,8 +55,27 @@ def register_checkpoint_reader(model_type: str, reader) -> None:
     _READERS.setdefault(model_type, []).append(reader)
 
 
+def _load_declared_readers() -> None:
+    """Register the readers that installed packages declare (entry points of the group
+    ``pyterrier_mice.checkpoint_readers``, ``model_type = module:function``; this package declares
+    the MICE authors' formats), once."""
+    if _READERS_DECLARED:
+        return
+    _READERS_DECLARED.append(True)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="pyterrier_mice.checkpoint_readers"):
+        reader = ep.load()  # importing the module may register it already (pyterrier_mice.loaders does)
+        if reader not in _READERS.get(ep.name, ()):
+            register_checkpoint_reader(ep.name, reader)
+
+
+_READERS_DECLARED: list = []
+
+
 def read_foreign_checkpoint(model_type: str, name_or_path, **kwargs):
     """The model a registered reader makes of ``name_or_path``, or None."""
+    _load_declared_readers()
     for reader in _READERS.get(model_type, ()):
         model = reader(name_or_path, **kwargs)
         if model is not None:
@@ -68,8 +94,9 @@ def local_or_hub(name_or_path) -> str:
     if os.path.exists(path):
         return path
     if path.startswith((".", "/", "~")) or path.count("/") > 1 or not _HUB_ID.match(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist (no such folder; a hub id has the form "
-                                "'org/name')")
+        raise FileNotFoundError(
+            f"checkpoint {path!r} does not exist (no such folder; a hub id has the form 'org/name')"
+        )
     hub_files(path)
     return path
 
@@ -81,6 +108,7 @@ def hub_files(repo_id: str) -> list[str]:
     import huggingface_hub
     from huggingface_hub import constants
     from huggingface_hub.errors import RepositoryNotFoundError
+
     offline = bool(constants.HF_HUB_OFFLINE)
     key = (repo_id, constants.HF_HUB_CACHE, offline)
     if key in _HUB_FILES:
@@ -91,15 +119,19 @@ def hub_files(repo_id: str) -> list[str]:
             _HUB_FILES[key] = [s.rfilename for s in info.siblings or []]
             return _HUB_FILES[key]
         except RepositoryNotFoundError:
-            raise FileNotFoundError(f"{repo_id!r} is no local folder, and the hub has no such repository (or it is "
-                                    "private: log in with `hf auth login`)") from None
+            raise FileNotFoundError(
+                f"{repo_id!r} is no local folder, and the hub has no such repository (or it is "
+                "private: log in with `hf auth login`)"
+            ) from None
         except Exception:  # no network, a proxy, a timeout: fall back on the cache
             pass
     cached = _cached_files(repo_id, constants.HF_HUB_CACHE)
     if cached is None:
         why = "the hub is off (HF_HUB_OFFLINE=1)" if offline else "the hub could not be reached"
-        raise FileNotFoundError(f"{repo_id!r} could not be loaded: it is no local folder, not in the local hub cache "
-                                f"({constants.HF_HUB_CACHE}), and {why}; pass a local folder, or connect and retry")
+        raise FileNotFoundError(
+            f"{repo_id!r} could not be loaded: it is no local folder, not in the local hub cache "
+            f"({constants.HF_HUB_CACHE}), and {why}; pass a local folder, or connect and retry"
+        )
     _HUB_FILES[key] = cached
     return cached
 
@@ -130,6 +162,7 @@ def model_type_of(name_or_path) -> str:
         with open(cfg, encoding="utf8") as f:
             return json.load(f).get("model_type", "")
     from transformers import AutoConfig
+
     return AutoConfig.from_pretrained(path).model_type
 
 
@@ -164,13 +197,15 @@ def check_tokenizer_files(name_or_path) -> None:
     if os.path.isdir(path) and not any(os.path.exists(os.path.join(path, f)) for f in _TOKENIZER_FILES):
         raise FileNotFoundError(
             f"{path!r} holds no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, …): save the tokenizer "
-            "beside the model (tokenizer.save_pretrained(path)) or pass tokenizer=")
+            "beside the model (tokenizer.save_pretrained(path)) or pass tokenizer="
+        )
 
 
 def backbone_setting(name_or_path, key: str):
     """A setting (``num_hidden_layers``, ``max_position_embeddings``, …) of a checkpoint's backbone
     (a plain HF model or one of this package's)."""
     from transformers import AutoConfig
+
     cfg = AutoConfig.from_pretrained(local_or_hub(name_or_path))
     backbone = getattr(cfg, "backbone", None)
     return backbone[key] if isinstance(backbone, dict) else getattr(cfg, key)
@@ -180,6 +215,7 @@ def trained_length(name_or_path, key: str = "max_length") -> int | None:
     """The length (``max_length``, ``query_max_length``, ``doc_max_length``) a checkpoint of this
     package was trained at (``config.trained_lengths``), or None (a plain HF model, or not recorded)."""
     from transformers import AutoConfig
+
     cfg = AutoConfig.from_pretrained(local_or_hub(name_or_path))
     return (getattr(cfg, "trained_lengths", None) or {}).get(key)
 
@@ -187,8 +223,11 @@ def trained_length(name_or_path, key: str = "max_length") -> int | None:
 def readable_length(name_or_path) -> int:
     """The longest input a cross-encoder reads well: the length a checkpoint of this package was
     trained at, else its position limit, and never more than ``MAX_PAIR_LENGTH`` (1024)."""
-    return min(backbone_setting(name_or_path, "max_position_embeddings"), MAX_PAIR_LENGTH,
-               trained_length(name_or_path) or MAX_PAIR_LENGTH)
+    return min(
+        backbone_setting(name_or_path, "max_position_embeddings"),
+        MAX_PAIR_LENGTH,
+        trained_length(name_or_path) or MAX_PAIR_LENGTH,
+    )
 
 
 def num_backbone_layers(name_or_path) -> int:
@@ -201,11 +240,14 @@ def load_encoder(name_or_path: str, num_labels: int = 1, warn_new_head: bool = F
     with a warning if ``warn_new_head``); from a cross-encoder checkpoint of this package (masked
     or PreTTR), the encoder it wraps."""
     from transformers import AutoConfig
+
     name_or_path = local_or_hub(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
     if config.model_type in KINDS and config.model_type not in _WRAPPED_CROSS_ENCODERS:
-        raise ValueError(f"{name_or_path!r} holds {KINDS[config.model_type][0]}, not an encoder or cross-encoder "
-                         "to build a model from")
+        raise ValueError(
+            f"{name_or_path!r} holds {KINDS[config.model_type][0]}, not an encoder or cross-encoder "
+            "to build a model from"
+        )
     if config.model_type in _WRAPPED_CROSS_ENCODERS:
         return MODEL_CLASSES[config.model_type].from_pretrained(name_or_path, **kwargs).encoder
     check_model_type(config.model_type)
@@ -214,11 +256,15 @@ def load_encoder(name_or_path: str, num_labels: int = 1, warn_new_head: bool = F
         if getattr(config, "num_labels", None) != num_labels:
             kw["num_labels"] = num_labels
         if warn_new_head:
-            warnings.warn(f"{name_or_path!r} has no classification head (it is a base encoder, not a cross-encoder): "
-                          "a random head was initialised, so its scores mean nothing until it is trained", stacklevel=3)
+            warnings.warn(
+                f"{name_or_path!r} has no classification head (it is a base encoder, not a cross-encoder): "
+                "a random head was initialised, so its scores mean nothing until it is trained",
+                stacklevel=3,
+            )
     from transformers import AutoModelForSequenceClassification
 
     from .base import quiet_transformers
+
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
 
@@ -230,6 +276,7 @@ def encoder_num_layers(name_or_path: str) -> int:
     """How many transformer layers the encoder (or cross-encoder) that :func:`load_encoder` would
     load has, read from its config alone."""
     from transformers import AutoConfig
+
     config = AutoConfig.from_pretrained(local_or_hub(name_or_path))
     if config.model_type in _WRAPPED_CROSS_ENCODERS:
         return int(config.backbone["num_hidden_layers"])
@@ -242,6 +289,7 @@ def has_classification_head(name_or_path: str) -> bool:
     if model_type_of(name_or_path) in KINDS:  # a folder without config.json is an error naming it
         return True
     from transformers import AutoConfig
+
     return _has_classifier(AutoConfig.from_pretrained(local_or_hub(name_or_path)))
 
 
@@ -253,6 +301,7 @@ def _has_classifier(config) -> bool:
 def load_tokenizer(name_or_path: str, **kwargs):
     """The tokenizer saved with a checkpoint (a clear error when a local folder has none)."""
     from transformers import AutoTokenizer
+
     name_or_path = local_or_hub(name_or_path)
     check_tokenizer_files(name_or_path)
     return AutoTokenizer.from_pretrained(name_or_path, **kwargs)

@@ -2,6 +2,7 @@
 scored by MaxSim summed over the query positions (input forms: :class:`ColBERTConfig`).
 
 Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+
 from __future__ import annotations
 
 import torch
@@ -33,10 +34,19 @@ class ColBERTConfig(BackboneConfig):
 
     model_type = "mice_colbert"
 
-    def __init__(self, dim: int = 128, query_length: int = 32, doc_length: int = 180,
-                 input_form: str = "standard", query_marker: str = "[unused0]", doc_marker: str = "[unused1]",
-                 query_marker_id: int | None = None, doc_marker_id: int | None = None,
-                 mask_token_id: int | None = None, **kwargs):
+    def __init__(
+        self,
+        dim: int = 128,
+        query_length: int = 32,
+        doc_length: int = 180,
+        input_form: str = "standard",
+        query_marker: str = "[unused0]",
+        doc_marker: str = "[unused1]",
+        query_marker_id: int | None = None,
+        doc_marker_id: int | None = None,
+        mask_token_id: int | None = None,
+        **kwargs,
+    ):
         if input_form not in INPUT_FORMS:
             raise ValueError(f"input_form={input_form!r}; expected one of {INPUT_FORMS}")
         self.dim, self.query_length, self.doc_length = dim, query_length, doc_length
@@ -76,8 +86,10 @@ class ColBERTModel(BackboneModel):
             ids = {m: tokenizer.convert_tokens_to_ids(m) for m in (config.query_marker, config.doc_marker)}
             bad = [m for m, i in ids.items() if i is None or i == unk]
             if bad or tokenizer.mask_token_id is None:
-                raise ValueError(f"the tokenizer has no {bad or '[MASK]'} token needed by the standard ColBERT "
-                                 "input form; pass query_marker=/doc_marker= or input_form='reference'")
+                raise ValueError(
+                    f"the tokenizer has no {bad or '[MASK]'} token needed by the standard ColBERT "
+                    "input form; pass query_marker=/doc_marker= or input_form='reference'"
+                )
             config.query_marker_id, config.doc_marker_id = ids[config.query_marker], ids[config.doc_marker]
         return cls(config, encoder=encoder)
 
@@ -93,8 +105,9 @@ class ColBERTModel(BackboneModel):
         sim = sim.masked_fill(~d_mask.bool()[:, None, :], torch.finfo(sim.dtype).min)  # -1e9 overflows fp16
         return sim.max(dim=-1).values.sum(dim=-1)
 
-    def forward(self, query_input_ids, query_attention_mask, doc_input_ids, doc_attention_mask,
-                **kwargs) -> CrossEncoderOutput:
+    def forward(
+        self, query_input_ids, query_attention_mask, doc_input_ids, doc_attention_mask, **kwargs
+    ) -> CrossEncoderOutput:
         q = self.encode(query_input_ids, query_attention_mask)
         d = self.encode(doc_input_ids, doc_attention_mask)
         return CrossEncoderOutput(logits=self.maxsim(q, d, doc_attention_mask)[:, None])

@@ -2,6 +2,7 @@
 segment policy (Mask 0–3, Sparse CE, PreTTR-ℓ, ...) through SDPA.
 
 Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+
 from __future__ import annotations
 
 import warnings
@@ -55,9 +56,11 @@ class MaskedCrossEncoderModel(BackboneModel):
         self._policy = get_policy(policy)
         self._policy.table(self.num_layers)  # validates
         if not document_reaches_cls(self._policy, self.num_layers):
-            warnings.warn(f"attention policy {self._policy.name!r} on this {self.num_layers}-layer model never lets "
-                          "[CLS] receive information from the document: every document of a query gets the same "
-                          "score")
+            warnings.warn(
+                f"attention policy {self._policy.name!r} on this {self.num_layers}-layer model never lets "
+                "[CLS] receive information from the document: every document of a query gets the same "
+                "score"
+            )
         self.config.policy = self._policy.to_dict()
         self._tables, self._table_index = layer_tables(self._policy, self.num_layers)
 
@@ -66,8 +69,15 @@ class MaskedCrossEncoderModel(BackboneModel):
         return len(self.backbone.layers)
 
     @classmethod
-    def from_backbone(cls, name_or_path: str, policy="full", tokenizer=None, num_labels: int = 1,
-                      warn_new_head: bool = False, **kwargs) -> "MaskedCrossEncoderModel":
+    def from_backbone(
+        cls,
+        name_or_path: str,
+        policy="full",
+        tokenizer=None,
+        num_labels: int = 1,
+        warn_new_head: bool = False,
+        **kwargs,
+    ) -> "MaskedCrossEncoderModel":
         """Wrap a HF BERT/ModernBERT checkpoint (cross-encoder or base encoder + new head)."""
         encoder = load_encoder(name_or_path, num_labels=num_labels, warn_new_head=warn_new_head, **kwargs)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
@@ -76,8 +86,7 @@ class MaskedCrossEncoderModel(BackboneModel):
     @classmethod
     def from_encoder(cls, encoder, tokenizer, policy="full") -> "MaskedCrossEncoderModel":
         """Wrap an already-built HF sequence-classification model."""
-        config = MaskedCrossEncoderConfig(policy=policy, backbone=encoder.config.to_dict(),
-                                          **special_ids(tokenizer))
+        config = MaskedCrossEncoderConfig(policy=policy, backbone=encoder.config.to_dict(), **special_ids(tokenizer))
         return cls(config, encoder=encoder)
 
     def attention_masks(self, input_ids, attention_mask, seg=None) -> list[torch.Tensor]:
@@ -130,8 +139,15 @@ class MaskedCrossEncoderModel(BackboneModel):
             probs.append(p)
         return x, probs
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_attentions: bool = False, **kwargs) -> CrossEncoderOutput:
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_attentions: bool = False,
+        **kwargs,
+    ) -> CrossEncoderOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         bb = self.backbone

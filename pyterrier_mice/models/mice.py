@@ -3,15 +3,25 @@ then interaction layers in which the query reads the frozen document states; its
 (:class:`MiceConfig`, every option documented there) and model (:class:`MiceModel`).
 
 Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+
 from __future__ import annotations
 
 import copy
+import inspect
+import typing
 
 import torch
 from torch import nn
 
-from .attention import (additive_bias, exact_match_weights, key_padding_mask, lexical_matches, mean_value_context,
-                        pair_mask, window_mask)
+from .attention import (
+    additive_bias,
+    exact_match_weights,
+    key_padding_mask,
+    lexical_matches,
+    mean_value_context,
+    pair_mask,
+    window_mask,
+)
 from .base import BackboneConfig, BackboneModel, special_ids
 from .checkpoints import load_encoder, load_tokenizer, read_foreign_checkpoint
 from .masked import CrossEncoderOutput
@@ -104,18 +114,36 @@ class MiceConfig(BackboneConfig):
 
     model_type = "mice"
 
-    def __init__(self, first_interaction_layer: int = 4, interaction_layers: int | None = 3,
-                 cls_cross_attention: str | None = None, query_reads_cls: bool = False,
-                 interaction_self_attention: bool = True, unmasked_local_layers: bool = False,
-                 interaction: str = "sequential", doc_cls: bool = True, doc_token_type: int = 0,
-                 doc_position_offset: int | None = None, reference_compat: bool | None = None,
-                 global_cls: bool = False, exact_match_heads: bool = False, lexical_bias: bool = False,
-                 compress_dim: float = 1.0, shared_bottom_layers: bool = True, doc_layers: int | None = None,
-                 pooling: str | None = None, local_window: bool = True, skip_last_cls_cross: bool = False,
-                 special_token_ids: list[int] | None = None, reference_kernel: str | None = None, **kwargs):
+    def __init__(
+        self,
+        first_interaction_layer: int = 4,
+        interaction_layers: int | None = 3,
+        cls_cross_attention: str | None = None,
+        query_reads_cls: bool = False,
+        interaction_self_attention: bool = True,
+        unmasked_local_layers: bool = False,
+        interaction: str = "sequential",
+        doc_cls: bool = True,
+        doc_token_type: int = 0,
+        doc_position_offset: int | None = None,
+        reference_compat: bool | None = None,
+        global_cls: bool = False,
+        exact_match_heads: bool = False,
+        lexical_bias: bool = False,
+        compress_dim: float = 1.0,
+        shared_bottom_layers: bool = True,
+        doc_layers: int | None = None,
+        pooling: str | None = None,
+        local_window: bool = True,
+        skip_last_cls_cross: bool = False,
+        special_token_ids: list[int] | None = None,
+        reference_kernel: str | None = None,
+        **kwargs,
+    ):
         if cls_cross_attention is None:  # configs saved before the option existed keep their behaviour
-            cls_cross_attention = DEFAULT_CLS_MODE if reference_compat is None else (
-                "reference" if reference_compat else "none")
+            cls_cross_attention = (
+                DEFAULT_CLS_MODE if reference_compat is None else ("reference" if reference_compat else "none")
+            )
             unmasked_local_layers = unmasked_local_layers or bool(reference_compat)
         self.first_interaction_layer = first_interaction_layer
         self.interaction_layers = interaction_layers
@@ -126,8 +154,10 @@ class MiceConfig(BackboneConfig):
         if interaction not in INTERACTIONS:
             raise ValueError(f"interaction={interaction!r}; expected one of {INTERACTIONS}")
         if interaction == "joint" and (cls_cross_attention not in ("none", "attend") or not interaction_self_attention):
-            raise ValueError(f"interaction='joint' takes cls_cross_attention 'none' or 'attend' (got "
-                             f"{cls_cross_attention!r}) and the interaction self-attention")
+            raise ValueError(
+                f"interaction='joint' takes cls_cross_attention 'none' or 'attend' (got "
+                f"{cls_cross_attention!r}) and the interaction self-attention"
+            )
         self.interaction = interaction
         self.doc_cls = doc_cls
         self.doc_token_type = doc_token_type
@@ -146,10 +176,35 @@ class MiceConfig(BackboneConfig):
         super().__init__(**kwargs)
         self._check_options()
 
+    #: ``__init__`` arguments that are no user option: taken from the tokenizer, or read from old configs
+    NOT_OPTIONS = ("special_token_ids", "reference_compat")
+
+    @classmethod
+    def option_types(cls) -> dict[str, object]:
+        """Every option a user sets (``__init__``'s arguments but :data:`NOT_OPTIONS`), with its type:
+        the one list of MICE's options (training configs read it; nothing else lists them)."""
+        hints = typing.get_type_hints(cls.__init__)
+        return {
+            name: hints[name]
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in cls.NOT_OPTIONS
+        }
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, object]:
+        params = inspect.signature(cls.__init__).parameters
+        return {name: params[name].default for name in cls.option_types()}
+
+    def options(self) -> dict[str, object]:
+        """This config's value of every option (as resolved: e.g. the ``[CLS]`` mode chosen for None)."""
+        return {name: getattr(self, name) for name in self.option_types()}
+
     def _check_options(self) -> None:
         """Refuse option combinations that are undefined (each with one line naming the options)."""
+
         def refuse(why):
             raise ValueError(f"MiceConfig: {why}")
+
         if self.reference_kernel not in (None, "eager", "sdpa"):
             refuse(f"reference_kernel={self.reference_kernel!r}; expected 'eager', 'sdpa' or None (the backbone's)")
         if self.pooling not in POOLINGS:
@@ -157,25 +212,36 @@ class MiceConfig(BackboneConfig):
         if self.compress_dim < 1:
             refuse(f"compress_dim={self.compress_dim}; expected a factor ≥ 1")
         if self.global_cls and (self.exact_match_heads or self.lexical_bias or self.compress_dim > 1):
-            refuse("global_cls cannot be combined with exact_match_heads, lexical_bias or compress_dim > 1 (the "
-                   "authors' code fails on these combinations: their token masks and adapter do not account for it)")
-        if self.interaction == "joint" and (self.exact_match_heads or self.lexical_bias or self.compress_dim > 1
-                                            or self.skip_last_cls_cross):
-            refuse("interaction='joint' takes none of exact_match_heads, lexical_bias, compress_dim > 1, "
-                   "skip_last_cls_cross")
+            refuse(
+                "global_cls cannot be combined with exact_match_heads, lexical_bias or compress_dim > 1 (the "
+                "authors' code fails on these combinations: their token masks and adapter do not account for it)"
+            )
+        if self.interaction == "joint" and (
+            self.exact_match_heads or self.lexical_bias or self.compress_dim > 1 or self.skip_last_cls_cross
+        ):
+            refuse(
+                "interaction='joint' takes none of exact_match_heads, lexical_bias, compress_dim > 1, "
+                "skip_last_cls_cross"
+            )
         if self.shared_bottom_layers and self.doc_layers not in (None, self.first_interaction_layer):
-            refuse(f"doc_layers={self.doc_layers} with shared_bottom_layers=True; documents then go through the "
-                   f"query's {self.first_interaction_layer} layers (pass shared_bottom_layers=False)")
+            refuse(
+                f"doc_layers={self.doc_layers} with shared_bottom_layers=True; documents then go through the "
+                f"query's {self.first_interaction_layer} layers (pass shared_bottom_layers=False)"
+            )
         if self.doc_layers is not None and self.doc_layers < 1:
             refuse(f"doc_layers={self.doc_layers}; expected ≥ 1")
         if self.skip_last_cls_cross and (self.interaction != "sequential" or self.cls_cross_attention == "attend"):
-            refuse("skip_last_cls_cross needs interaction='sequential' and a [CLS] that does not read the document "
-                   "(cls_cross_attention other than 'attend')")
+            refuse(
+                "skip_last_cls_cross needs interaction='sequential' and a [CLS] that does not read the document "
+                "(cls_cross_attention other than 'attend')"
+            )
         if self.pooling == "padded_mean" and self.cls_cross_attention not in ("attend", "reference"):
             refuse("pooling='padded_mean' (the authors' numerics) takes cls_cross_attention 'attend' or 'reference'")
         if self.lexical_bias and not self.special_token_ids:
-            refuse("lexical_bias needs special_token_ids (the tokenizer's all_special_ids); build the model with "
-                   "from_backbone/from_encoder, which records them")
+            refuse(
+                "lexical_bias needs special_token_ids (the tokenizer's all_special_ids); build the model with "
+                "from_backbone/from_encoder, which records them"
+            )
         if self.backbone is not None:
             kind = self.backbone_type
             if kind != "bert" and self.compress_dim > 1:
@@ -206,8 +272,31 @@ class MiceConfig(BackboneConfig):
     @property
     def padding_invariant(self) -> bool:
         """Whether a pair's score is independent of the other pairs of its batch."""
-        return self.cls_cross_attention in PADDING_INVARIANT_MODES and self.pooling != "padded_mean" and not (
-            self.unmasked_local_layers and self.backbone_type == "modernbert")
+        return self.not_indexable is None
+
+    @property
+    def not_indexable(self) -> str | None:
+        """Why precomputed document states cannot reproduce this model's scores (one of the
+        authors' numerics makes a score depend on its padded batch), or None when they can."""
+        if self.cls_cross_attention not in PADDING_INVARIANT_MODES:
+            what, fix = (
+                f"cls_cross_attention={self.cls_cross_attention!r}",
+                "a padding-invariant [CLS] mode ('mean', 'none', 'attend')",
+            )
+        elif self.pooling == "padded_mean":
+            what, fix = (
+                "pooling='padded_mean'",
+                "pooling='mean' (the same scores when a batch holds one query, as "
+                "the authors evaluated; MiceModel.from_pretrained(path, pooling='mean'))",
+            )
+        elif self.unmasked_local_layers and self.backbone_type == "modernbert":
+            what, fix = "unmasked_local_layers=True on ModernBERT", "a model whose local layers are masked"
+        else:
+            return None
+        return (
+            f"MICE with {what} scores each pair from its whole padded batch (the authors' numerics), which "
+            f"precomputed document states cannot reproduce; use it without index=, or {fix}"
+        )
 
 
 class ExactMatchHead(nn.Module):
@@ -232,8 +321,9 @@ class InteractionLayer(nn.Module):
     """A backbone layer (self-attention + FFN) plus a cross-attention over document states, and
     optionally an exact-match head and a per-head lexical bias of the cross-attention scores."""
 
-    def __init__(self, layer: nn.Module, cross: nn.Module, layer_idx: int, exact_match: bool = False,
-                 lexical_heads: int = 0):
+    def __init__(
+        self, layer: nn.Module, cross: nn.Module, layer_idx: int, exact_match: bool = False, lexical_heads: int = 0
+    ):
         super().__init__()
         self.layer = layer
         self.cross = cross
@@ -274,20 +364,28 @@ class MiceModel(BackboneModel):
         ls, nd = config.first_interaction_layer, config.num_doc_layers
         k = config.num_interaction_layers(len(layers))
         if not 1 <= ls < len(layers) or not 1 <= k <= len(layers) - ls:
-            raise ValueError(f"first_interaction_layer={ls}, interaction_layers={config.interaction_layers} "
-                             f"do not fit a backbone of {len(layers)} layers: need 1 ≤ ℓ* < {len(layers)} "
-                             f"and 1 ≤ interaction_layers ≤ {len(layers)} - ℓ*")
+            raise ValueError(
+                f"first_interaction_layer={ls}, interaction_layers={config.interaction_layers} "
+                f"do not fit a backbone of {len(layers)} layers: need 1 ≤ ℓ* < {len(layers)} "
+                f"and 1 ≤ interaction_layers ≤ {len(layers)} - ℓ*"
+            )
         if nd > len(layers):
             raise ValueError(f"doc_layers={nd} exceeds the backbone's {len(layers)} layers")
         self.adapter = None
         if config.compress_dim > 1:
-            top = self._compress(bb, layers[ls:ls + k], config.compress_dim)
+            top = self._compress(bb, layers[ls : ls + k], config.compress_dim)
         else:
-            top = layers[ls:ls + k]
+            top = layers[ls : ls + k]
         self.interaction = nn.ModuleList(
-            InteractionLayer(top[i], bb.make_cross_attention(top[i]), ls + i, config.exact_match_heads,
-                             _heads(bb.attention_module(top[i]), bb) if config.lexical_bias else 0)
-            for i in range(k))
+            InteractionLayer(
+                top[i],
+                bb.make_cross_attention(top[i]),
+                ls + i,
+                config.exact_match_heads,
+                _heads(bb.attention_module(top[i]), bb) if config.lexical_bias else 0,
+            )
+            for i in range(k)
+        )
         if config.shared_bottom_layers:
             self.query_layers = None
             bb.set_layers(layers[:ls])
@@ -305,13 +403,16 @@ class MiceModel(BackboneModel):
         """Interaction layers of a BERT backbone narrowed by ``factor`` (hidden size, FFN and heads;
         the head size kept) behind a linear adapter; the pooler and classifier are narrowed too."""
         from transformers.models.bert.modeling_bert import BertLayer
+
         cfg = copy.deepcopy(self.encoder.config)
         cfg.hidden_size = int(cfg.hidden_size / factor)
         cfg.intermediate_size = int(cfg.intermediate_size / factor)
         cfg.num_attention_heads = int(cfg.num_attention_heads / factor)
         if cfg.num_attention_heads < 1 or cfg.hidden_size % cfg.num_attention_heads:
-            raise ValueError(f"compress_dim={factor} leaves {cfg.num_attention_heads} heads for a hidden size of "
-                             f"{cfg.hidden_size}; choose a factor that divides the number of heads")
+            raise ValueError(
+                f"compress_dim={factor} leaves {cfg.num_attention_heads} heads for a hidden size of "
+                f"{cfg.hidden_size}; choose a factor that divides the number of heads"
+            )
         width = cfg.hidden_size
         self.adapter = nn.Linear(self.hidden_size, width)
         bb.base.pooler.dense = nn.Linear(width, width)
@@ -329,8 +430,15 @@ class MiceModel(BackboneModel):
 
     # ----------------------------------------------------------------------- constructors
     @classmethod
-    def from_backbone(cls, name_or_path: str, first_interaction_layer: int = 4,
-                      interaction_layers: int | None = 3, *, tokenizer=None, **options) -> "MiceModel":
+    def from_backbone(
+        cls,
+        name_or_path: str,
+        first_interaction_layer: int = 4,
+        interaction_layers: int | None = 3,
+        *,
+        tokenizer=None,
+        **options,
+    ) -> "MiceModel":
         """MICE from a HF checkpoint: a base encoder (new head) or a cross-encoder (its head kept).
 
         ``interaction_layers=None`` keeps every layer above ℓ* (MICE-ℓ+all); ``options`` are
@@ -341,14 +449,19 @@ class MiceModel(BackboneModel):
         return cls.from_encoder(encoder, tokenizer, first_interaction_layer, interaction_layers, **options)
 
     @classmethod
-    def from_encoder(cls, encoder, tokenizer, first_interaction_layer: int = 4,
-                     interaction_layers: int | None = 3, **options) -> "MiceModel":
+    def from_encoder(
+        cls, encoder, tokenizer, first_interaction_layer: int = 4, interaction_layers: int | None = 3, **options
+    ) -> "MiceModel":
         """MICE around an already-built HF sequence-classification model; ``options`` are
         :class:`MiceConfig` fields (``cls_cross_attention``, ``unmasked_local_layers``, …)."""
         options.setdefault("special_token_ids", sorted(tokenizer.all_special_ids))
-        config = MiceConfig(first_interaction_layer=first_interaction_layer,
-                            interaction_layers=interaction_layers, backbone=encoder.config.to_dict(),
-                            **special_ids(tokenizer), **options)
+        config = MiceConfig(
+            first_interaction_layer=first_interaction_layer,
+            interaction_layers=interaction_layers,
+            backbone=encoder.config.to_dict(),
+            **special_ids(tokenizer),
+            **options,
+        )
         return cls(config, encoder=encoder)
 
     @classmethod
@@ -403,8 +516,10 @@ class MiceModel(BackboneModel):
         if not cfg.uses_token_ids:
             return None, None
         if query_ids is None or doc_ids is None:
-            raise ValueError("this MICE has exact-match options (exact_match_heads/lexical_bias): pass the token ids "
-                             "of queries and documents (query_ids=, doc_ids=)")
+            raise ValueError(
+                "this MICE has exact-match options (exact_match_heads/lexical_bias): pass the token ids "
+                "of queries and documents (query_ids=, doc_ids=)"
+            )
         weights = exact_match_weights(query_ids, doc_ids) if cfg.exact_match_heads else None
         lexical = lexical_matches(query_ids, doc_ids, cfg.special_token_ids) if cfg.lexical_bias else None
         return weights, lexical
@@ -412,8 +527,10 @@ class MiceModel(BackboneModel):
     def _with_global_cls(self, x, query_mask):
         if self.global_cls is None:
             return x, query_mask
-        return (torch.cat([self.global_cls.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1),
-                torch.cat([torch.ones_like(query_mask[:, :1]), query_mask], dim=1))
+        return (
+            torch.cat([self.global_cls.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1),
+            torch.cat([torch.ones_like(query_mask[:, :1]), query_mask], dim=1),
+        )
 
     @property
     def pools_cls(self) -> bool:
@@ -428,8 +545,14 @@ class MiceModel(BackboneModel):
         """States after the first ℓ* layers of ``[CLS] q [SEP]`` (token type 0, positions from 0)."""
         cfg = self.config
         layers = self.query_layers if self.query_layers is not None else self.backbone.layers
-        return self.encode_sequences(input_ids, attention_mask, len(layers), layers=layers,
-                                     unmasked_local_layers=cfg.unmasked_local_layers, local_window=cfg.local_window)
+        return self.encode_sequences(
+            input_ids,
+            attention_mask,
+            len(layers),
+            layers=layers,
+            unmasked_local_layers=cfg.unmasked_local_layers,
+            local_window=cfg.local_window,
+        )
 
     encode = encode_queries
 
@@ -443,9 +566,15 @@ class MiceModel(BackboneModel):
         """States after the first ℓ* layers of documents (``[CLS] d [SEP]``, or ``d [SEP]`` without
         ``doc_cls``), with ``doc_token_type`` and positions from ``doc_position_offset`` (else 0)."""
         cfg = self.config
-        return self.encode_sequences(input_ids, attention_mask, len(self.backbone.layers), cfg.doc_token_type,
-                                     self.doc_position_ids(input_ids), cfg.unmasked_local_layers,
-                                     local_window=cfg.local_window)
+        return self.encode_sequences(
+            input_ids,
+            attention_mask,
+            len(self.backbone.layers),
+            cfg.doc_token_type,
+            self.doc_position_ids(input_ids),
+            cfg.unmasked_local_layers,
+            local_window=cfg.local_window,
+        )
 
     def memory(self, doc_states: torch.Tensor) -> torch.Tensor:
         """What the interaction layers read of the document states (through the adapter with ``compress_dim``)."""
@@ -468,8 +597,9 @@ class MiceModel(BackboneModel):
             out.append(kv if il.exact_match is None else (*kv, il.exact_match.values(memory)))
         return out
 
-    def interact(self, query_states, query_mask, doc_mask, doc_states=None, doc_kv=None,
-                 query_ids=None, doc_ids=None) -> torch.Tensor:
+    def interact(
+        self, query_states, query_mask, doc_mask, doc_states=None, doc_kv=None, query_ids=None, doc_ids=None
+    ) -> torch.Tensor:
         """Logits ``[B, num_labels]`` for aligned query/document states (or cached doc K/V);
         ``query_ids``/``doc_ids`` (the padded token ids) for the exact-match options."""
         if doc_kv is None and doc_states is None:
@@ -521,11 +651,22 @@ class MiceModel(BackboneModel):
             x = bb.feed_forward(il.layer, x)
         return bb.score_head(bb.final_states(x), query_mask, cfg.pooling)
 
-    def forward(self, query_input_ids, query_attention_mask, doc_input_ids=None, doc_attention_mask=None,
-                doc_states=None, doc_kv=None, **kwargs) -> CrossEncoderOutput:
+    def forward(
+        self,
+        query_input_ids,
+        query_attention_mask,
+        doc_input_ids=None,
+        doc_attention_mask=None,
+        doc_states=None,
+        doc_kv=None,
+        **kwargs,
+    ) -> CrossEncoderOutput:
         """Score aligned (query, document) rows; pass ``doc_states``/``doc_kv`` to skip encoding."""
         q = self.encode_queries(query_input_ids, query_attention_mask)
         if doc_states is None and doc_kv is None:
             doc_states = self.encode_documents(doc_input_ids, doc_attention_mask)
-        return CrossEncoderOutput(logits=self.interact(q, query_attention_mask, doc_attention_mask,
-                                                       doc_states, doc_kv, query_input_ids, doc_input_ids))
+        return CrossEncoderOutput(
+            logits=self.interact(
+                q, query_attention_mask, doc_attention_mask, doc_states, doc_kv, query_input_ids, doc_input_ids
+            )
+        )

@@ -2,6 +2,7 @@
 paper's masks by name (the table: :class:`AttentionPolicy`) and their figure.
 
 Models layer: imports only :mod:`.segments`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,16 +58,17 @@ class AttentionPolicy:
     blocks: tuple[Block, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "blocks", tuple(
-            b if isinstance(b, Block) else Block(**b) for b in self.blocks))
+        object.__setattr__(self, "blocks", tuple(b if isinstance(b, Block) else Block(**b) for b in self.blocks))
 
     def table(self, num_layers: int) -> np.ndarray:
         """Boolean ``[num_layers, 5, 5]`` array: ``table[l, r, s]`` iff receiver r may read sender s."""
         allowed = np.ones((num_layers, NUM_SEGMENTS, NUM_SEGMENTS), dtype=bool)
         for b in self.blocks:
             if b.start > num_layers or (b.end is not None and b.end > num_layers):
-                raise ValueError(f"policy {self.name!r}: {b} reaches layer {max(b.start, b.end or 0)}, but the model "
-                                 f"has {num_layers} layers (0..{num_layers - 1}); use a layer number ≤ {num_layers}")
+                raise ValueError(
+                    f"policy {self.name!r}: {b} reaches layer {max(b.start, b.end or 0)}, but the model "
+                    f"has {num_layers} layers (0..{num_layers - 1}); use a layer number ≤ {num_layers}"
+                )
             end = num_layers if b.end is None else b.end
             rows = [segment_index(s) for s in b.src]
             cols = [segment_index(s) for s in b.dst]
@@ -75,8 +77,9 @@ class AttentionPolicy:
         for layer in range(num_layers):
             blind = ~allowed[layer].any(axis=1)
             if blind.any():
-                raise ValueError(f"policy {self.name!r}: segment {SEGMENTS[int(np.argmax(blind))]} "
-                                 f"reads nothing in layer {layer}")
+                raise ValueError(
+                    f"policy {self.name!r}: segment {SEGMENTS[int(np.argmax(blind))]} reads nothing in layer {layer}"
+                )
         return allowed
 
     def to_dict(self) -> dict:
@@ -98,13 +101,16 @@ class AttentionPolicy:
 
 
 def _mask0() -> AttentionPolicy:
-    return AttentionPolicy("mask0", (
-        Block(("Q", "SEP1", "D", "SEP2"), "CLS"),
-        Block("Q", "SEP2"),
-        Block("D", "SEP1"),
-        Block("SEP1", ("Q", "D", "SEP2")),
-        Block("SEP2", ("Q", "SEP1", "D")),
-    ))
+    return AttentionPolicy(
+        "mask0",
+        (
+            Block(("Q", "SEP1", "D", "SEP2"), "CLS"),
+            Block("Q", "SEP2"),
+            Block("D", "SEP1"),
+            Block("SEP1", ("Q", "D", "SEP2")),
+            Block("SEP2", ("Q", "SEP1", "D")),
+        ),
+    )
 
 
 def full() -> AttentionPolicy:
@@ -132,10 +138,13 @@ def sparse_ce() -> AttentionPolicy:
 
 
 def prettr(layer: int) -> AttentionPolicy:
-    return AttentionPolicy(f"prettr-{layer}", (
-        Block(("CLS", "Q", "SEP1"), ("D", "SEP2"), 0, layer),
-        Block(("D", "SEP2"), ("CLS", "Q", "SEP1"), 0, layer),
-    ))
+    return AttentionPolicy(
+        f"prettr-{layer}",
+        (
+            Block(("CLS", "Q", "SEP1"), ("D", "SEP2"), 0, layer),
+            Block(("D", "SEP2"), ("CLS", "Q", "SEP1"), 0, layer),
+        ),
+    )
 
 
 _FIXED = {"full": full, "mask0": mask0, "mask1": mask1, "mask2": mask2, "sparse_ce": sparse_ce}
@@ -157,8 +166,10 @@ def get_policy(spec: "str | dict | AttentionPolicy | None") -> AttentionPolicy:
     m = re.fullmatch(r"(mask3|prettr)-?l?(\d+)", key)
     if m:
         return _LAYERED[m.group(1)](int(m.group(2)))
-    raise ValueError(f"unknown attention policy {spec!r}; expected one of {POLICY_NAMES} "
-                     "(L a layer number, e.g. 'mask3-4'), a dict, or an AttentionPolicy")
+    raise ValueError(
+        f"unknown attention policy {spec!r}; expected one of {POLICY_NAMES} "
+        "(L a layer number, e.g. 'mask3-4'), a dict, or an AttentionPolicy"
+    )
 
 
 def document_reaches_cls(policy: AttentionPolicy, num_layers: int) -> bool:
@@ -199,17 +210,7 @@ def change_points(policy: AttentionPolicy, num_layers: int) -> list[tuple[int, i
     return runs
 
 
-def format_table(table: np.ndarray) -> str:
-    """A 5×5 table as text (✓ allowed, ✗ blocked), rows receivers."""
-    head = "row\\col " + " ".join(f"{s:>4}" for s in SEGMENTS)
-    lines = [head] + [f"{SEGMENTS[r]:>7} " + " ".join(f"{'✓' if table[r, c] else '✗':>4}"
-                                                      for c in range(NUM_SEGMENTS))
-                      for r in range(NUM_SEGMENTS)]
-    return "\n".join(lines)
-
-
-def plot_policy(policy: "AttentionPolicy | str", num_layers: int = 12, path: str | None = None,
-                ax_size: float = 2.2):
+def plot_policy(policy: "AttentionPolicy | str", num_layers: int = 12, path: str | None = None, ax_size: float = 2.2):
     """Draw the policy as 5×5 block matrices (the paper's Figure 2), one per run of layers.
 
     Returns the matplotlib figure; writes a PNG when ``path`` is given.
@@ -218,15 +219,14 @@ def plot_policy(policy: "AttentionPolicy | str", num_layers: int = 12, path: str
 
     policy = get_policy(policy)
     runs = change_points(policy, num_layers)
-    fig, axes = plt.subplots(1, len(runs), figsize=(ax_size * len(runs) + 0.4, ax_size + 0.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(ax_size * len(runs) + 0.4, ax_size + 0.8), squeeze=False)
     labels = ["[CLS]", "Q", "[SEP]₁", "D", "[SEP]₂"]
     for ax, (first, last, t) in zip(axes[0], runs):
         ax.imshow(np.where(t, 1.0, 0.0), cmap="Blues", vmin=-0.15, vmax=1.15)
         ax.set_xticks(range(NUM_SEGMENTS), labels, rotation=45, fontsize=8)
         ax.set_yticks(range(NUM_SEGMENTS), labels, fontsize=8)
-        ax.set_xticks(np.arange(-.5, NUM_SEGMENTS), minor=True)
-        ax.set_yticks(np.arange(-.5, NUM_SEGMENTS), minor=True)
+        ax.set_xticks(np.arange(-0.5, NUM_SEGMENTS), minor=True)
+        ax.set_yticks(np.arange(-0.5, NUM_SEGMENTS), minor=True)
         ax.grid(which="minor", color="white", linewidth=1.5)
         ax.tick_params(which="minor", length=0)
         title = f"layer {first}" if first == last else f"layers {first}–{last}"
@@ -237,4 +237,3 @@ def plot_policy(policy: "AttentionPolicy | str", num_layers: int = 12, path: str
     if path is not None:
         fig.savefig(path, dpi=130)
     return fig
-

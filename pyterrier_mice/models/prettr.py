@@ -2,6 +2,7 @@
 computed jointly (a masked cross-encoder) or split (precomputable documents; see :class:`PreTTRConfig`).
 
 Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+
 from __future__ import annotations
 
 import torch
@@ -64,17 +65,29 @@ class PreTTRModel(MaskedCrossEncoderModel):
     config_class = PreTTRConfig
 
     @classmethod
-    def from_backbone(cls, name_or_path: str, split_layer: int = 4, doc_position_offset: int | None = None,
-                      tokenizer=None, num_labels: int = 1, **kwargs) -> "PreTTRModel":
+    def from_backbone(
+        cls,
+        name_or_path: str,
+        split_layer: int = 4,
+        doc_position_offset: int | None = None,
+        tokenizer=None,
+        num_labels: int = 1,
+        **kwargs,
+    ) -> "PreTTRModel":
         encoder = load_encoder(name_or_path, num_labels=num_labels, **kwargs)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls.from_encoder(encoder, tokenizer, split_layer, doc_position_offset)
 
     @classmethod
-    def from_encoder(cls, encoder, tokenizer, split_layer: int = 4,
-                     doc_position_offset: int | None = None) -> "PreTTRModel":
-        config = PreTTRConfig(split_layer=split_layer, doc_position_offset=doc_position_offset,
-                              backbone=encoder.config.to_dict(), **special_ids(tokenizer))
+    def from_encoder(
+        cls, encoder, tokenizer, split_layer: int = 4, doc_position_offset: int | None = None
+    ) -> "PreTTRModel":
+        config = PreTTRConfig(
+            split_layer=split_layer,
+            doc_position_offset=doc_position_offset,
+            backbone=encoder.config.to_dict(),
+            **special_ids(tokenizer),
+        )
         return cls(config, encoder=encoder)
 
     def set_policy(self, policy) -> None:
@@ -97,8 +110,15 @@ class PreTTRModel(MaskedCrossEncoderModel):
             raise ValueError(f"a query is longer than doc_position_offset - 2 = {offset - 2} tokens")
         return torch.where(is_doc, natural - first_doc + offset, natural).masked_fill(seg < 0, 0)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_attentions: bool = False, **kwargs) -> CrossEncoderOutput:
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_attentions: bool = False,
+        **kwargs,
+    ) -> CrossEncoderOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None and self.config.doc_position_offset is not None:
@@ -118,8 +138,10 @@ class PreTTRModel(MaskedCrossEncoderModel):
         """
         if offsets is None:
             if self.config.doc_position_offset is None:
-                raise ValueError("doc_position_offset is None: document states depend on the query "
-                                 "length; pass offsets=|q|+2 per row")
+                raise ValueError(
+                    "doc_position_offset is None: document states depend on the query "
+                    "length; pass offsets=|q|+2 per row"
+                )
             offsets = torch.full((input_ids.shape[0],), self.config.doc_position_offset, device=input_ids.device)
         pos = offsets[:, None] + torch.arange(input_ids.shape[1], device=input_ids.device)[None]
         return self.encode_sequences(input_ids, attention_mask, self.config.split_layer, 1, pos)
@@ -136,10 +158,10 @@ class PreTTRModel(MaskedCrossEncoderModel):
         offset = self.config.doc_position_offset
         for i, (q, d) in enumerate(zip(q_states, d_states)):
             lq, ld = q.shape[0], d.shape[0]
-            x[i, :lq], x[i, lq:lq + ld] = q, d
+            x[i, :lq], x[i, lq : lq + ld] = q, d
             start = lq if offset is None else offset
             pos[i, :lq] = torch.arange(lq, device=device)
-            pos[i, lq:lq + ld] = torch.arange(start, start + ld, device=device)
+            pos[i, lq : lq + ld] = torch.arange(start, start + ld, device=device)
         seg = pair_segments(q_len, d_len, n)
         mask = (seg >= 0).long()
         masks = self.attention_masks(mask, mask, seg=seg)

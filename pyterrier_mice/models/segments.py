@@ -2,6 +2,7 @@
 find them from token ids.
 
 Models layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ def segment_index(name: str | int) -> int:
     return SEGMENTS.index(key)
 
 
-def segment_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor, cls_token_id: int,
-                sep_token_id: int) -> torch.Tensor:
+def segment_ids(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, cls_token_id: int, sep_token_id: int
+) -> torch.Tensor:
     """Map each position of ``[CLS] q [SEP] d [SEP]`` to its segment (0..4), padding to -1.
 
     Raises ``ValueError`` when a row does not have exactly that shape (e.g. text that
@@ -44,5 +46,6 @@ def segment_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor, cls_token
         row = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"input row {row} is not of the form [CLS] query [SEP] document [SEP] "
-            f"({int(n_special[row])} special tokens found); does the text contain special tokens?")
+            f"({int(n_special[row])} special tokens found); does the text contain special tokens?"
+        )
     return seg

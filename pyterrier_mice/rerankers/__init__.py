@@ -4,6 +4,7 @@ module per family (cross-encoder, MICE, ColBERT, PreTTR, bi-encoder), score fusi
 stage, and the loader that picks the re-ranker for a checkpoint.
 
 Imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.loaders` and :mod:`pyterrier_mice.index`."""
+
 from .base import Reranker
 from .bi_encoder import BiEncoderReranker
 from .colbert import ColBERTReranker
@@ -13,5 +14,15 @@ from .loading import load_reranker
 from .mice import MiceReranker
 from .prettr import PreTTRReranker
 
-__all__ = ["Reranker", "BiEncoderReranker", "ColBERTReranker", "CrossEncoderReranker", "MaskedCrossEncoder",
-           "SparseCrossEncoderReranker", "MiceReranker", "PreTTRReranker", "ScoreFusion", "load_reranker"]
+__all__ = [
+    "Reranker",
+    "BiEncoderReranker",
+    "ColBERTReranker",
+    "CrossEncoderReranker",
+    "MaskedCrossEncoder",
+    "SparseCrossEncoderReranker",
+    "MiceReranker",
+    "PreTTRReranker",
+    "ScoreFusion",
+    "load_reranker",
+]

@@ -2,9 +2,13 @@
 batching, devices and dtypes, ranks).
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import warnings
 from typing import Callable, Sequence
 
@@ -24,22 +28,25 @@ def infer_device(device=None) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        raise ValueError(f"device={str(device)!r}, but CUDA is not available here (torch {torch.__version__}, "
-                         f"{build}); pass device='cpu', or device=None to use CUDA only when present")
+        raise ValueError(
+            f"device={str(device)!r}, but CUDA is not available here (torch {torch.__version__}, "
+            f"{build}); pass device='cpu', or device=None to use CUDA only when present"
+        )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device={str(device)!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
 
 
-def run_batched(order: np.ndarray, batch_size: int, fn: Callable[[np.ndarray], np.ndarray],
-                progress=None) -> np.ndarray:
+def run_batched(
+    order: np.ndarray, batch_size: int, fn: Callable[[np.ndarray], np.ndarray], progress=None
+) -> np.ndarray:
     """Apply ``fn`` to consecutive slices of ``order``; halve the batch on CUDA out-of-memory.
 
     Returns the concatenated results in the order of ``order``.
     """
     out, start, size = [], 0, batch_size
     while start < len(order):
-        idx = order[start:start + size]
+        idx = order[start : start + size]
         try:
             out.append(fn(idx))
         except torch.cuda.OutOfMemoryError:
@@ -55,6 +62,51 @@ def run_batched(order: np.ndarray, batch_size: int, fn: Callable[[np.ndarray], n
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
+def constructor_signature(cls) -> inspect.Signature:
+    """``cls(...)``'s parameters with every ``**kwargs`` passed up to a base class replaced by that
+    class's keyword arguments: the real signature, for ``help()``, notebooks and the API reference."""
+    params, seen = [], set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        own = list(inspect.signature(init).parameters.values())[1:]
+        positional = [p for p in own if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if not params:
+            params += positional
+            seen |= {p.name for p in positional}
+        params += [p for p in own if p.kind == p.KEYWORD_ONLY and p.name not in seen]
+        seen |= {p.name for p in own}
+        if not any(p.kind == p.VAR_KEYWORD for p in own):
+            break
+    return inspect.Signature(params)
+
+
+def _with_keywords(function, keywords: inspect.Signature) -> inspect.Signature:
+    """``function``'s signature with its ``**kwargs`` replaced by ``keywords``' keyword arguments."""
+    own = [p for p in inspect.signature(function).parameters.values() if p.kind != p.VAR_KEYWORD]
+    names = {p.name for p in own}
+    extra = [
+        p.replace(kind=p.KEYWORD_ONLY)
+        for p in keywords.parameters.values()
+        if p.kind == p.KEYWORD_ONLY and p.name not in names | {"model_name"}
+    ]  # model_name: the path
+    return inspect.Signature(own + extra)
+
+
+def _recording_source(load):
+    """Wrap a ``from_pretrained`` so that the re-ranker it returns remembers the call."""
+
+    @functools.wraps(load)
+    def from_pretrained(cls, name_or_path, *args, **kwargs):
+        reranker = load(cls, name_or_path, *args, **kwargs)
+        if type(reranker) is cls:
+            reranker._pretrained = PretrainedSource(cls, name_or_path, args, kwargs, weights_versions(reranker.model))
+        return reranker
+
+    return from_pretrained
+
+
 def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
     """One relevance score per row: the logit (1 label) or log P(relevant) (2 labels)."""
     logits = logits.float()
@@ -65,14 +117,112 @@ def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"model outputs {logits.shape[-1]} labels; expected 1 or 2")
 
 
+class MissingTextColumn(pt.validate.InputValidationError, ValueError):
+    """A re-ranker's input without its text column: PyTerrier's validation error (``pt.inspect``
+    reads its modes), printed as one line that names ``pt.text.get_text``."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def weights_checksum(model) -> np.ndarray:
+    """Two float64 sums per floating tensor of ``model`` (values, squares), on CPU: what tells
+    whether the weights changed since they were loaded (not a cryptographic hash)."""
+    with torch.no_grad():
+        sums = [
+            (float(t.sum()), float((t * t).sum()))
+            for t in (p.detach().to("cpu", torch.float64) for p in model.state_dict().values() if p.is_floating_point())
+        ]
+    return np.asarray(sums, dtype=np.float64).reshape(-1)
+
+
+def weights_versions(model) -> list[tuple[int, int]]:
+    """Each parameter's storage address and in-place write counter: both unchanged means no
+    optimizer step, ``load_state_dict`` or ``.to()`` touched the weights (cheap to take at load)."""
+    return [(t.data_ptr(), t._version) for t in model.state_dict().values()]
+
+
+@dataclasses.dataclass
+class PretrainedSource:
+    """How a re-ranker was loaded: what a pickle carries instead of its weights."""
+
+    cls: type
+    name_or_path: str
+    args: tuple
+    kwargs: dict
+    versions: list | None = None  # at load (not pickled)
+    checksum: np.ndarray | None = None  # at pickling
+
+    def unchanged(self, model) -> bool:
+        return self.versions == weights_versions(model)
+
+    def same_weights(self, model) -> bool:
+        now = weights_checksum(model)
+        return now.shape == self.checksum.shape and bool(np.allclose(now, self.checksum, rtol=1e-9, atol=1e-12))
+
+
 class Reranker(pt.Transformer):
-    """Base class of the package's re-rankers (see module docstring)."""
+    """Base class of the package's re-rankers: a PyTerrier transformer that takes a result frame with
+    ``qid, query, docno`` and the document text, and returns it with ``score`` and ``rank`` replaced.
+
+    Keyword arguments of every re-ranker (and of its ``from_pretrained``):
+
+    :param batch_size: pairs (cross-encoders) or documents (split re-rankers) per forward pass;
+        halved on CUDA out-of-memory (default 32).
+    :param text_field: the column holding the document text (default ``"text"``).
+    :param verbose: a progress bar while scoring.
+    :param device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; ``None``: CUDA when present, else the CPU.
+    :param dtype: the model's precision: ``None`` (as loaded, fp32), ``"fp16"`` or ``"bf16"`` (CUDA).
+    :param max_length: a cross-encoder's pair length (default: as trained, else the model's limit).
+
+    A re-ranker loaded with ``from_pretrained`` pickles as that call (its path and arguments), not as
+    its weights, unless its weights were changed after loading; unpickled, it loads again and checks
+    that the weights are the ones pickled."""
 
     schematic = {"label": "Reranker", "help_url": None}
 
-    def __init__(self, model, tokenizer, *, model_name: str | None = None, batch_size: int = 32,
-                 text_field: str = "text", verbose: bool = False, device=None, dtype=None,
-                 max_length: int | None = None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = constructor_signature(cls)
+        loader = cls.__dict__.get("from_pretrained")
+        if isinstance(loader, classmethod):
+            recording = _recording_source(loader.__func__)
+            recording.__signature__ = _with_keywords(loader.__func__, cls.__signature__)
+            cls.from_pretrained = classmethod(recording)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        source = state.pop("_pretrained", None)
+        if source is not None and source.unchanged(self.model):
+            return {"_pretrained": dataclasses.replace(source, versions=None, checksum=weights_checksum(self.model))}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        source = state.get("_pretrained")
+        if source is None or len(state) > 1:
+            self.__dict__.update(state)
+            return
+        fresh = source.cls.from_pretrained(source.name_or_path, *source.args, **source.kwargs)
+        if not source.same_weights(fresh.model):
+            raise ValueError(
+                f"{source.cls.__name__}: {source.name_or_path!r} no longer holds the weights this "
+                "re-ranker was pickled with (the checkpoint changed since); load it again"
+            )
+        self.__dict__.update(fresh.__dict__)
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        model_name: str | None = None,
+        batch_size: int = 32,
+        text_field: str = "text",
+        verbose: bool = False,
+        device=None,
+        dtype=None,
+        max_length: int | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         self.model_name = model_name
@@ -92,7 +242,17 @@ class Reranker(pt.Transformer):
             return self._transform(inp)
 
     def _transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        pt.validate.result_frame(inp, extra_columns=["query", self.text_field])
+        try:
+            pt.validate.result_frame(inp, extra_columns=["query", self.text_field])
+        except pt.validate.InputValidationError as e:
+            if self.text_field in inp.columns or not {"qid", "query", "docno"} <= set(inp.columns):
+                raise
+            raise MissingTextColumn(
+                f"{type(self).__name__}: the input has no {self.text_field!r} column (the document "
+                f"text); add it before re-ranking, e.g. `bm25 % 100 >> pt.text.get_text(dataset, "
+                f"{self.text_field!r}) >> reranker`",
+                e.modes,
+            ) from None
         out = inp.drop(columns=["score", "rank"], errors="ignore")
         if len(out) == 0:
             return pt.model.add_ranks(out.assign(score=pd.Series(dtype="float64")))
@@ -112,28 +272,37 @@ class Reranker(pt.Transformer):
         qmissing = df["query"].isna() | ~df["query"].map(lambda x: isinstance(x, str))
         if qmissing.any():
             bad = df.loc[qmissing, "qid"].iloc[0]
-            raise ValueError(f"{type(self).__name__}: column 'query' is missing or not a string "
-                             f"for {int(qmissing.sum())} row(s), e.g. qid={bad!r}")
+            raise ValueError(
+                f"{type(self).__name__}: column 'query' is missing or not a string "
+                f"for {int(qmissing.sum())} row(s), e.g. qid={bad!r}"
+            )
         dup = df.duplicated(["qid", "docno"])
         if dup.any():
             row = df.loc[dup].iloc[0]
-            raise ValueError(f"{type(self).__name__}: {int(dup.sum())} duplicate (qid, docno) row(s), "
-                             f"e.g. qid={row['qid']!r}, docno={row['docno']!r}; drop duplicates before re-ranking")
+            raise ValueError(
+                f"{type(self).__name__}: {int(dup.sum())} duplicate (qid, docno) row(s), "
+                f"e.g. qid={row['qid']!r}, docno={row['docno']!r}; drop duplicates before re-ranking"
+            )
         text = df[self.text_field]
         tmissing = text.isna()
         if tmissing.any():
-            warnings.warn(f"{type(self).__name__}: column {self.text_field!r} is NaN/None for "
-                          f"{int(tmissing.sum())} row(s) (e.g. docno={df.loc[tmissing, 'docno'].iloc[0]!r}); "
-                          "scoring them as empty documents")
+            warnings.warn(
+                f"{type(self).__name__}: column {self.text_field!r} is NaN/None for "
+                f"{int(tmissing.sum())} row(s) (e.g. docno={df.loc[tmissing, 'docno'].iloc[0]!r}); "
+                "scoring them as empty documents"
+            )
             text = text.where(~tmissing, "")
         nonstr = ~text.map(lambda x: isinstance(x, str))
         if nonstr.any():
-            raise ValueError(f"{type(self).__name__}: column {self.text_field!r} holds non-string values "
-                             f"(e.g. {text[nonstr].iloc[0]!r} for docno={df.loc[nonstr, 'docno'].iloc[0]!r})")
+            raise ValueError(
+                f"{type(self).__name__}: column {self.text_field!r} holds non-string values "
+                f"(e.g. {text[nonstr].iloc[0]!r} for docno={df.loc[nonstr, 'docno'].iloc[0]!r})"
+            )
         return df["query"], text
 
-    def _score(self, queries: Sequence[str], docnos: Sequence[str], docs: Sequence[str],
-               qidx: np.ndarray, didx: np.ndarray) -> np.ndarray:
+    def _score(
+        self, queries: Sequence[str], docnos: Sequence[str], docs: Sequence[str], qidx: np.ndarray, didx: np.ndarray
+    ) -> np.ndarray:
         """Scores of pairs ``(queries[qidx[i]], docs[didx[i]])``; queries/docs are unique."""
         raise NotImplementedError
 
@@ -145,8 +314,14 @@ class Reranker(pt.Transformer):
         """Scores of aligned ``(query, doc)`` pairs, outside PyTerrier."""
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} docs")
-        df = pd.DataFrame({"qid": [str(i) for i in range(len(queries))], "query": list(queries),
-                           "docno": [str(i) for i in range(len(docs))], self.text_field: list(docs)})
+        df = pd.DataFrame(
+            {
+                "qid": [str(i) for i in range(len(queries))],
+                "query": list(queries),
+                "docno": [str(i) for i in range(len(docs))],
+                self.text_field: list(docs),
+            }
+        )
         return self.transform(df).sort_values("docno", key=lambda s: s.astype(int))["score"].to_numpy()
 
     # ------------------------------------------------------------------ helpers
@@ -159,23 +334,33 @@ class Reranker(pt.Transformer):
             if value is None:
                 continue
             if not isinstance(value, (int, np.integer)) or not low <= value <= max_pos:
-                raise ValueError(f"{type(self).__name__}: {name}={value!r} is out of range; it must be an integer "
-                                 f"from {low} to {max_pos} (the model's max_position_embeddings)")
+                raise ValueError(
+                    f"{type(self).__name__}: {name}={value!r} is out of range; it must be an integer "
+                    f"from {low} to {max_pos} (the model's max_position_embeddings)"
+                )
 
     def _progress(self, total: int, desc: str):
         if not self.verbose or total == 0:
             return None
         return pt.tqdm(total=total, desc=desc, unit="pair")
 
-    def _warn_truncated(self, n: int, total: int, what: str, limit: int | None = None) -> None:
-        summary = getattr(self, "_truncation_summary", None)
-        if summary is not None:  # inside collect_truncation(): one warning at the end
-            n0, total0, _ = summary.get(what, (0, 0, limit))
-            summary[what] = (n0 + n, total0 + total, limit)
+    def _warn_truncated(self, n: int, total: int, what: str, limit: int | None = None, summary: bool = False) -> None:
+        """Warn that ``n`` of ``total`` texts were cut at ``limit`` tokens: once per re-ranker and kind
+        of text (later calls are silent), or once per :meth:`collect_truncation` block (``summary``)."""
+        collected = getattr(self, "_truncation_summary", None)
+        if collected is not None:  # inside collect_truncation(): one warning at the end
+            n0, total0, _ = collected.get(what, (0, 0, limit))
+            collected[what] = (n0 + n, total0 + total, limit)
             return
-        if n:
-            warnings.warn(f"{type(self).__name__}: {n} of {total} {what} exceeded "
-                          f"{limit or self.max_length} tokens and were truncated")
+        warned = self.__dict__.setdefault("_truncation_warned", set())
+        if not n or (what in warned and not summary):
+            return
+        warned.add(what)
+        later = "" if summary else " (said once per re-ranker)"
+        warnings.warn(
+            f"{type(self).__name__}: {n} of {total} {what} exceeded {limit or self.max_length} tokens "
+            f"and were truncated{later}"
+        )
 
     @contextlib.contextmanager
     def collect_truncation(self):
@@ -187,15 +372,19 @@ class Reranker(pt.Transformer):
         finally:
             summary, self._truncation_summary = self._truncation_summary, None
             for what, (n, total, limit) in summary.items():
-                self._warn_truncated(n, total, what, limit)
+                self._warn_truncated(n, total, what, limit, summary=True)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ identity
     def _config_key(self) -> tuple:
-        return (self.model_name if self.model_name is not None else id(self.model),
-                self.text_field, self.max_length, str(self.dtype))
+        return (
+            self.model_name if self.model_name is not None else id(self.model),
+            self.text_field,
+            self.max_length,
+            str(self.dtype),
+        )
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self._config_key() == other._config_key()
@@ -213,3 +402,6 @@ class Reranker(pt.Transformer):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(self._repr_args())})"
+
+
+Reranker.__signature__ = constructor_signature(Reranker)

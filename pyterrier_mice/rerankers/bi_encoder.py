@@ -2,6 +2,7 @@
 (zero-shot, and the teacher of the cross-encoder recipe).
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,10 @@ class BiEncoderReranker(SplitReranker):
 
     def __init__(self, model: BiEncoderModel, tokenizer, **kwargs):
         if kwargs.get("index") is not None:
-            raise ValueError("BiEncoderReranker: index= is for MICE, ColBERT and PreTTR document states; a bi-encoder's "
-                             "document vectors are one per document (use pyterrier_dr for a dense index)")
+            raise ValueError(
+                "BiEncoderReranker: index= is for MICE, ColBERT and PreTTR document states; a bi-encoder's "
+                "document vectors are one per document (use pyterrier_dr for a dense index)"
+            )
         super().__init__(model, tokenizer, **kwargs)
         if self.max_length is None:
             self.max_length = model.max_length or model.config.max_position_embeddings

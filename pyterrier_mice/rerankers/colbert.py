@@ -1,6 +1,7 @@
 """``ColBERTReranker``: late-interaction (MaxSim) re-ranking with a :class:`ColBERTModel`.
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.index` and re-ranker modules."""
+
 from __future__ import annotations
 
 from ..models.checkpoints import check_model_kind
@@ -28,6 +29,8 @@ class ColBERTReranker(SplitReranker):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "ColBERTReranker":
+        """A saved ColBERT model (folder or hub id) and its tokenizer; ``index=`` a document-state index (or
+        its path) to read document states from; the other keyword arguments as :class:`Reranker`'s."""
         check_model_kind(name_or_path, ColBERTModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(ColBERTModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
@@ -43,7 +46,7 @@ class ColBERTReranker(SplitReranker):
         cls_, sep = self._inputs.cls, self._inputs.sep
         toks = tokenize(self.tokenizer, texts)
         self._warn_truncated(sum(len(t) > length - 3 for t in toks), len(toks), what, length)
-        return [[cls_, marker_id, *t[:length - 3], sep] for t in toks]
+        return [[cls_, marker_id, *t[: length - 3], sep] for t in toks]
 
     def query_sequences(self, queries):
         cfg = self.model.config
@@ -64,8 +67,13 @@ class ColBERTReranker(SplitReranker):
 
     def encode_queries(self, seqs):
         # every query position is scored, the [MASK] padding included
-        return self._run_encoder(seqs, self.model.encode, length=self.query_length,
-                                 valid=[self.query_length] * len(seqs), pad_id=self.query_pad_id)
+        return self._run_encoder(
+            seqs,
+            self.model.encode,
+            length=self.query_length,
+            valid=[self.query_length] * len(seqs),
+            pad_id=self.query_pad_id,
+        )
 
     def encode_docs(self, seqs):
         return self._run_encoder(seqs, self.model.encode)

@@ -1,6 +1,7 @@
 """``CrossEncoderReranker``: a (masked) cross-encoder as a PyTerrier re-ranker.
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,6 @@ from ..models.masked import MaskedCrossEncoderModel
 from ..models.registry import MODEL_CLASSES
 from .base import Reranker, logits_to_scores, run_batched
 from .text import InputBuilder, tokenize
-
 
 
 #: ``forward_pairs`` runs its pairs in chunks of at most this many padded tokens (on a GPU, 8× more)
@@ -50,14 +50,17 @@ class CrossEncoderReranker(Reranker):
         kind = model_type_of(name_or_path)
         saved = MODEL_CLASSES.get(kind)
         if saved is not None and not issubclass(saved, MaskedCrossEncoderModel):
-            raise ValueError(f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; "
-                             f"load it with {KINDS[kind][1]}")
+            raise ValueError(
+                f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; "
+                f"load it with {KINDS[kind][1]}"
+            )
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         if saved is not None:
             model = saved.from_pretrained(name_or_path)
         else:
-            model = MaskedCrossEncoderModel.from_backbone(name_or_path, policy or "full", tokenizer=tokenizer,
-                                                          warn_new_head=True)
+            model = MaskedCrossEncoderModel.from_backbone(
+                name_or_path, policy or "full", tokenizer=tokenizer, warn_new_head=True
+            )
         return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
 
     def _forward(self, pairs) -> torch.Tensor:
@@ -77,7 +80,7 @@ class CrossEncoderReranker(Reranker):
         chunks, start = [], 0
         while start < len(order):
             size = max(1, budget // len(pairs[order[start]][0]))  # the chunk's longest pair comes first
-            chunks.append(self._forward([pairs[i] for i in order[start:start + size]]))
+            chunks.append(self._forward([pairs[i] for i in order[start : start + size]]))
             start += size
         scores = torch.cat(chunks)
         return scores[torch.as_tensor(np.argsort(order, kind="stable"), device=scores.device)]

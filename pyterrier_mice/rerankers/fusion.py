@@ -2,6 +2,7 @@
 query, with the weight chosen on validation queries (``fit``) or read from a trained model.
 
 Re-rankers layer: imports only re-ranker modules."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def reference_rows(first: pd.Series, qids: pd.Series, depth: int = DEPTH) -> pd.
     return first.groupby(qids, sort=False).rank(ascending=False, method="first") <= depth
 
 
-def normalised(scores: pd.Series, qids: pd.Series, how: str = "minmax", reference: pd.Series | None = None) -> pd.Series:
+def normalised(
+    scores: pd.Series, qids: pd.Series, how: str = "minmax", reference: pd.Series | None = None
+) -> pd.Series:
     """``scores`` normalised within each query with the statistics of its ``reference`` rows (all
     rows when None): ``minmax`` maps their lowest to 0 and highest to 1, ``zscore`` their mean to 0
     and s.d. to 1; a query whose reference scores are all equal gets 0 everywhere."""
@@ -39,8 +42,9 @@ def normalised(scores: pd.Series, qids: pd.Series, how: str = "minmax", referenc
     return ((scores - low) / span.where(span > 0, np.inf)).astype("float64")
 
 
-def normalised_pair(first: pd.Series, second: pd.Series, qids: pd.Series, how: str = "minmax",
-                    depth: int = DEPTH) -> tuple[pd.Series, pd.Series]:
+def normalised_pair(
+    first: pd.Series, second: pd.Series, qids: pd.Series, how: str = "minmax", depth: int = DEPTH
+) -> tuple[pd.Series, pd.Series]:
     """``first`` and ``second`` normalised per query with the statistics of the first stage's top
     ``depth`` candidates, so that a document's normalised scores do not depend on how deep the first
     stage's list goes beyond them (fusion chosen at one depth ranks the same at another)."""
@@ -48,8 +52,9 @@ def normalised_pair(first: pd.Series, second: pd.Series, qids: pd.Series, how: s
     return normalised(first, qids, how, reference), normalised(second, qids, how, reference)
 
 
-def fused_scores(first: pd.Series, second: pd.Series, qids: pd.Series, weight: float, how: str = "minmax",
-                 depth: int = DEPTH) -> pd.Series:
+def fused_scores(
+    first: pd.Series, second: pd.Series, qids: pd.Series, weight: float, how: str = "minmax", depth: int = DEPTH
+) -> pd.Series:
     """``(1 - weight)·first + weight·second``, each normalised per query (see :func:`normalised_pair`)."""
     a, b = normalised_pair(first, second, qids, how, depth)
     return (1.0 - weight) * a + weight * b
@@ -58,22 +63,28 @@ def fused_scores(first: pd.Series, second: pd.Series, qids: pd.Series, weight: f
 def with_first_stage(reranked: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
     """``reranked`` with the first stage's score of each row (from ``first``, the first stage's
     result frame of the same candidates) in column ``first_score``."""
-    merged = reranked.merge(first[["qid", "docno", "score"]].rename(columns={"score": "first_score"}),
-                            on=["qid", "docno"], how="left", validate="one_to_one")
+    merged = reranked.merge(
+        first[["qid", "docno", "score"]].rename(columns={"score": "first_score"}),
+        on=["qid", "docno"],
+        how="left",
+        validate="one_to_one",
+    )
     if merged["first_score"].isna().any():
         row = merged[merged["first_score"].isna()].iloc[0]
-        raise ValueError(f"fusion: the re-ranked frame holds candidates the first stage's does not (e.g. qid="
-                         f"{row['qid']!r}, docno={row['docno']!r})")
+        raise ValueError(
+            f"fusion: the re-ranked frame holds candidates the first stage's does not (e.g. qid="
+            f"{row['qid']!r}, docno={row['docno']!r})"
+        )
     return merged
 
 
-def fuse_runs(first: pd.DataFrame, reranked: pd.DataFrame, weight: float, normalise: str = "minmax",
-              depth: int = DEPTH) -> pd.DataFrame:
+def fuse_runs(
+    first: pd.DataFrame, reranked: pd.DataFrame, weight: float, normalise: str = "minmax", depth: int = DEPTH
+) -> pd.DataFrame:
     """``reranked`` (a re-ranker's result frame) scored by the fusion of its scores with ``first``'s
     (the first stage's results for the same candidates), ranked."""
     merged = with_first_stage(reranked, first)
-    merged["score"] = fused_scores(merged.pop("first_score"), merged["score"], merged["qid"], weight, normalise,
-                                   depth)
+    merged["score"] = fused_scores(merged.pop("first_score"), merged["score"], merged["qid"], weight, normalise, depth)
     return pt.model.add_ranks(merged).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
 
 
@@ -96,15 +107,26 @@ class ScoreFusion(pt.Estimator):
 
     schematic = {"label": "ScoreFusion", "help_url": None}
 
-    def __init__(self, reranker: pt.Transformer, weight: float = 0.5, *, normalise: str = "minmax",
-                 depth: int = DEPTH, measure="nDCG@10", verbose: bool = False):
+    def __init__(
+        self,
+        reranker: pt.Transformer,
+        weight: float = 0.5,
+        *,
+        normalise: str = "minmax",
+        depth: int = DEPTH,
+        measure="nDCG@10",
+        verbose: bool = False,
+    ):
         if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"ScoreFusion: weight={weight!r} must be between 0 (the first stage alone) and 1 (the "
-                             "re-ranker alone)")
+            raise ValueError(
+                f"ScoreFusion: weight={weight!r} must be between 0 (the first stage alone) and 1 (the re-ranker alone)"
+            )
         if normalise not in NORMALISATIONS:
             raise ValueError(f"ScoreFusion: normalise={normalise!r}; expected one of {list(NORMALISATIONS)}")
         if depth < 2:
-            raise ValueError(f"ScoreFusion: depth={depth!r} must be ≥ 2 (the candidates whose scores normalise a query's)")
+            raise ValueError(
+                f"ScoreFusion: depth={depth!r} must be ≥ 2 (the candidates whose scores normalise a query's)"
+            )
         self.reranker, self.weight, self.normalise, self.depth = reranker, float(weight), normalise, depth
         self.measure, self.verbose = measure, verbose
         self.fitted: dict | None = None  # what fit chose, and on what
@@ -115,16 +137,24 @@ class ScoreFusion(pt.Estimator):
         on its validation queries (``path/fusion.json``)."""
         file = os.path.join(os.fspath(path), FUSION_FILE)
         if not os.path.exists(file):
-            raise FileNotFoundError(f"{file} does not exist: only a model trained with validation queries (pyterrier-mice "
-                                    "train / derive on a BEIR folder) has a fusion weight; choose one with "
-                                    "ScoreFusion(reranker).fit(valid_topics, valid_qrels) instead")
+            raise FileNotFoundError(
+                f"{file} does not exist: only a model trained with validation queries (pyterrier-mice "
+                "train / derive on a BEIR folder) has a fusion weight; choose one with "
+                "ScoreFusion(reranker).fit(valid_topics, valid_qrels) instead"
+            )
         with open(file, encoding="utf8") as f:
             saved = json.load(f)
         if reranker is None:
             from .loading import load_reranker
+
             reranker = load_reranker(os.fspath(path), **reranker_kwargs)
-        fusion = cls(reranker, saved["weight"], normalise=saved.get("normalise", "minmax"),
-                     depth=saved.get("depth", DEPTH), measure=saved.get("measure", "nDCG@10"))
+        fusion = cls(
+            reranker,
+            saved["weight"],
+            normalise=saved.get("normalise", "minmax"),
+            depth=saved.get("depth", DEPTH),
+            measure=saved.get("measure", "nDCG@10"),
+        )
         fusion.fitted = saved
         return fusion
 
@@ -135,9 +165,11 @@ class ScoreFusion(pt.Estimator):
 
     def _check_first_stage(self, inp: pd.DataFrame) -> None:
         if "score" not in inp.columns:
-            raise ValueError(f"ScoreFusion: the input has no 'score' column (its columns: {list(inp.columns)}); "
-                             "fusion interpolates the first stage's scores, so place it right after a retriever, "
-                             "e.g. bm25 % 100 >> pt.text.get_text(ds, 'text') >> ScoreFusion(reranker)")
+            raise ValueError(
+                f"ScoreFusion: the input has no 'score' column (its columns: {list(inp.columns)}); "
+                "fusion interpolates the first stage's scores, so place it right after a retriever, "
+                "e.g. bm25 % 100 >> pt.text.get_text(ds, 'text') >> ScoreFusion(reranker)"
+            )
 
     # ------------------------------------------------------------------ fit
     def fit(self, topics_or_res_tr, qrels_tr, topics_or_res_va=None, qrels_va=None) -> "ScoreFusion":
@@ -149,46 +181,84 @@ class ScoreFusion(pt.Estimator):
         res, qrels = (topics_or_res_va, qrels_va) if topics_or_res_va is not None else (topics_or_res_tr, qrels_tr)
         self._check_first_stage(res)
         scored = with_first_stage(self.reranker(res), res)
-        self.fitted = choose_weight(scored["first_score"], scored["score"], scored, qrels, self.measure,
-                                    self.normalise, self.depth)
+        self.fitted = choose_weight(
+            scored["first_score"], scored["score"], scored, qrels, self.measure, self.normalise, self.depth
+        )
         self.weight = self.fitted["weight"]
         if self.verbose:
             f = self.fitted
-            print(f"ScoreFusion: weight {self.weight} ({f['measure']} {f['value']:.4f} on {f['queries']} validation "
-                  f"queries; re-ranker alone {f['reranker_alone']:.4f}, first stage alone {f['first_stage_alone']:.4f})")
+            print(
+                f"ScoreFusion: weight {self.weight} ({f['measure']} {f['value']:.4f} on {f['queries']} validation "
+                f"queries; re-ranker alone {f['reranker_alone']:.4f}, first stage alone {f['first_stage_alone']:.4f})"
+            )
         return self
 
     def save(self, path: str) -> None:
         """Write the weight (and what ``fit`` measured) into ``path/fusion.json``."""
         with open(os.path.join(path, FUSION_FILE), "w", encoding="utf8") as f:
-            json.dump(self.fitted or {"weight": self.weight, "normalise": self.normalise, "depth": self.depth,
-                                      "measure": str(self.measure)}, f, indent=1)
+            json.dump(
+                self.fitted
+                or {
+                    "weight": self.weight,
+                    "normalise": self.normalise,
+                    "depth": self.depth,
+                    "measure": str(self.measure),
+                },
+                f,
+                indent=1,
+            )
 
     def __repr__(self):
         return f"ScoreFusion({self.reranker!r}, weight={self.weight}, normalise={self.normalise!r})"
 
 
-def choose_weight(first: pd.Series, second: pd.Series, frame: pd.DataFrame, qrels: pd.DataFrame, measure,
-                  how: str = "minmax", depth: int = DEPTH) -> dict:
+def choose_weight(
+    first: pd.Series,
+    second: pd.Series,
+    frame: pd.DataFrame,
+    qrels: pd.DataFrame,
+    measure,
+    how: str = "minmax",
+    depth: int = DEPTH,
+) -> dict:
     """The weight of :data:`GRID` whose fusion of ``first`` and ``second`` (scores of ``frame``'s rows)
     ranks best by ``measure`` on ``qrels`` (ties: the weight nearest 0.5), with what was measured."""
     values = weight_curve(first, second, frame, qrels, measure, how, depth)
     best = max(values.values())
     weight = min((w for w, v in values.items() if v == best), key=lambda w: (abs(w - 0.5), w))
-    return {"weight": weight, "normalise": how, "depth": depth, "measure": str(measure), "value": best,
-            "reranker_alone": values[1.0], "first_stage_alone": values[0.0], "queries": int(frame["qid"].nunique())}
+    return {
+        "weight": weight,
+        "normalise": how,
+        "depth": depth,
+        "measure": str(measure),
+        "value": best,
+        "reranker_alone": values[1.0],
+        "first_stage_alone": values[0.0],
+        "queries": int(frame["qid"].nunique()),
+    }
 
 
-def weight_curve(first: pd.Series, second: pd.Series, frame: pd.DataFrame, qrels: pd.DataFrame, measure,
-                 how: str = "minmax", depth: int = DEPTH, grid=GRID) -> dict[float, float]:
+def weight_curve(
+    first: pd.Series,
+    second: pd.Series,
+    frame: pd.DataFrame,
+    qrels: pd.DataFrame,
+    measure,
+    how: str = "minmax",
+    depth: int = DEPTH,
+    grid=GRID,
+) -> dict[float, float]:
     """``measure`` of the fused ranking of ``frame`` (``qid``, ``docno``) at each weight of ``grid``,
     averaged over the frame's queries."""
     import ir_measures
+
     measure = ir_measures.parse_measure(measure) if isinstance(measure, str) else measure
     qrels = qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"})
     qrels = qrels.assign(query_id=qrels["query_id"].astype(str), doc_id=qrels["doc_id"].astype(str))
     qrels = qrels[qrels["query_id"].isin(set(frame["qid"].astype(str)))]  # the frame's queries only
     a, b = normalised_pair(first, second, frame["qid"], how, depth)
     base = pd.DataFrame({"query_id": frame["qid"].astype(str), "doc_id": frame["docno"].astype(str)})
-    return {float(w): float(ir_measures.calc_aggregate([measure], qrels, base.assign(score=(1 - w) * a + w * b))[measure])
-            for w in grid}
+    return {
+        float(w): float(ir_measures.calc_aggregate([measure], qrels, base.assign(score=(1 - w) * a + w * b))[measure])
+        for w in grid
+    }

@@ -2,6 +2,7 @@
 package, any HF cross-encoder, or a sentence-transformers bi-encoder.
 
 Re-rankers layer: imports :mod:`pyterrier_mice.models` and re-ranker modules."""
+
 from __future__ import annotations
 
 from ..models.bi_encoder import is_bi_encoder

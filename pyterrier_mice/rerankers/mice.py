@@ -2,6 +2,7 @@
 authors' batching for their padding-dependent models.
 
 Re-rankers layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.loaders`, re-ranker modules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,7 @@ from ..models.attention import merge_heads, split_heads
 from ..models.checkpoints import load_tokenizer
 from ..models.mice import MiceModel
 from .base import logits_to_scores
-from .split import (SplitReranker, gather_padded, length_mask, memory_length, pad_ids, pad_tensors,
-                             padded_buffer)
+from .split import SplitReranker, gather_padded, length_mask, memory_length, pad_ids, pad_tensors, padded_buffer
 from .text import tokenize
 
 
@@ -58,30 +58,22 @@ class MiceReranker(SplitReranker):
 
     schematic = {"label": "MICE", "help_url": None}
 
-    def __init__(self, model: MiceModel, tokenizer, *, query_max_length: int | None = None,
-                 doc_max_length: int | None = None, **kwargs):
+    def __init__(
+        self,
+        model: MiceModel,
+        tokenizer,
+        *,
+        query_max_length: int | None = None,
+        doc_max_length: int | None = None,
+        **kwargs,
+    ):
         super().__init__(model, tokenizer, **kwargs)
         max_pos = model.encoder.config.max_position_embeddings
         trained = getattr(model.config, "trained_lengths", None) or {}
         self.query_max_length = query_max_length or trained.get("query_max_length") or max_pos
         self.doc_max_length = doc_max_length or self.max_length or trained.get("doc_max_length") or max_pos
         self._check_lengths(query_max_length=self.query_max_length, doc_max_length=self.doc_max_length)
-        if self.index is not None and not model.config.padding_invariant:
-            raise ValueError(self._not_indexable())
         self._attach_index()
-
-    def _not_indexable(self) -> str:
-        cfg = self.model.config
-        if cfg.cls_cross_attention == "reference":
-            what, fix = f"cls_cross_attention={cfg.cls_cross_attention!r}", "a padding-invariant [CLS] mode ('mean', " \
-                "'none', 'attend')"
-        elif cfg.pooling == "padded_mean":
-            what, fix = "pooling='padded_mean'", "pooling='mean' (the same scores when a batch holds one query, as " \
-                "the authors evaluated; MiceModel.from_pretrained(path, pooling='mean'))"
-        else:
-            what, fix = "unmasked_local_layers=True on ModernBERT", "a model whose local layers are masked"
-        return (f"MICE with {what} scores each pair from its whole padded batch (the authors' numerics), which "
-                f"precomputed document states cannot reproduce; use it without index=, or {fix}")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
@@ -93,6 +85,7 @@ class MiceReranker(SplitReranker):
         """
         from ..loaders.authors import find_authors_checkpoint, load_authors_mice
         from ..models.checkpoints import check_model_kind
+
         folder = find_authors_checkpoint(name_or_path)
         if folder is not None:
             model, tokenizer_source = load_authors_mice(folder)
@@ -128,7 +121,7 @@ class MiceReranker(SplitReranker):
         padded, _ = pad_tensors(states)
         kv = self.model.document_kv(padded)  # k × (keys, values[, exact-match values])
         stacked = torch.stack([torch.stack([merge_heads(t[0]), merge_heads(t[1]), *t[2:]], dim=2) for t in kv], dim=2)
-        return [stacked[i, :s.shape[0]] for i, s in enumerate(states)]
+        return [stacked[i, : s.shape[0]] for i, s in enumerate(states)]
 
     def fingerprint_modules(self, with_extras):
         model = self.model
@@ -152,7 +145,11 @@ class MiceReranker(SplitReranker):
     def score_batch(self, q, d, q_ids=None, d_ids=None):
         q, qm = pad_tensors(q)
         # padding ids that never match each other (the exact-match options compare ids)
-        ids = {} if q_ids is None else {"query_ids": pad_ids(q_ids, -1, q.device), "doc_ids": pad_ids(d_ids, -2, q.device)}
+        ids = (
+            {}
+            if q_ids is None
+            else {"query_ids": pad_ids(q_ids, -1, q.device), "doc_ids": pad_ids(d_ids, -2, q.device)}
+        )
         if self.index is not None and self.index.has_extras:  # keys/values [L, k, 2|3, H], one layer at a time
             lengths = [memory_length(m) for m in d]
             dm = length_mask(lengths, max(lengths), q.device)
@@ -170,8 +167,9 @@ class MiceReranker(SplitReranker):
         authors' computation of a batch)."""
         q = self._to_device(self._inputs.batch(q_seqs))
         d = self._to_device(self._inputs.batch(d_seqs))
-        return logits_to_scores(self.model(q["input_ids"], q["attention_mask"],
-                                           d["input_ids"], d["attention_mask"]).logits)
+        return logits_to_scores(
+            self.model(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"]).logits
+        )
 
     def forward_pairs(self, queries, docs):
         if self.model.config.padding_invariant:
@@ -186,8 +184,11 @@ class MiceReranker(SplitReranker):
         rows_of_query: dict[int, list[int]] = {}
         for p, q in enumerate(qidx):
             rows_of_query.setdefault(int(q), []).append(p)
-        batches = [rows[s:s + self.batch_size] for rows in rows_of_query.values()
-                   for s in range(0, len(rows), self.batch_size)]
+        batches = [
+            rows[s : s + self.batch_size]
+            for rows in rows_of_query.values()
+            for s in range(0, len(rows), self.batch_size)
+        ]
         scores = np.empty(len(qidx), dtype=np.float32)
         progress = self._progress(len(qidx), self.schematic["label"])
         for rows in batches:  # never re-batched: the batch is part of the computation

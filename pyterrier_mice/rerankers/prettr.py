@@ -1,6 +1,7 @@
 """``PreTTRReranker``: PreTTR-ℓ through its split path, so document states can be precomputed.
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+
 from __future__ import annotations
 
 from ..models.checkpoints import check_model_kind
@@ -24,9 +25,11 @@ class PreTTRReranker(SplitReranker):
     def __init__(self, model: PreTTRModel, tokenizer, **kwargs):
         offset = model.config.doc_position_offset
         if offset is None:
-            raise ValueError("PreTTRReranker needs a model with a fixed config.doc_position_offset "
-                             "(document states otherwise depend on the query length); use "
-                             "CrossEncoderReranker for the joint path")
+            raise ValueError(
+                "PreTTRReranker needs a model with a fixed config.doc_position_offset "
+                "(document states otherwise depend on the query length); use "
+                "CrossEncoderReranker for the joint path"
+            )
         super().__init__(model, tokenizer, **kwargs)
         self.query_max_length = offset
         self.doc_max_length = model.encoder.config.max_position_embeddings - offset
@@ -34,6 +37,8 @@ class PreTTRReranker(SplitReranker):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "PreTTRReranker":
+        """A saved PreTTR model (folder or hub id) and its tokenizer; ``index=`` a document-state index (or
+        its path) to read document states from; the other keyword arguments as :class:`Reranker`'s."""
         check_model_kind(name_or_path, PreTTRModel, cls)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls(PreTTRModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
@@ -55,7 +60,7 @@ class PreTTRReranker(SplitReranker):
 
     def fingerprint_modules(self, with_extras):
         bb = self.model.backbone
-        return [bb.base.embeddings, *list(bb.layers)[:self.model.config.split_layer]]
+        return [bb.base.embeddings, *list(bb.layers)[: self.model.config.split_layer]]
 
     def score_batch(self, q, d):
         return logits_to_scores(self.model.join(q, materialise(d)))

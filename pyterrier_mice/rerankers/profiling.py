@@ -2,6 +2,7 @@
 timed when a recording is active, at no cost otherwise.
 
 Re-rankers layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,6 +28,7 @@ def recording(device=None):
     """Record sections within this block (synchronising CUDA around each on a CUDA ``device``)."""
     global _ACTIVE
     import torch
+
     sync = torch.cuda.synchronize if device is not None and str(device).startswith("cuda") else None
     previous, _ACTIVE = _ACTIVE, Profile(sync)
     try:

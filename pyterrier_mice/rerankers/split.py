@@ -2,6 +2,7 @@
 :class:`SplitReranker` and the reads of stored document memories.
 
 Re-rankers layer: imports only :mod:`pyterrier_mice.index` and re-ranker modules."""
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ def pad_ids(seqs, value: int, device=None) -> torch.Tensor:
     n = max(len(t) for t in seqs)
     out = torch.full((len(seqs), n), value, dtype=torch.long)
     for i, t in enumerate(seqs):
-        out[i, :len(t)] = torch.as_tensor(np.asarray(t, dtype=np.int64))
+        out[i, : len(t)] = torch.as_tensor(np.asarray(t, dtype=np.int64))
     return out.to(device)
 
 
@@ -54,8 +55,9 @@ class StoredMemory:
         return self.index.read(self.row, layer).to(self.device)
 
 
-def gather_padded(memories: list, dtype: torch.dtype, layer: int | None = None,
-                  buffer: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_padded(
+    memories: list, dtype: torch.dtype, layer: int | None = None, buffer: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, L, ...]`` of document memories (tensors or :class:`StoredMemory`; with ``layer``, that
     layer of each one's K/V) padded with zeros and cast to ``dtype``, plus the 0/1 mask ``[B, L]``.
     Stored memories are copied straight from the index into the batch, converted in that one copy;
@@ -109,10 +111,10 @@ def _gather_padded(memories, dtype, layer, buffer):
     device = next(m for m in memories if isinstance(m, StoredMemory)).device
     for i, m in enumerate(memories):
         if isinstance(m, StoredMemory):
-            m.index.read_into(m.row, layer, out[i, :m.length])
+            m.index.read_into(m.row, layer, out[i, : m.length])
         else:
-            out[i, :m.shape[0]] = (m if layer is None else m[:, layer]).float().cpu().numpy()
-        out[i, lengths[i]:] = 0  # padding: masked, but zero as in pad_tensors
+            out[i, : m.shape[0]] = (m if layer is None else m[:, layer]).float().cpu().numpy()
+        out[i, lengths[i] :] = 0  # padding: masked, but zero as in pad_tensors
     return torch.from_numpy(out).to(device=device, dtype=dtype), length_mask(lengths, out.shape[1], device)
 
 
@@ -142,14 +144,22 @@ class SplitReranker(Reranker):
         self._inputs = InputBuilder(tokenizer)
         if isinstance(index, (str, os.PathLike)):
             from ..index import DocStateIndex
+
             index = DocStateIndex(index)
         self.index = index
         self.read_buffer = ReadBuffer()  # reused by the reads from the index (see ReadBuffer)
         self.last_stats: dict[str, int] = {}
 
+    @property
+    def not_indexable(self) -> str | None:
+        """Why an index cannot serve this re-ranker's model (its answer), or None."""
+        return getattr(self.model.config, "not_indexable", None)
+
     def _attach_index(self) -> None:
         """Check the index against this re-ranker (call once lengths are set)."""
         if self.index is not None:
+            if self.not_indexable:
+                raise ValueError(self.not_indexable)
             self.index.check_reranker(self)
 
     # ------------------------------------------------------------------ hooks
@@ -205,7 +215,7 @@ class SplitReranker(Reranker):
             with profiling.section("encode"):
                 x = encode(batch["input_ids"], batch["attention_mask"])
             for j, i in enumerate(idx):
-                out[i] = x[j, :(valid[i] if valid is not None else len(seqs[i]))]
+                out[i] = x[j, : (valid[i] if valid is not None else len(seqs[i]))]
             return np.zeros(len(idx))
 
         run_batched(order, self.batch_size, run)
@@ -226,8 +236,11 @@ class SplitReranker(Reranker):
         d_codes, d_uniq = pd.factorize(pd.Series(list(docs)))
         q_seqs, d_seqs = self.query_sequences(list(q_uniq)), self.doc_sequences(list(d_uniq))
         q_enc, d_enc = self.encode_queries(q_seqs), self.encode_docs(d_seqs)
-        ids = {"q_ids": [q_seqs[i] for i in q_codes], "d_ids": [d_seqs[j] for j in d_codes]} \
-            if self.uses_token_ids else {}
+        ids = (
+            {"q_ids": [q_seqs[i] for i in q_codes], "d_ids": [d_seqs[j] for j in d_codes]}
+            if self.uses_token_ids
+            else {}
+        )
         return self.score_batch([q_enc[i] for i in q_codes], [d_enc[j] for j in d_codes], **ids)
 
     def _score(self, queries, docnos, docs, qidx, didx):
@@ -258,12 +271,18 @@ class SplitReranker(Reranker):
             if todo:
                 memory.update(zip(todo, self._encode_memory([seqs[j] for j in todo])))
             pairs = [(p, j) for j in doc_batch for p in pairs_of_doc[int(j)]]
-            doc_ids = {j: seqs[j] if rows[j] is None else self.index.token_ids(rows[j]) for j in doc_batch} \
-                if self.uses_token_ids else None
+            doc_ids = (
+                {j: seqs[j] if rows[j] is None else self.index.token_ids(rows[j]) for j in doc_batch}
+                if self.uses_token_ids
+                else None
+            )
             for s in range(0, len(pairs), self.batch_size):
-                sub = pairs[s:s + self.batch_size]
-                ids = {"q_ids": [q_seqs[qidx[p]] for p, _ in sub], "d_ids": [doc_ids[j] for _, j in sub]} \
-                    if doc_ids is not None else {}
+                sub = pairs[s : s + self.batch_size]
+                ids = (
+                    {"q_ids": [q_seqs[qidx[p]] for p, _ in sub], "d_ids": [doc_ids[j] for _, j in sub]}
+                    if doc_ids is not None
+                    else {}
+                )
                 with profiling.section("interaction"):
                     got = self.score_batch([q_enc[qidx[p]] for p, _ in sub], [memory[j] for _, j in sub], **ids)
                 scores[[p for p, _ in sub]] = got.float().cpu().numpy()
@@ -282,11 +301,14 @@ class SplitReranker(Reranker):
             return
         self._said_text_differs = True
         stored = self.index.manifest.get("text_field")
-        warnings.warn(f"{changed} of {total} documents are in the index {self.index.path} under their docno but with "
-                      f"another text, so they were encoded, not read (scores stay right, without the speed-up): the "
-                      f"frame's {self.text_field!r} column differs from the text the index stored (its builder's "
-                      f"text_field={stored!r}; `index build --corpus` stores title + text). Re-rank with the same "
-                      "text, or build the index from this column (indexer(..., text_field=...))", stacklevel=4)
+        warnings.warn(
+            f"{changed} of {total} documents are in the index {self.index.path} under their docno but with "
+            f"another text, so they were encoded, not read (scores stay right, without the speed-up): the "
+            f"frame's {self.text_field!r} column differs from the text the index stored (its builder's "
+            f"text_field={stored!r}; `index build --corpus` stores title + text). Re-rank with the same "
+            "text, or build the index from this column (indexer(..., text_field=...))",
+            stacklevel=4,
+        )
 
     def _config_key(self):
         return super()._config_key() + (None if self.index is None else os.path.abspath(self.index.path),)

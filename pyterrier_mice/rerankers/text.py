@@ -2,6 +2,7 @@
 into ``[CLS] q [SEP] d [SEP]`` pairs or single sequences, truncated as the models need.
 
 Re-rankers layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,8 +14,14 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, without special tokens (special-token strings are split)."""
     if not len(texts):
         return []
-    return tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True,
-                     return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
+    return tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        split_special_tokens=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )["input_ids"]
 
 
 def truncate_pair(lq: int, ld: int, budget: int) -> tuple[int, int]:
@@ -48,20 +55,25 @@ class InputBuilder:
         k = min(len(x), max_length - 2)
         return [self.cls, *x[:k], self.sep], k != len(x)
 
-    def batch(self, seqs: Sequence[list[int]], types: Sequence[list[int]] | None = None,
-              length: int | None = None, pad_id: int | None = None) -> dict:
+    def batch(
+        self,
+        seqs: Sequence[list[int]],
+        types: Sequence[list[int]] | None = None,
+        length: int | None = None,
+        pad_id: int | None = None,
+    ) -> dict:
         """Right-padded ``input_ids``/``attention_mask`` (and ``token_type_ids``) tensors; padding
         uses ``pad_id`` (default the tokenizer's pad token) with attention mask 0."""
         n = length if length is not None else max(len(s) for s in seqs)
         ids = torch.full((len(seqs), n), self.pad if pad_id is None else pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), n), dtype=torch.long)
         for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, :len(s)] = 1
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
         out = {"input_ids": ids, "attention_mask": mask}
         if types is not None:
             tt = torch.zeros((len(seqs), n), dtype=torch.long)
             for i, t in enumerate(types):
-                tt[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+                tt[i, : len(t)] = torch.tensor(t, dtype=torch.long)
             out["token_type_ids"] = tt
         return out

@@ -2,6 +2,7 @@
 a BEIR folder's qrels with BM25 negatives.
 
 Training layer: imports :mod:`pyterrier_mice.evaluation` and training modules."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,8 @@ from ..evaluation.retrieval import bm25
 @dataclasses.dataclass
 class Group:
     query: str
-    docs: list[str]                       # positive first, then negatives
-    teacher: list[float] | None = None    # teacher scores aligned with docs
+    docs: list[str]  # positive first, then negatives
+    teacher: list[float] | None = None  # teacher scores aligned with docs
 
 
 class GroupData:
@@ -34,8 +35,11 @@ class GroupData:
         out = []
         for i in range(step * batch_size, (step + 1) * batch_size):
             epoch, j = divmod(i, len(self.groups))
-            order = (np.random.RandomState(self.seed + epoch).permutation(len(self.groups))
-                     if self.shuffle else np.arange(len(self.groups)))
+            order = (
+                np.random.RandomState(self.seed + epoch).permutation(len(self.groups))
+                if self.shuffle
+                else np.arange(len(self.groups))
+            )
             out.append(self.groups[order[j]])
         return out
 
@@ -44,6 +48,7 @@ def msmarco_teacher_groups(path: str, limit: int | None = None) -> GroupData:
     """Hofstätter's ensemble teacher triples (``pos_score neg_score qid pos_pid neg_pid``) with
     texts from ir_datasets ``msmarco-passage``; read in file order (as the reference does)."""
     import ir_datasets
+
     ds = ir_datasets.load("msmarco-passage/train")
     queries = {q.query_id: q.text for q in ds.queries_iter()}
     store = ds.docs_store()
@@ -61,6 +66,7 @@ def bm25_run(dataset, topics: pd.DataFrame, work_dir: str | None, k: int) -> pd.
     """BM25 (PISA) top-k with texts for ``topics`` over a :class:`BeirFolder`'s corpus (its index
     under ``work_dir``, None: the shared cache)."""
     import pyterrier as pt
+
     return (bm25(dataset, work_dir, num_results=k) >> pt.text.get_text(dataset, "text"))(topics)
 
 
@@ -81,8 +87,9 @@ def completed(pool: list[str], size: int, docnos: list[str], rng, excluded=()) -
     return pool
 
 
-def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1,
-                seed: int = 0, exclude_qids=frozenset()) -> GroupData:
+def beir_groups(
+    dataset, split: str, work_dir: str, *, k: int = 100, negatives: int = 1, seed: int = 0, exclude_qids=frozenset()
+) -> GroupData:
     """Groups from a BEIR folder's ``split``: each judged-relevant document of a query with
     ``negatives`` BM25 top-k documents not judged relevant (random documents where BM25 finds too
     few; queries BM25 finds nothing for are skipped). Teacher scores: :func:`attach_teacher_scores`."""
@@ -106,8 +113,9 @@ def beir_groups(dataset, split: str, work_dir: str, *, k: int = 100, negatives: 
     return GroupData(groups, seed=seed)
 
 
-def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: int = 100, size: int = 4,
-                        seed: int = 0) -> list[Group]:
+def pseudo_query_groups(
+    dataset, work_dir: str, n: int, *, words: int = 8, k: int = 100, size: int = 4, seed: int = 0
+) -> list[Group]:
     """``n`` unlabelled groups for distillation on a corpus with few training queries.
 
     A pseudo-query is a span of consecutive words (uniformly ``words/2``–``3·words/2`` long) cut at
@@ -117,6 +125,7 @@ def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: in
     imitates the teacher on many more queries than the judged ones.
     """
     from ..evaluation.retrieval import bm25
+
     texts = dataset.texts()
     docnos = sorted(texts)
     rng = np.random.RandomState(seed + 7919)  # not the stream that drew the labelled groups' negatives
@@ -129,14 +138,13 @@ def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: in
             continue  # too short a document to cut a query from
         start = rng.randint(0, max(1, len(tokens) - length + 1))
         sources.append(docno)
-        queries.append(" ".join(tokens[start:start + length]))
+        queries.append(" ".join(tokens[start : start + length]))
     topics = pd.DataFrame({"qid": [f"pseudo-{i}" for i in range(n)], "query": queries})
     run = bm25(dataset, work_dir, num_results=k)(topics)
     found = run.sort_values(["qid", "rank"]).groupby("qid")["docno"].apply(list).to_dict()
     groups = []
     for i, (source, query) in enumerate(zip(sources, queries)):
-        pool = completed([d for d in found.get(f"pseudo-{i}", []) if d != source], size, docnos, rng,
-                         excluded=[source])
+        pool = completed([d for d in found.get(f"pseudo-{i}", []) if d != source], size, docnos, rng, excluded=[source])
         picked = rng.choice(len(pool), size=size, replace=False)
         groups.append(Group(query, [texts[pool[j]] for j in picked]))
     return groups
@@ -145,12 +153,12 @@ def pseudo_query_groups(dataset, work_dir: str, n: int, *, words: int = 8, k: in
 def attach_teacher_scores(data: GroupData, teacher, teacher_path: str, cache_dir: str) -> GroupData:
     """Every group's teacher scores, from the on-disk cache or computed once (see :mod:`.teacher`)."""
     from .teacher import teacher_scores
+
     qs = [grp.query for grp in data.groups for _ in grp.docs]
     ds = [d for grp in data.groups for d in grp.docs]
     scores = teacher_scores(teacher, teacher_path, qs, ds, cache_dir)
     i = 0
     for grp in data.groups:
-        grp.teacher = [float(s) for s in scores[i:i + len(grp.docs)]]
+        grp.teacher = [float(s) for s in scores[i : i + len(grp.docs)]]
         i += len(grp.docs)
     return data
-

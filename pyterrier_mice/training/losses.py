@@ -1,6 +1,7 @@
 """Training losses over a group of scores per query: column 0 the positive, columns 1.. negatives.
 
 Training layer: imports no other module of the package."""
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,12 @@ def kl_div(scores: torch.Tensor, teacher: torch.Tensor | None, temperature: floa
     divided by ``temperature``) to the student's, averaged over groups."""
     if teacher is None:
         raise ValueError("loss 'kl_div' needs teacher scores (data.teacher)")
-    return F.kl_div(F.log_softmax(scores, dim=1), F.log_softmax(teacher / temperature, dim=1), reduction="batchmean",
-                    log_target=True)
+    return F.kl_div(
+        F.log_softmax(scores, dim=1),
+        F.log_softmax(teacher / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
 
 
 def bce(scores: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,8 +51,10 @@ def loss_parts(name: str) -> list[str]:
     parts = name.split("+")
     unknown = [p for p in parts if p not in LOSSES]
     if unknown or len(set(parts)) != len(parts):
-        raise ValueError(f"loss={name!r}; expected one of {list(LOSSES)}, or several joined by '+' "
-                         "(e.g. infonce+kl_div: the labels and the teacher)")
+        raise ValueError(
+            f"loss={name!r}; expected one of {list(LOSSES)}, or several joined by '+' "
+            "(e.g. infonce+kl_div: the labels and the teacher)"
+        )
     return parts
 
 

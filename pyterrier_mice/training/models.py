@@ -2,6 +2,7 @@
 a trained one is :mod:`pyterrier_mice.rerankers.loading`'s (re-exported here).
 
 Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.rerankers` and :mod:`.config`."""
+
 from __future__ import annotations
 
 from ..rerankers.colbert import ColBERTReranker
@@ -16,7 +17,6 @@ from ..models.prettr import PreTTRModel
 from .config import MODEL_TYPES, ModelConfig
 
 
-
 def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kwargs):
     """A new re-ranker of type ``cfg.type`` initialised from ``cfg.backbone`` (or ``encoder``)."""
     if cfg.type not in MODEL_TYPES:
@@ -27,20 +27,23 @@ def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kw
         model = MaskedCrossEncoderModel.from_encoder(encoder, tokenizer, cfg.policy)
         return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)
     if cfg.type == "mice":
-        model = MiceModel.from_encoder(encoder, tokenizer, cfg.first_interaction_layer, cfg.interaction_layers,
-                                       cls_cross_attention=cfg.cls_cross_attention,
-                                       unmasked_local_layers=cfg.unmasked_local_layers, interaction=cfg.interaction,
-                                       query_reads_cls=cfg.query_reads_cls, doc_cls=cfg.doc_cls,
-                                       doc_token_type=cfg.doc_token_type, doc_position_offset=cfg.doc_position_offset,
-                                       global_cls=cfg.global_cls, exact_match_heads=cfg.exact_match_heads,
-                                       lexical_bias=cfg.lexical_bias, compress_dim=cfg.compress_dim,
-                                       shared_bottom_layers=cfg.shared_bottom_layers, doc_layers=cfg.doc_layers,
-                                       pooling=cfg.pooling, local_window=cfg.local_window)
-        return MiceReranker(model, tokenizer, query_max_length=cfg.query_max_length,
-                            doc_max_length=cfg.doc_max_length, **reranker_kwargs)
+        model = MiceModel.from_encoder(encoder, tokenizer, **cfg.mice_options())
+        return MiceReranker(
+            model,
+            tokenizer,
+            query_max_length=cfg.query_max_length,
+            doc_max_length=cfg.doc_max_length,
+            **reranker_kwargs,
+        )
     if cfg.type == "colbert":
-        model = ColBERTModel.from_encoder(encoder, tokenizer, dim=cfg.dim, query_length=cfg.query_length,
-                                          doc_length=cfg.doc_length, input_form=cfg.input_form)
+        model = ColBERTModel.from_encoder(
+            encoder,
+            tokenizer,
+            dim=cfg.dim,
+            query_length=cfg.query_length,
+            doc_length=cfg.doc_length,
+            input_form=cfg.input_form,
+        )
         return ColBERTReranker(model, tokenizer, **reranker_kwargs)
     model = PreTTRModel.from_encoder(encoder, tokenizer, cfg.split_layer, cfg.doc_position_offset)
     return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)

@@ -2,6 +2,7 @@
 and the number of steps a budget of tokens affords (the config's ``auto`` values).
 
 Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.evaluation` and :mod:`.config`."""
+
 from __future__ import annotations
 
 import math
@@ -30,13 +31,18 @@ def covering_length(lengths: np.ndarray, limit: int, coverage: float = COVERAGE)
 
 def token_lengths(tokenizer, texts: list[str], limit: int) -> np.ndarray:
     """Tokens of each text without special tokens (counted up to ``limit + 1``)."""
-    return np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False, truncation=True,
-                                                   max_length=limit + 1)["input_ids"]])
+    return np.array(
+        [
+            len(ids)
+            for ids in tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit + 1)["input_ids"]
+        ]
+    )
 
 
 def document_lengths(tokenizer, folder: str, limit: int) -> np.ndarray:
     """Tokens of the first :data:`SAMPLE` documents of a BEIR folder (the ``text`` the re-rankers read)."""
     from ..evaluation.datasets import BeirFolder
+
     texts = [d["text"] for d in islice(BeirFolder(folder).get_corpus_iter(), SAMPLE)]
     if not texts:
         raise ValueError(f"{folder}/corpus.jsonl holds no documents")
@@ -48,8 +54,11 @@ def doc_length(tokenizer, folder: str, limit: int, reader: str = "the model") ->
     (what ``reader`` reads well), and why."""
     lengths = document_lengths(tokenizer, folder, limit) + 2
     length = covering_length(lengths, limit)
-    reason = (f"{COVERAGE:.0%} of the documents fit" if covering_length(lengths, 10 ** 9) <= limit else
-              f"the longest {reader} reads well; {np.mean(lengths <= limit):.0%} of the documents fit")
+    reason = (
+        f"{COVERAGE:.0%} of the documents fit"
+        if covering_length(lengths, 10**9) <= limit
+        else f"the longest {reader} reads well; {np.mean(lengths <= limit):.0%} of the documents fit"
+    )
     return length, reason
 
 
@@ -57,14 +66,17 @@ def pair_length(tokenizer, folder: str, split: str, limit: int) -> tuple[int, fl
     """A pair length (``[CLS] q [SEP] d [SEP]``) that 95% of the folder's documents fit with a median
     training query, at most ``limit``; the mean length of such pairs once cut; and why."""
     from ..evaluation.datasets import BeirFolder
+
     queries = list(BeirFolder(folder).get_topics(split)["query"])
     query = int(np.median(token_lengths(tokenizer, queries, limit))) if queries else 0
     lengths = document_lengths(tokenizer, folder, limit) + query + 3
     length = covering_length(lengths, limit)
-    reason = (f"{COVERAGE:.0%} of the documents fit beside a median query of {query} tokens"
-              if covering_length(lengths, 10 ** 9) <= limit else
-              f"the longest allowed (model.length_limit, or what the model reads well); {np.mean(lengths <= limit):.0%} "
-              "of the documents fit")
+    reason = (
+        f"{COVERAGE:.0%} of the documents fit beside a median query of {query} tokens"
+        if covering_length(lengths, 10**9) <= limit
+        else f"the longest allowed (model.length_limit, or what the model reads well); {np.mean(lengths <= limit):.0%} "
+        "of the documents fit"
+    )
     return length, float(np.minimum(lengths, length).mean()), reason
 
 
@@ -80,6 +92,7 @@ def training_groups(cfg: TrainConfig) -> int:
     the held-out validation queries' aside."""
     from ..evaluation.datasets import BeirFolder
     from .data import holdout_qids
+
     ds = BeirFolder(cfg.data.path)
     qrels = ds.get_qrels(cfg.data.split)
     held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.eval_seed) if cfg.eval.split == "holdout" else set()
@@ -104,12 +117,15 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
     if not auto:
         return []
     if cfg.data.kind != "beir":
-        raise ConfigError(f"{', '.join(auto)}: 'auto' sizes a recipe to a BEIR folder (data.kind: beir); set "
-                          f"{'them' if len(auto) > 1 else 'it'} to a number for data.kind={cfg.data.kind!r}")
+        raise ConfigError(
+            f"{', '.join(auto)}: 'auto' sizes a recipe to a BEIR folder (data.kind: beir); set "
+            f"{'them' if len(auto) > 1 else 'it'} to a number for data.kind={cfg.data.kind!r}"
+        )
     from ..models.checkpoints import load_tokenizer, readable_length
+
     m, said = cfg.model, []
     tokenizer = load_tokenizer(m.backbone)
-    limit = min(readable_length(m.backbone), m.length_limit or 10 ** 9)
+    limit = min(readable_length(m.backbone), m.length_limit or 10**9)
     mean_length = None
     if m.max_length == AUTO:
         m.max_length, mean_length, why = pair_length(tokenizer, cfg.data.path, cfg.data.split, limit)
@@ -129,8 +145,10 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
         cfg.steps = affordable_steps(cfg.budget_tokens, per_step, groups, cfg.batch_size)
         if cfg.eval.every == AUTO:  # validations evenly spaced, the last at the last step
             cfg.steps = math.ceil(cfg.steps / VALIDATIONS) * VALIDATIONS
-        said.append(f"steps={cfg.steps} ({cfg.budget_tokens:,} pair tokens of budget at about {per_step:,.0f} a step; "
-                    f"{cfg.steps * cfg.batch_size / max(groups, 1):.1f} passes over {groups} training groups)")
+        said.append(
+            f"steps={cfg.steps} ({cfg.budget_tokens:,} pair tokens of budget at about {per_step:,.0f} a step; "
+            f"{cfg.steps * cfg.batch_size / max(groups, 1):.1f} passes over {groups} training groups)"
+        )
     if cfg.warmup == AUTO:
         cfg.warmup = cfg.steps // 10
         said.append(f"warmup={cfg.warmup} (a tenth of the steps)")

@@ -2,6 +2,7 @@
 chunk by chunk, keyed by the teacher's fingerprint and the pairs).
 
 Training layer: imports :mod:`pyterrier_mice.evaluation`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,18 +23,28 @@ def pairs_digest(queries: list[str], docs: list[str]) -> str:
     return h.hexdigest()
 
 
-def teacher_scores(teacher, teacher_path: str, queries: list[str], docs: list[str], cache_dir: str,
-                   verbose: bool = True) -> np.ndarray:
+def teacher_scores(
+    teacher, teacher_path: str, queries: list[str], docs: list[str], cache_dir: str, verbose: bool = True
+) -> np.ndarray:
     """Scores of the aligned pairs by ``teacher`` (a re-ranker loaded from ``teacher_path``), from
     ``cache_dir`` when already computed, else computed chunk by chunk (resumable) with progress."""
     from ..evaluation.experiment import checkpoint_fingerprint
-    key = hashlib.sha256(json.dumps([checkpoint_fingerprint(teacher_path), type(teacher).__name__,
-                                     [str(x) for x in teacher._config_key()[1:]],
-                                     pairs_digest(queries, docs)]).encode()).hexdigest()[:16]
+
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                checkpoint_fingerprint(teacher_path),
+                type(teacher).__name__,
+                [str(x) for x in teacher._config_key()[1:]],
+                pairs_digest(queries, docs),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     os.makedirs(cache_dir, exist_ok=True)
     final = os.path.join(cache_dir, f"teacher-{key}.npy")
     if not os.path.exists(final):
         from ..evaluation.locks import path_lock
+
         # two runs needing the same pairs at once (variants of one comparison): one scores, the other waits
         with path_lock(final):
             if not os.path.exists(final):
@@ -49,8 +60,9 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
     """Score the pairs chunk by chunk into ``final`` (resuming where a killed scoring stopped)."""
     partial, done_file = final[:-4] + ".partial", final[:-4] + ".done"
     n = len(queries)
-    scores = np.lib.format.open_memmap(partial, mode="r+" if os.path.exists(partial) else "w+",
-                                       dtype=np.float32, shape=(n,))
+    scores = np.lib.format.open_memmap(
+        partial, mode="r+" if os.path.exists(partial) else "w+", dtype=np.float32, shape=(n,)
+    )
     done = int(open(done_file).read()) if os.path.exists(done_file) else 0
     progress = pt.tqdm(total=n, initial=done, desc="teacher scores", unit="pair") if verbose else None
     if verbose and done:

@@ -2,6 +2,7 @@
 best/final checkpoints and resumable runs.
 
 Training layer: imports training modules."""
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, reranker, data: GroupData, validation=None):
         if cfg.auto_fields():
-            raise ConfigError(f"{', '.join(cfg.auto_fields())}: 'auto' is sized to the collection by "
-                              "pyterrier_mice.training.run (sizing.resolve_auto); give the Trainer numbers")
+            raise ConfigError(
+                f"{', '.join(cfg.auto_fields())}: 'auto' is sized to the collection by "
+                "pyterrier_mice.training.run (sizing.resolve_auto); give the Trainer numbers"
+            )
         self.cfg, self.reranker, self.data, self.validation = cfg, reranker, data, validation
         self.loss_fn = get_loss(cfg.loss, cfg.temperature)
         self.measure = ir_measures.parse_measure(cfg.eval.measure)
@@ -77,7 +80,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, cfg.warmup, cfg.steps)
         self.scorer, self.optimizer, self.scheduler = self.accelerator.prepare(
-            PairScorer(reranker), self.optimizer, self.scheduler)
+            PairScorer(reranker), self.optimizer, self.scheduler
+        )
         self.step, self.best = 0, None
         self.history: list[dict] = []
         self.fusion: dict | None = None  # the fusion weight chosen at the last validation, and at which step
@@ -93,8 +97,9 @@ class Trainer:
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.scorer).model
             rr = self.reranker
-            model.config.trained_lengths = {k: getattr(rr, k) for k in ("max_length", "query_max_length",
-                                                                        "doc_max_length") if getattr(rr, k, None)}
+            model.config.trained_lengths = {
+                k: getattr(rr, k) for k in ("max_length", "query_max_length", "doc_max_length") if getattr(rr, k, None)
+            }
             with replaced_whole(path) as tmp:
                 model.save_pretrained(tmp)
                 rr.tokenizer.save_pretrained(tmp)
@@ -122,7 +127,8 @@ class Trainer:
     def resume(self) -> bool:
         path = self._path("checkpoint")
         if not os.path.exists(os.path.join(path, "trainer.json")) and os.path.exists(
-                os.path.join(path + OLD, "trainer.json")):  # killed between the two renames of a save
+            os.path.join(path + OLD, "trainer.json")
+        ):  # killed between the two renames of a save
             os.replace(path + OLD, path)
         if not os.path.exists(os.path.join(path, "trainer.json")):
             return False
@@ -133,9 +139,12 @@ class Trainer:
         # the schedule follows this config (lr, warmup, steps), also when resuming under a changed one
         for group in self.optimizer.param_groups:
             group["initial_lr"] = self.cfg.lr
-        inner = get_linear_schedule_with_warmup(self.optimizer.optimizer if hasattr(self.optimizer, "optimizer")
-                                                else self.optimizer, self.cfg.warmup, self.cfg.steps,
-                                                last_epoch=self.step - 1)
+        inner = get_linear_schedule_with_warmup(
+            self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer,
+            self.cfg.warmup,
+            self.cfg.steps,
+            last_epoch=self.step - 1,
+        )
         if hasattr(self.scheduler, "scheduler"):
             self.scheduler.scheduler = inner
         else:
@@ -169,10 +178,12 @@ class Trainer:
         with open(path, encoding="utf8") as f:
             state = json.load(f)
         if state["step"] < self.cfg.steps:
-            raise ConfigError(f"{self.cfg.output_dir} holds a run finished at step {state['step']} whose resumable "
-                              f"checkpoint was removed at its end, so it cannot continue to step {self.cfg.steps}; "
-                              "pass --overwrite to train again (set keep_checkpoint: true to keep a finished run's "
-                              "checkpoint)")
+            raise ConfigError(
+                f"{self.cfg.output_dir} holds a run finished at step {state['step']} whose resumable "
+                f"checkpoint was removed at its end, so it cannot continue to step {self.cfg.steps}; "
+                "pass --overwrite to train again (set keep_checkpoint: true to keep a finished run's "
+                "checkpoint)"
+            )
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
         self.accelerator.print(f"{self.cfg.output_dir}: finished before (step {self.step}); nothing to train")
         return {"step": self.step, "best": self.best, "history": self.history}
@@ -194,16 +205,25 @@ class Trainer:
         finally:
             self.reranker.verbose = verbose
         model.train()
-        value = float(ir_measures.calc_aggregate(
-            [self.measure], qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
-            res.rename(columns={"qid": "query_id", "docno": "doc_id"}))[self.measure])
+        value = float(
+            ir_measures.calc_aggregate(
+                [self.measure],
+                qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
+                res.rename(columns={"qid": "query_id", "docno": "doc_id"}),
+            )[self.measure]
+        )
         # the weight of the first stage's score beside this model's, chosen on these queries (see ScoreFusion)
         scored = with_first_stage(res, run)
-        self.fusion = {"step": self.step, "k": self.cfg.eval.k,
-                       **choose_weight(scored["first_score"], scored["score"], scored, qrels, self.cfg.eval.measure)}
-        self.accelerator.print(f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f}, fused with the "
-                               f"first stage {self.fusion['value']:.4f} (weight {self.fusion['weight']}) "
-                               f"({run['qid'].nunique()} queries, {len(run)} pairs, {time.time() - start:.0f} s)")
+        self.fusion = {
+            "step": self.step,
+            "k": self.cfg.eval.k,
+            **choose_weight(scored["first_score"], scored["score"], scored, qrels, self.cfg.eval.measure),
+        }
+        self.accelerator.print(
+            f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f}, fused with the "
+            f"first stage {self.fusion['value']:.4f} (weight {self.fusion['weight']}) "
+            f"({run['qid'].nunique()} queries, {len(run)} pairs, {time.time() - start:.0f} s)"
+        )
         return value
 
     # ------------------------------------------------------------------ training
@@ -222,8 +242,7 @@ class Trainer:
             seed_everything(cfg.seed)
             if cfg.eval.every and self.validation is not None:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
-                self.history.append({"step": 0, "val": self.best[cfg.eval.measure],
-                                     "val_fused": self.fusion["value"]})
+                self.history.append({"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]})
                 self.save_model("best")
         done = 0
         while self.step < cfg.steps and (stop_after is None or done < stop_after):
@@ -271,11 +290,16 @@ class Trainer:
                 self.save_model("final")
                 self.save_finished_state()
             if self.best is not None and self.best["step"] == 0:
-                warnings.warn(f"validation never improved on the untrained model: {self._path('best')} holds the "
-                              f"step-0 weights (random head), {cfg.eval.measure} {self.best[cfg.eval.measure]:.4f}; "
-                              "use final/ or change the recipe (lr, steps, loss)", stacklevel=2)
-                self.accelerator.print(f"WARNING: best/ is the untrained step-0 model ({cfg.eval.measure} "
-                                       f"{self.best[cfg.eval.measure]:.4f}); validation never improved")
+                warnings.warn(
+                    f"validation never improved on the untrained model: {self._path('best')} holds the "
+                    f"step-0 weights (random head), {cfg.eval.measure} {self.best[cfg.eval.measure]:.4f}; "
+                    "use final/ or change the recipe (lr, steps, loss)",
+                    stacklevel=2,
+                )
+                self.accelerator.print(
+                    f"WARNING: best/ is the untrained step-0 model ({cfg.eval.measure} "
+                    f"{self.best[cfg.eval.measure]:.4f}); validation never improved"
+                )
         return {"step": self.step, "best": self.best, "history": self.history}
 
 
@@ -309,8 +333,9 @@ def replaced_whole(path: str, main: bool = True):
             shutil.rmtree(tmp, ignore_errors=True)
         errno = no_space_errno(e)
         if errno:
-            raise OSError(errno, f"{path}: no space left to save it ({os.strerror(errno)}); the previous one, if any, "
-                                 "is intact") from None
+            raise OSError(
+                errno, f"{path}: no space left to save it ({os.strerror(errno)}); the previous one, if any, is intact"
+            ) from None
         raise
     if main:
         if os.path.exists(path):
@@ -327,25 +352,40 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     resume, so its config does not refuse a corrected command."""
     path = os.path.join(cfg.output_dir, CONFIG_FILE)
     current = cfg.to_dict()
-    started = any(os.path.exists(os.path.join(cfg.output_dir, *p)) for p in (("checkpoint", "trainer.json"),
-                                                                            ("final",)))
+    started = any(
+        os.path.exists(os.path.join(cfg.output_dir, *p)) for p in (("checkpoint", "trainer.json"), ("final",))
+    )
     if os.path.exists(path) and started:
         with open(path, encoding="utf8") as f:
             saved = json.load(f)
-        diff = config_diff(with_defaults(saved, TrainConfig().to_dict()), current)
+        diff = config_diff(read_saved_config(saved), current)
         if diff and not resume_anyway:
-            raise ConfigError(f"{cfg.output_dir} holds a run with another config ({'; '.join(diff)}); pass "
-                              "--overwrite to start it again, --resume-anyway to continue it under the new config "
-                              "(the learning-rate schedule then follows the new lr/warmup/steps), or choose another "
-                              "output_dir")
+            raise ConfigError(
+                f"{cfg.output_dir} holds a run with another config ({'; '.join(diff)}); pass "
+                "--overwrite to start it again, --resume-anyway to continue it under the new config "
+                "(the learning-rate schedule then follows the new lr/warmup/steps), or choose another "
+                "output_dir"
+            )
         if diff:
             print(f"continuing {cfg.output_dir} under a changed config: {'; '.join(diff)}", flush=True)
     elif os.path.exists(os.path.join(cfg.output_dir, "checkpoint")) and not resume_anyway:
-        raise ConfigError(f"{cfg.output_dir} holds a checkpoint but no {CONFIG_FILE}, so it cannot be checked "
-                          "against this config; pass --overwrite or --resume-anyway")
+        raise ConfigError(
+            f"{cfg.output_dir} holds a checkpoint but no {CONFIG_FILE}, so it cannot be checked "
+            "against this config; pass --overwrite or --resume-anyway"
+        )
     os.makedirs(cfg.output_dir, exist_ok=True)
     with open(path, "w", encoding="utf8") as f:
         json.dump(current, f, indent=1)
+
+
+def read_saved_config(saved: dict) -> dict:
+    """A run's saved config as this package writes it now: read through :class:`TrainConfig` (keys
+    it lacks at their defaults, an older layout in today's), or, if that fails, as saved with the
+    keys it lacks at their defaults."""
+    try:
+        return TrainConfig.from_dict(saved).to_dict()
+    except ValueError:
+        return with_defaults(saved, TrainConfig().to_dict())
 
 
 def with_defaults(saved: dict, defaults: dict) -> dict:

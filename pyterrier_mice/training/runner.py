@@ -1,0 +1,126 @@
+"""Training from a config: :func:`run` builds the model, the data (BM25 groups, teacher scores) and
+the validation run, then trains.
+
+Training layer: imports every layer below it and training modules."""
+
+from __future__ import annotations
+
+from .config import BACKBONE, TrainConfig
+from .data import (
+    attach_teacher_scores,
+    beir_groups,
+    bm25_run,
+    holdout_qids,
+    msmarco_teacher_groups,
+    pseudo_query_groups,
+)
+from .models import build_reranker, load_reranker
+from .trainer import Trainer
+
+
+def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = False) -> dict:
+    """Build the model, the data and the validation run from ``cfg``, then train.
+
+    A run already in ``cfg.output_dir`` resumes if its config is the same, is refused with the
+    difference otherwise (``resume_anyway``: continue it under the new config; ``overwrite``:
+    start again); all of this is checked before any data is prepared.
+    """
+    import os
+
+    from ..evaluation.datasets import BeirFolder
+    from .sizing import resolve_auto
+    from .trainer import check_run_config, clear_output_dir, seed_everything
+
+    cfg.check_data()
+    for line in resolve_auto(cfg):  # the sizes left to the collection ('auto'), chosen and said
+        print(f"sized to {cfg.data.path}: {line}", flush=True)
+    if overwrite:
+        clear_output_dir(cfg.output_dir)
+    check_run_config(cfg, resume_anyway)
+    seed_everything(cfg.seed)  # a head (or layer) the backbone lacks is initialised from the run's seed
+    reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size, device=cfg.device)
+    work = None  # BM25 indexes: the shared cache (retrieval.index_cache_dir), one per corpus for every run
+    if cfg.data.kind == "msmarco-teacher":
+        data = msmarco_teacher_groups(cfg.data.path, cfg.data.limit)
+    elif cfg.data.kind == "beir":
+        ds = BeirFolder(cfg.data.path)
+        held = (
+            holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.eval_seed) if cfg.eval.split == "holdout" else set()
+        )
+        data = beir_groups(
+            ds, cfg.data.split, work, k=cfg.data.bm25_k, negatives=cfg.data.negatives, seed=cfg.seed, exclude_qids=held
+        )
+        if cfg.data.pseudo_queries:
+            words = cfg.data.pseudo_query_words or max(
+                2, round(ds.get_topics(cfg.data.split)["query"].str.split().str.len().mean())
+            )
+            data.groups += pseudo_query_groups(
+                ds,
+                work,
+                cfg.data.pseudo_queries,
+                words=words,
+                k=cfg.data.bm25_k,
+                size=1 + cfg.data.negatives,
+                seed=cfg.seed,
+            )
+        if cfg.data.teacher:
+            path = cfg.teacher_path
+            lengths = teacher_lengths(cfg, path)
+            named = "the starting model (model.backbone)" if cfg.data.teacher == BACKBONE else path
+            print(
+                f"teacher {named} scores at {', '.join(f'{k} {v}' for k, v in lengths.items()) or 'its own lengths'}",
+                flush=True,
+            )
+            teacher = load_reranker(path, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
+            attach_teacher_scores(
+                data, teacher, path, cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher")
+            )
+    else:
+        raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
+    validation = None
+    eval_path = cfg.eval.path or (cfg.data.path if cfg.data.kind == "beir" else None)
+    if cfg.eval.split == "holdout":
+        if cfg.data.kind != "beir":
+            raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
+        topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
+        topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.eval_seed)
+        validation = (bm25_run(ds, topics, work, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))])
+    elif eval_path and cfg.eval.every:
+        eval_ds = BeirFolder(eval_path)
+        topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.eval_seed)
+        validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))
+    return Trainer(cfg, reranker, data, validation).train(resume_anyway=resume_anyway)
+
+
+def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
+    """The teacher scores the texts the student sees: a cross-encoder teacher's pair length is
+    ``data.teacher_max_length``, else the student's (its pair length, or its query + document
+    lengths), never longer than the length the teacher was trained at (run past it, a trained
+    cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
+    query/document lengths; a bi-encoder its own."""
+    from ..rerankers.bi_encoder import BiEncoderReranker
+    from ..rerankers.cross_encoder import CrossEncoderReranker
+    from ..models.checkpoints import readable_length
+    from .models import reranker_class_of
+
+    m = cfg.model
+    kind = reranker_class_of(teacher_path)
+    if kind is BiEncoderReranker:
+        return {}  # a bi-encoder reads each text alone, at its own length
+    if kind is CrossEncoderReranker:
+        if cfg.data.teacher_max_length:
+            return {"max_length": cfg.data.teacher_max_length}
+        if m.type in ("cross-encoder", "prettr"):
+            length = m.max_length
+        else:
+            q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
+            length = q + d if q and d else None
+        return {"max_length": min(length, readable_length(teacher_path))} if length else {}
+    return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
+
+
+def sample_queries(topics, n: int | None, seed: int):
+    """At most ``n`` of ``topics`` (a seeded sample, in their original order)."""
+    if n is None or len(topics) <= n:
+        return topics
+    return topics.sample(n=n, random_state=seed).sort_index()
