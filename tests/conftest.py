@@ -7,6 +7,7 @@ import string
 
 import pytest
 import torch
+from pyterrier_mice import MiceModel
 from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast, ModernBertConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -148,3 +149,13 @@ def beir_folder(tmp_path_factory):
         for q, doc, s in QRELS:
             f.write(f"{q}\t{doc}\t{s}\n")
     return str(d)
+
+
+@pytest.fixture(scope="module")
+def mice_path(tokenizer, tmp_path_factory):
+    """A tiny MICE-ℓ2+2 checkpoint of a 6-layer BERT, with its tokenizer (a test module may define its own)."""
+    path = str(tmp_path_factory.mktemp("mice"))
+    torch.manual_seed(0)
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6), tokenizer, 2, 2).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

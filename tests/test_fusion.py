@@ -164,7 +164,7 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
 
 
 def test_a_finished_run_removes_its_resume_state_and_is_readable_by_others(tokenizer, tmp_path):
-    from test_training import _cfg, _groups, _reranker
+    from training_helpers import _cfg, _groups, _reranker
     from pyterrier_mice.training import Trainer
 
     old = os.umask(0o027)
