@@ -98,6 +98,8 @@ def test_derive_keeps_a_third_of_the_layers_apart_and_every_layer_above(tokenize
     assert "MICE-ℓ2+4 from a 6-layer cross-encoder" in capsys.readouterr().out
     assert depth(sources[12]) == depth(hf) == (4, 8)
     assert depth(sources[12], "model.first_interaction_layer=3", "model.interaction_layers=2") == (3, 2)
+    # the same, spelt in MICE's section
+    assert depth(sources[12], "model.mice.first_interaction_layer=3", "model.mice.interaction_layers=2") == (3, 2)
     recipe = tmp_path / "mine.yaml"
     recipe.write_text(
         yaml.safe_dump({"model": {"type": "mice", "first_interaction_layer": 5, "interaction_layers": 1}})

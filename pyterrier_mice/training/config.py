@@ -303,6 +303,12 @@ NO_HEAD = (
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "eval": EvalConfig}
 
 
+def override_keys(overrides: list[str]) -> set[str]:
+    """The dotted keys ``KEY=VALUE`` overrides set, MICE's options under one spelling (``model.X``,
+    whether written ``model.X`` or ``model.mice.X``)."""
+    return {item.partition("=")[0].replace("model.mice.", "model.", 1) for item in overrides}
+
+
 def _set(d: dict, key: str, value, said: str) -> None:
     """Set the dotted ``key`` of the config dict ``d`` (``said``: how the user wrote it, for errors)."""
     node = d
@@ -319,6 +325,8 @@ def _set(d: dict, key: str, value, said: str) -> None:
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     if parents == ["model"] and isinstance(node.get("mice"), dict) and leaf in set(_mice_options()) - fields:
         node = node["mice"]  # a MICE option written short, over a config that has the section
+    elif parents == ["model", "mice"]:
+        d["model"].pop(leaf, None)  # written in the section, over a config that has it short: the later wins
     node[leaf] = value
 
 

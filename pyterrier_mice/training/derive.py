@@ -76,8 +76,9 @@ def derived_depth(source: str, overrides: list[str]) -> dict:
     paper's ℓ4 of 12) and every layer above ℓ* kept, since the cross-encoder's head was trained on
     its last layer. Nothing when the user sets the depth."""
     from ..models.checkpoints import encoder_num_layers
+    from .config import override_keys
 
-    if any(o.startswith(("model.first_interaction_layer=", "model.interaction_layers=")) for o in overrides):
+    if override_keys(overrides) & {"model.first_interaction_layer", "model.interaction_layers"}:
         return {}
     n = encoder_num_layers(source)
     if n < 2:
@@ -99,9 +100,10 @@ def derived_doc_length(source: str, folder: str, overrides: list[str]) -> dict:
     cross-encoder reads whole would cost MICE what the cross-encoder ranks on. Nothing when the
     user sets it."""
     from ..models.checkpoints import load_tokenizer, readable_length
+    from .config import override_keys
     from .sizing import doc_length
 
-    if any(o.startswith("model.doc_max_length=") for o in overrides):
+    if "model.doc_max_length" in override_keys(overrides):
         return {}
     length, reason = doc_length(load_tokenizer(source), folder, readable_length(source), "the source")
     print(
