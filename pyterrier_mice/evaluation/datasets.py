@@ -176,8 +176,8 @@ def _unavailable(path: str, what: str, error: BaseException) -> DatasetUnavailab
     """One line: what was tried for ``what`` of ``path``, and the local alternatives."""
     import ir_datasets
 
-    tried = error.args[1] if isinstance(error, RuntimeError) and len(error.args) > 1 else []
-    urls = [getattr(source, "url", None) for source, _ in tried if isinstance(tried, list)]
+    tried = error.args[1] if isinstance(error, RuntimeError) and len(error.args) > 1 else []  # [(source, error)]
+    urls = [getattr(source, "url", None) for source, _ in tried]
     why = type(tried[0][1]).__name__ if tried else f"{type(error).__name__}: {' '.join(str(error).split())}"
     sources = f"tried {', '.join(u for u in urls if u)}: " if any(urls) else ""
     home = ir_datasets.util.home_path()
@@ -201,7 +201,7 @@ def _fetching(path: str, what: str):
         if not (e.args and e.args[0] == "All download sources failed"):
             raise
         raise _unavailable(path, what, e) from e
-    except (ConnectionError, TimeoutError, OSError) as e:  # requests' errors are OSErrors
+    except OSError as e:  # ConnectionError, TimeoutError and requests' errors are OSErrors
         if isinstance(e, DatasetUnavailable):
             raise
         raise _unavailable(path, what, e) from e
@@ -267,11 +267,18 @@ class _DocstoreTexts:
     def __init__(self, coll: IrdsCollection):
         with _fetching(coll.path, "documents"):
             self.coll, self.store = coll, coll.dataset.docs_store()
+        self._fetched = False  # the first lookup may download the docstore; later ones read it
 
     def get(self, docno, default=None):
         try:
-            with _fetching(self.coll.path, "documents"):
+            if (
+                self._fetched
+            ):  # no _fetching per document: it toggles logging.disable, which clears every logger's cache
                 return self.coll._text(self.store.get(docno))
+            with _fetching(self.coll.path, "documents"):
+                text = self.coll._text(self.store.get(docno))
+            self._fetched = True
+            return text
         except KeyError:
             return default
 

@@ -45,17 +45,6 @@ class DocumentEncoder(Protocol):
 
 #: the members :class:`DocumentEncoder` declares (named in the error for an object that lacks some)
 DOCUMENT_ENCODER_MEMBERS = (
-    "model",
-    "tokenizer",
-    "model_name",
-    "batch_size",
-    "text_field",
-    "doc_max_length",
-    "uses_token_ids",
-    "not_indexable",
-    "doc_sequences",
-    "encode_docs",
-    "doc_extras",
-    "fingerprint_modules",
-    "collect_truncation",
+    *DocumentEncoder.__annotations__,
+    *(n for n in vars(DocumentEncoder) if not n.startswith("_")),
 )

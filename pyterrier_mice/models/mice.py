@@ -7,6 +7,7 @@ Models layer: imports only :mod:`pyterrier_mice.models` modules."""
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import typing
 
@@ -180,6 +181,7 @@ class MiceConfig(BackboneConfig):
     NOT_OPTIONS = ("special_token_ids", "reference_compat")
 
     @classmethod
+    @functools.cache
     def option_types(cls) -> dict[str, object]:
         """Every option a user sets (``__init__``'s arguments but :data:`NOT_OPTIONS`), with its type:
         the one list of MICE's options (training configs read it; nothing else lists them)."""
