@@ -9,6 +9,7 @@ import torch
 from pyterrier_mice import MiceIndex, MiceModel, MiceReranker
 from pyterrier_mice.loaders.authors import AuthorsCheckpointError, convert_state_dict
 from pyterrier_mice.models.mice import MiceConfig
+from pyterrier_mice.models.mice import masks as mice_masks
 
 from authors_mice import authors_model, save_checkpoint
 from conftest import DOCS, QUERIES, tiny_encoder
@@ -103,12 +104,19 @@ def test_cls_row_gradient_equals_a_direct_masked_softmax(tokenizer):
     q, d = _batch(tokenizer, QUERY_TEXTS[:2]), _batch(tokenizer, DOC_TEXTS[:2])
     qs, ds = model.encode(*q).detach(), model.encode(*d).detach()
     il = model.interaction[0]
-    x, _ = model.backbone.self_attention(il.layer, il.layer_idx, qs, model._self_masks(q[1], qs.dtype)[0])
+    x, _ = model.backbone.self_attention(
+        il.layer,
+        il.layer_idx,
+        qs,
+        mice_masks.self_masks(model.config, model.backbone, model.interaction, q[1], qs.dtype)[0],
+    )
     x = x.detach()
 
     def via_model():
         kv = model.backbone.cross_kv(il.layer, il.cross, ds)
-        return model.backbone.cross_attention(il.layer, il.cross, x, kv, model._cross_mask(q[1], d[1], x.dtype))
+        return model.backbone.cross_attention(
+            il.layer, il.cross, x, kv, mice_masks.cross_mask(model.config, q[1], d[1], x.dtype)
+        )
 
     def direct():
         sa, n = il.cross.self, 4

@@ -385,8 +385,13 @@ def _coerce(value, hint, key: str):
     if value is None:
         if type(None) in options:
             return None
-        raise ConfigError(f"{key} must be set (a {options[0].__name__})")
+        raise ConfigError(f"{key} must be set (a {getattr(options[0], '__name__', options[0])})")
     for t in (o for o in options if o is not type(None)):
+        if typing.get_origin(t) is typing.Literal:
+            allowed = typing.get_args(t)
+            if value in allowed or str(value) in allowed:
+                return value if value in allowed else str(value)
+            continue
         if t is bool:
             if isinstance(value, bool):
                 return value
@@ -413,5 +418,8 @@ def _coerce(value, hint, key: str):
         elif t is str:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 return str(value)
+    choices = [a for o in options if typing.get_origin(o) is typing.Literal for a in typing.get_args(o)]
+    if choices:
+        raise ConfigError(f"{key}={value!r} is not one of {tuple(choices)}")
     names = " or ".join(o.__name__ for o in options if o is not type(None))
     raise ConfigError(f"{key}={value!r} is not a valid {names}")
