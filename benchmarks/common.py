@@ -8,6 +8,7 @@ tokenisation is included, as in the paper's timings).
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import statistics
@@ -89,6 +90,41 @@ def rss_mb() -> float:
         return float("nan")
 
 
+class PrivatePeak:
+    """The peak of this process's private (anonymous) resident memory while the block runs,
+    sampled every ``every`` seconds from ``/proc/self/status`` (RssAnon) in a thread. Unlike
+    VmHWM it leaves out file pages mapped from disk (an index read through a memory map), which
+    are the kernel's page cache: clean, shared and dropped under memory pressure."""
+
+    def __init__(self, every: float = 0.002):
+        import threading
+
+        self.every, self.peak_mb = every, float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        peak = 0.0
+        while True:
+            peak = max(peak, _status_mb("RssAnon"))
+            self.peak_mb = peak
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self):
+        try:
+            _status_mb("RssAnon")
+        except OSError:  # not Linux: nothing to sample
+            return self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]:
     """Mean and stdev seconds of ``fn()`` after ``warmup`` calls (``synchronize``: e.g. CUDA's)."""
     for _ in range(warmup):
@@ -103,6 +139,21 @@ def time_it(fn, warmup: int, runs: int, synchronize=None) -> tuple[float, float]
             synchronize()
         times.append(time.perf_counter() - t)
     return statistics.mean(times), (statistics.stdev(times) if len(times) > 1 else 0.0)
+
+
+def _cpu_attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of torch's CPU attention kernel from its input shapes: ``Q·Kᵀ`` and ``P·V``."""
+    *batch, lq, d = query
+    return 2 * math.prod(batch) * lq * key[-2] * (d + value[-1])
+
+
+def flop_counter():
+    """torch's ``FlopCounterMode``, counting the CPU attention kernel too (torch has no formula for
+    ``_scaled_dot_product_flash_attention_for_cpu`` and counts it as 0 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    return FlopCounterMode(display=False, custom_mapping={cpu: _cpu_attention_flops})
 
 
 def add_collection_args(ap, k: int = 50) -> None:

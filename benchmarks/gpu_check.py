@@ -144,6 +144,7 @@ def main(argv=None):
     else:
         systems = [
             "cross-encoder",
+            "st-cross-encoder",  # the peer (test extra): sentence-transformers' CrossEncoder, same weights
             "mice-index",
             "mice-index-kv",
             "mice-newer-index",

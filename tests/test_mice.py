@@ -166,6 +166,38 @@ def test_states_path_without_projections_equals_projected_keys_and_values(kind, 
         h.remove()
 
 
+def test_exact_match_from_states_equals_stored_values(kind, tokenizer):
+    """The exact-match head read from document states (inference: averaged, then projected once per
+    query token) gives the scores of reading its stored per-position values (1e-5), without
+    projecting the document positions; with autograd on, the projecting path gives the same."""
+    torch.manual_seed(2)
+    model = MiceModel.from_encoder(
+        tiny_encoder(kind, num_hidden_layers=4), tokenizer, 2, 2, exact_match_heads=True, interaction="cross_first"
+    ).eval()
+    q = _batch(tokenizer, ["boundary layer of a wing", "heat plate"])
+    d = _batch(tokenizer, ["the boundary layer of a wing in a tunnel and a plate", "plate heat"])
+    ids = {"query_ids": q["input_ids"], "doc_ids": d["input_ids"].masked_fill(d["attention_mask"] == 0, -2)}
+    projected = []
+    hooks = [
+        il.exact_match.v_proj.register_forward_hook(lambda mod, inp, out: projected.append(inp[0].shape[1]))
+        for il in model.interaction
+    ]
+    with torch.no_grad():
+        qs = model.encode_queries(q["input_ids"], q["attention_mask"])
+        ds = model.encode_documents(d["input_ids"], d["attention_mask"])
+        stored = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_kv=model.document_kv(ds), **ids)
+        projected.clear()
+        fast = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_states=ds, **ids)
+    torch.testing.assert_close(fast, stored, atol=1e-5, rtol=0)
+    assert ds.shape[1] not in projected, "the document positions went through the exact-match projection"
+    with torch.enable_grad():
+        trained = model.interact(qs, q["attention_mask"], d["attention_mask"], doc_states=ds, **ids)
+    assert ds.shape[1] in projected
+    torch.testing.assert_close(trained.detach(), stored, atol=1e-5, rtol=0)
+    for h in hooks:
+        h.remove()
+
+
 def test_cross_attention_seeded_from_self_attention(kind, tokenizer):
     model = MiceModel.from_encoder(tiny_encoder(kind, num_hidden_layers=6), tokenizer, 2, 3)
     for il in model.interaction:
