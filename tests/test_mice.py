@@ -166,6 +166,12 @@ def test_states_path_without_projections_equals_projected_keys_and_values(kind, 
         h.remove()
 
 
+def test_every_interaction_order_has_one_schedule():
+    from pyterrier_mice.models.mice import INTERACTIONS, SCHEDULES
+
+    assert tuple(SCHEDULES) == INTERACTIONS
+
+
 def test_exact_match_from_states_equals_stored_values(kind, tokenizer):
     """The exact-match head read from document states (inference: averaged, then projected once per
     query token) gives the scores of reading its stored per-position values (1e-5), without

@@ -128,6 +128,8 @@ def test_cli_config_errors_are_one_line_before_any_work(tokenizer, beir_folder, 
         (["--set", "steps=abc"], "steps='abc' is not a valid int"),
         (["--set", "model=foo"], "'model' is a section"),
         (["--set", "loss=bcx"], "loss='bcx'; expected one of"),
+        (["--set", "model.interaction=jointx"], "model.interaction='jointx' is not one of ('sequential', "),
+        (["--set", "model.mice.pooling=max"], "model.pooling='max' is not one of ('cls', 'mean', 'padded_mean')"),
         (["--set", "loss=margin_mse"], "needs teacher scores"),
         (["--set", "loss=kl_div"], "needs teacher scores"),
     ]:

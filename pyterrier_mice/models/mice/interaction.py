@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import INTERACTIONS, MiceConfig
+from .config import MiceConfig
 
 
 class ExactMatchHead(nn.Module):
@@ -109,4 +109,3 @@ def joint(step: LayerStep, x: torch.Tensor, config: MiceConfig) -> torch.Tensor:
 
 #: ``MiceConfig.interaction`` → the schedule of each interaction layer's attentions
 SCHEDULES = {"sequential": sequential, "cross_first": cross_first, "joint": joint}
-assert tuple(SCHEDULES) == INTERACTIONS
