@@ -31,8 +31,8 @@ PEERS = {
 INSTALL = 'pip install -e ".[bench]"'
 
 
-def available(system: str) -> str | None:
-    """None when the peer can run here, else the command that installs it."""
+def missing() -> str | None:
+    """None when the peers can run here, else the command that installs them."""
     try:
         from sentence_transformers import CrossEncoder, MultiVectorEncoder  # noqa: F401
     except ImportError:

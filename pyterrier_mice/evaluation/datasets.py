@@ -270,17 +270,15 @@ class _DocstoreTexts:
         self._fetched = False  # the first lookup may download the docstore; later ones read it
 
     def get(self, docno, default=None):
+        # _fetching only until a lookup succeeds: it toggles logging.disable, which clears every logger's cache
+        guard = contextlib.nullcontext() if self._fetched else _fetching(self.coll.path, "documents")
         try:
-            if (
-                self._fetched
-            ):  # no _fetching per document: it toggles logging.disable, which clears every logger's cache
-                return self.coll._text(self.store.get(docno))
-            with _fetching(self.coll.path, "documents"):
+            with guard:
                 text = self.coll._text(self.store.get(docno))
-            self._fetched = True
-            return text
         except KeyError:
             return default
+        self._fetched = True
+        return text
 
     def __getitem__(self, docno):
         text = self.get(docno)
