@@ -66,3 +66,22 @@ def test_pylate_colbert_scores_as_ours(minilm_tokenizer, tmp_path):
     peers.save_colbert(model, minilm_tokenizer, str(tmp_path))
     score, _ = peers.pylate_colbert(str(tmp_path), batch_size=2)
     np.testing.assert_allclose(score(frame), ours, atol=1e-5)
+
+
+def test_flop_counter_counts_the_cpu_attention_kernel():
+    """torch's FlopCounterMode counts the CPU attention kernel as 0 FLOPs; the benchmark's counter
+    counts its Q·Kᵀ and P·V products."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from common import flop_counter
+
+    q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8)
+    mask = torch.ones(2, 1, 5, 7, dtype=torch.bool)
+    with FlopCounterMode(display=False) as plain:
+        F.scaled_dot_product_attention(q, k, k, attn_mask=mask)
+    with flop_counter() as counted:
+        F.scaled_dot_product_attention(q, k, k, attn_mask=mask)
+    assert plain.get_total_flops() == 0  # the defect the benchmark works around
+    assert counted.get_total_flops() == 2 * 2 * 3 * 5 * 7 * (8 + 8)
