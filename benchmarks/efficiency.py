@@ -65,7 +65,7 @@ def _options(form: dict) -> dict:
 
 #: MICE systems: name → (label, MiceConfig options, ℓ*, interaction layers, encoder layers)
 MICE_FORMS = {
-    "mice": ("MICE-ℓ4+3", {}, 4, 3, 12, True),
+    "mice": ("MICE-ℓ4+3", {}, 4, 3, 12),
     "mice-newer": (
         "MICE-ℓ4+3 newer form",
         {"interaction": "cross_first", "cls_cross_attention": "attend"},
