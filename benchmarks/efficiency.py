@@ -180,7 +180,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
         ColBERTModel,
         ColBERTReranker,
         CrossEncoderReranker,
-        DocStateIndex,
+        MiceIndex,
         MaskedCrossEncoderModel,
         MiceModel,
         MiceReranker,
@@ -205,7 +205,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
                 minilm_l12_encoder(), tok, query_length=32, doc_length=512, input_form="standard"
             )
         )
-        index = DocStateIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
+        index = MiceIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
         return ColBERTReranker(model, tok, batch_size=docs, device=device, dtype=dtype, index=index)
     form = mice_form(system)
     path = os.path.join(workdir, form)
@@ -217,13 +217,13 @@ def build(system, workdir, docs, device="cpu", dtype=None):
     )
     index = None
     if system != form:
-        index = DocStateIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if system.endswith("kv") else "")))
+        index = MiceIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if system.endswith("kv") else "")))
     return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, dtype=dtype, index=index)
 
 
 def prepare(workdir, docs, systems):
     """Save the models and build the indexes the systems read (outside the timed processes)."""
-    from pyterrier_mice import DocStateIndex
+    from pyterrier_mice import MiceIndex
 
     corpus = frame(docs)[["docno", "text"]].to_dict("records")
     for form in MICE_FORMS:
@@ -233,14 +233,14 @@ def prepare(workdir, docs, systems):
         rr.model.save_pretrained(os.path.join(workdir, form))
         for kv in (False, True):
             if f"{form}-index" + ("-kv" if kv else "") in systems:
-                DocStateIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if kv else ""))).indexer(rr, kv=kv).index(
+                MiceIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if kv else ""))).indexer(rr, kv=kv).index(
                     corpus
                 )
     if any(s.startswith("colbert") or s == "pylate-colbert" for s in systems):
         colbert = build("colbert", workdir, docs)
         colbert.model.save_pretrained(os.path.join(workdir, "colbert"))
         if "colbert-index" in systems:
-            DocStateIndex(os.path.join(workdir, "index-colbert")).indexer(colbert).index(corpus)
+            MiceIndex(os.path.join(workdir, "index-colbert")).indexer(colbert).index(corpus)
         if "pylate-colbert" in systems:
             peers.save_colbert(colbert.model, colbert.tokenizer, os.path.join(workdir, "pylate-colbert"))
     for peer in ("st-cross-encoder", "st-cross-encoder-l6"):

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import minilm_l12_encoder, tokenizer  # noqa: E402
 
-from pyterrier_mice import DocStateIndex, MiceModel, MiceReranker, profiling  # noqa: E402
+from pyterrier_mice import MiceIndex, MiceModel, MiceReranker, profiling  # noqa: E402
 from pyterrier_mice.evaluation.experiment import open_dataset  # noqa: E402
 from pyterrier_mice.evaluation.retrieval import bm25  # noqa: E402
 
@@ -39,7 +39,7 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--kv", action="store_true", help="index with each interaction layer's keys/values")
     ap.add_argument(
-        "--storage", "--dtype", dest="storage", default="fp16", help="index storage kind (--dtype: its old name)"
+        "--storage", default="fp16", help="index storage kind"
     )
     ap.add_argument("--model", help="a MICE checkpoint (default: random MICE-ℓ4+3, MiniLM-L12 shape)")
     ap.add_argument("--queries", type=int, default=50)
@@ -57,7 +57,7 @@ def main(argv=None):
         mice = MiceReranker(
             MiceModel.from_encoder(minilm_l12_encoder(), tok, 4, 3), tok, batch_size=args.k, doc_max_length=512
         )
-    index = DocStateIndex(os.path.join(args.work, f"index-{args.kv}-{args.storage}-{abs(hash(args.model))}"))
+    index = MiceIndex(os.path.join(args.work, f"index-{args.kv}-{args.storage}-{abs(hash(args.model))}"))
     if not index.built():
         print("building the index (not timed) ...", flush=True)
         index.indexer(mice, kv=args.kv, storage=args.storage).index(ds.collection.get_corpus_iter())

@@ -89,7 +89,7 @@ def main(argv=None):
     tokens = np.array([len(s) for s in rr.doc_sequences(texts)])
     per_passage = float(tokens.mean())
     work = tempfile.mkdtemp(prefix="mice-projection-")
-    from pyterrier_mice import DocStateIndex
+    from pyterrier_mice import MiceIndex
 
     corpus = [{"docno": str(i), "text": t} for i, t in enumerate(texts)]
     # bytes per token of each kind, on disk; pq's codebooks counted apart (a constant per index)
@@ -97,7 +97,7 @@ def main(argv=None):
     for kv in (False, True):
         for kind in KINDS:
             path = os.path.join(work, f"{kind}-{kv}")
-            idx = DocStateIndex(path).indexer(rr, kv=kv, storage=kind).index(corpus)
+            idx = MiceIndex(path).indexer(rr, kv=kv, storage=kind).index(corpus)
             books = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".codebook"))
             total = idx.manifest["num_tokens"]
             measured[(kind, kv)] = ((idx.bytes_per_token() * total - books) / total, books)
@@ -110,9 +110,9 @@ def main(argv=None):
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     for kv in (False, True):
         path = os.path.join(work, f"speed-{kv}")
-        DocStateIndex(path).indexer(fast, kv=kv, storage="fp16").index(speed_corpus[:64])  # warm-up
+        MiceIndex(path).indexer(fast, kv=kv, storage="fp16").index(speed_corpus[:64])  # warm-up
         seconds, _ = time_it(
-            lambda: DocStateIndex(path).indexer(fast, kv=kv, storage="fp16", overwrite=True).index(speed_corpus),
+            lambda: MiceIndex(path).indexer(fast, kv=kv, storage="fp16", overwrite=True).index(speed_corpus),
             warmup=0,
             runs=1,
             synchronize=sync,

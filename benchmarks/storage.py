@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import add_collection_args, report  # noqa: E402
 
-from pyterrier_mice import DocStateIndex, MiceReranker
+from pyterrier_mice import MiceIndex, MiceReranker
 from pyterrier_mice.evaluation import per_query
 from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, system_identity
 from pyterrier_mice.evaluation.retrieval import bm25
@@ -49,7 +49,7 @@ def main(argv=None):
             path = os.path.join(args.work, name.replace(" + K/V", "-kv"))
             shutil.rmtree(path, ignore_errors=True)
             start = time.perf_counter()
-            index = DocStateIndex(path).indexer(fly, kv=kv, storage=kind).index(ds.collection.get_corpus_iter())
+            index = MiceIndex(path).indexer(fly, kv=kv, storage=kind).index(ds.collection.get_corpus_iter())
             info[name] = {"build_s": time.perf_counter() - start, "bytes_per_token": index.bytes_per_token()}
             rr = MiceReranker.from_pretrained(args.model, batch_size=64, index=index)
             systems[name] = (rr, system_identity(rr, args.model, "index", name, index.manifest["model_fingerprints"]))

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import add_collection_args  # noqa: E402
 
-from pyterrier_mice import DocStateIndex, MiceReranker
+from pyterrier_mice import MiceIndex, MiceReranker
 from pyterrier_mice.evaluation.experiment import open_dataset
 from pyterrier_mice.evaluation.retrieval import bm25
 
@@ -34,7 +34,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_collection_args(ap)
     ap.add_argument("--kv", action="store_true", help="store each interaction layer's K/V too")
-    ap.add_argument("--storage", "--dtype", dest="storage", default="fp16", help="storage kind (--dtype: its old name)")
+    ap.add_argument("--storage", default="fp16", help="storage kind")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mice-verify-bench"))
     args = ap.parse_args(argv)
@@ -46,26 +46,24 @@ def main(argv=None):
     path = os.path.join(args.work, "index")
     shutil.rmtree(path, ignore_errors=True)
     builder = MiceReranker.from_pretrained(args.model, batch_size=64)
-    index = (
-        DocStateIndex(path).indexer(builder, kv=args.kv, storage=args.storage).index(ds.collection.get_corpus_iter())
-    )
+    index = MiceIndex(path).indexer(builder, kv=args.kv, storage=args.storage).index(ds.collection.get_corpus_iter())
     n_docs = len(index)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
-    MiceReranker.from_pretrained(args.model, batch_size=64, index=DocStateIndex(path, verify="none"))(frame)  # warm-up
+    MiceReranker.from_pretrained(args.model, batch_size=64, index=MiceIndex(path, verify="none"))(frame)  # warm-up
     rows = []
     for mode in ("none", "lazy", "full"):
         best = float("inf")
         for _ in range(args.runs):
             start = time.perf_counter()
-            rr = MiceReranker.from_pretrained(args.model, batch_size=64, index=DocStateIndex(path, verify=mode))
+            rr = MiceReranker.from_pretrained(args.model, batch_size=64, index=MiceIndex(path, verify=mode))
             rr(frame)
             best = min(best, time.perf_counter() - start)
         rows.append((f'open with verify="{mode}" + re-rank', best))
     best = float("inf")
     for _ in range(args.runs):
         start = time.perf_counter()
-        DocStateIndex(path, verify="none").verify()
+        MiceIndex(path, verify="none").verify()
         best = min(best, time.perf_counter() - start)
     rows.append(("index.verify() alone", best))
 

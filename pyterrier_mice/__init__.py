@@ -43,7 +43,7 @@ _WHERE = {
             "load_reranker",
         )
     },
-    **{name: ".index" for name in ("DocStateIndex", "MiceIndex", "MiceIndexError")},
+    **{name: ".index" for name in ("MiceIndex", "MiceIndex", "MiceIndexError")},
     "open_dataset": ".evaluation.experiment",  # what a notebook needs beside the models
     "load_tokenizer": ".models.checkpoints",
 }

@@ -136,10 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     bld.add_argument("--kv", action="store_true", help="MICE: also store each interaction layer's keys/values")
     bld.add_argument(
         "--storage",
-        "--dtype",
-        dest="storage",
         default="fp16",
-        help="storage kind (--dtype: its old name): fp32, fp16, int8, int4, pq (2 bits per value, learned; needs "
+        help="storage kind: fp32, fp16, int8, int4, pq (2 bits per value, learned; needs "
         "faiss-cpu to build) or pq1 (1 bit)",
     )
     bld.add_argument("--batch-size", type=int, default=64)
@@ -184,9 +182,9 @@ def main(argv=None) -> int:
         elif args.command == "index" and args.action == "build":
             build_index(args)
         elif args.command == "index" and args.action == "verify":
-            from .index import DocStateIndex
+            from .index import MiceIndex
 
-            idx = DocStateIndex(args.path).verify()
+            idx = MiceIndex(args.path).verify()
             print(
                 f"{args.path}: OK ({len(idx)} documents, {idx.manifest['num_tokens']} tokens, every checksum matches)"
             )
@@ -289,7 +287,7 @@ def build_index(args) -> None:
     import torch
 
     from .evaluation.datasets import BeirFolder, IrdsCollection
-    from .index import DocStateIndex
+    from .index import MiceIndex
     from .index.build import launcher_shard
     from .rerankers.loading import load_reranker
 
@@ -304,7 +302,7 @@ def build_index(args) -> None:
         docs = (d for d in docs if d["docno"] in wanted)
     shard = launcher_shard()
     idx = (
-        DocStateIndex(args.out)
+        MiceIndex(args.out)
         .indexer(rr, kv=args.kv, storage=args.storage, overwrite=args.overwrite, verbose=args.verbose, shard=shard)
         .index(docs)
     )

@@ -93,7 +93,7 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(mice_fold
     def broken(self, *args, **kwargs):
         raise RuntimeError("something unforeseen\nwith a second line")
 
-    monkeypatch.setattr(store.DocStateIndex, "verify", broken)
+    monkeypatch.setattr(store.MiceIndex, "verify", broken)
     line = one_line_error(["index", "verify", str(tmp_path)], capsys)
     assert "something unforeseen" in line and "--debug" in line, line
     with pytest.raises(RuntimeError, match="unforeseen"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from pyterrier_mice import ColBERTModel, ColBERTReranker, DocStateIndex
+from pyterrier_mice import ColBERTModel, ColBERTReranker, MiceIndex
 
 from conftest import DOCS, QUERIES, tiny_encoder
 
@@ -85,7 +85,7 @@ def test_save_load_and_index(tokenizer, tmp_path):
         a["score"], b["score"], rtol=1e-6, atol=1e-6
     )  # reloaded: equal to fp32 rounding (seen: 2 ulp, 1.9e-6 at 8.5, under load)
     idx = (
-        DocStateIndex(str(tmp_path / "idx"))
+        MiceIndex(str(tmp_path / "idx"))
         .indexer(rr, storage="fp32")
         .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
     )

@@ -68,12 +68,12 @@ def test_interrupted_build_never_loads(mice_path, tmp_path):
     path = str(tmp_path / "idx")
     with pytest.raises(KeyboardInterrupt):
         MiceIndex(path).indexer(fly).index(dying())
-    assert not os.path.exists(path) and not glob.glob(path + ".building-*")  # an exception cleans up
-    os.makedirs(path + ".building-x1y2")  # what a SIGKILLed build leaves behind
+    assert not os.path.exists(path) and not glob.glob(path + ".building*")  # an exception cleans up
+    os.makedirs(path + ".building")  # what a SIGKILLed build leaves behind
     with pytest.raises(MiceIndexError, match="interrupted or running build"):
         MiceReranker.from_pretrained(mice_path, index=MiceIndex(path))
     MiceIndex(path).indexer(fly).index(corpus())  # the next build cleans up
-    assert not glob.glob(path + ".building-*") and len(MiceIndex(path)) == len(DOCS)
+    assert not glob.glob(path + ".building*") and len(MiceIndex(path)) == len(DOCS)
 
 
 def test_truncated_and_corrupt_files(mice_path, tmp_path):
@@ -170,7 +170,7 @@ def test_two_processes_building_one_path(mice_path, other_mice_path, tmp_path):
     assert first.communicate(timeout=120)[0].strip() == "OK"
     assert second.communicate(timeout=120)[0].strip() == "OK"
     _consistent(path, other_mice_path, mice_path)
-    assert not glob.glob(path + ".building-*") and not glob.glob(path + ".old-*")
+    assert not glob.glob(path + ".building*") and not glob.glob(path + ".old*")
 
 
 def _corrupt(path, name, offset, n=64):
@@ -252,7 +252,7 @@ def test_sharded_build_with_two_processes_equals_one(mice_path, beir_folder, tmp
     from pyterrier_mice.cli import main
 
     single, sharded = str(tmp_path / "single"), str(tmp_path / "sharded")
-    assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", single, "--dtype", "fp32"]) == 0
+    assert main(["index", "build", mice_path, "--corpus", beir_folder, "--out", single, "--storage", "fp32"]) == 0
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(
         [

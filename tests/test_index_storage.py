@@ -1,5 +1,5 @@
 """The index's storage kinds: int8/int4 within their quantisation bounds, product quantisation as faiss
-reconstructs it, and ``storage=`` (``dtype=`` its deprecated name)."""
+reconstructs it, and ``storage=`` names the storage kind."""
 
 import glob
 import os
@@ -177,9 +177,9 @@ def test_pq_refuses_a_vector_size_it_cannot_cut():
         get_storage("pq1").stored_shapes((2, 30))
 
 
-def test_the_storage_kind_is_storage_and_dtype_is_its_deprecated_name(mice_path, tmp_path):
+def test_the_storage_kind_is_storage(mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    with pytest.warns(DeprecationWarning, match="storage="):
-        old = MiceIndex(str(tmp_path / "old")).indexer(fly, dtype="int8").index(corpus())
+    with pytest.raises(TypeError, match="dtype"):  # a model's precision everywhere else: never an index's storage
+        MiceIndex(str(tmp_path / "old")).indexer(fly, dtype="int8")
     new = MiceIndex(str(tmp_path / "new")).indexer(fly, storage="int8").index(corpus())
-    assert old.manifest["storage"] == new.manifest["storage"] == "int8"
+    assert new.manifest["storage"] == "int8"

@@ -97,7 +97,7 @@ def test_the_public_api_of_the_package_stays():
         "MaskedCrossEncoder",
         "SparseCrossEncoderReranker",
         "MiceReranker",
-        "DocStateIndex",
+        "MiceIndex",
         "MiceIndex",
         "MiceIndexError",
     ]:

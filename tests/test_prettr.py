@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pyterrier_mice import CrossEncoderReranker, DocStateIndex, PreTTRModel, PreTTRReranker
+from pyterrier_mice import CrossEncoderReranker, MiceIndex, PreTTRModel, PreTTRReranker
 
 from conftest import DOCS, QUERIES, tiny_encoder
 
@@ -75,7 +75,7 @@ def test_reranker_index_and_joint_reranker_agree(tokenizer, tmp_path):
     b = joint(frame).set_index(["qid", "docno"])["score"]
     np.testing.assert_allclose(a.loc[b.index], b, atol=1e-5)
     idx = (
-        DocStateIndex(str(tmp_path / "idx"))
+        MiceIndex(str(tmp_path / "idx"))
         .indexer(split, storage="fp32")
         .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
     )
@@ -84,7 +84,7 @@ def test_reranker_index_and_joint_reranker_agree(tokenizer, tmp_path):
     assert fast.last_stats["from_index"] == len(DOCS)
     np.testing.assert_allclose(c.loc[b.index], b, atol=1e-5)
     idx16 = (
-        DocStateIndex(str(tmp_path / "idx16"))
+        MiceIndex(str(tmp_path / "idx16"))
         .indexer(split, storage="fp16")
         .index([{"docno": d, "text": " ".join(t)} for d, t in DOCS.items()])
     )

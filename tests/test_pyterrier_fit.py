@@ -12,7 +12,7 @@ import torch
 
 from pyterrier_mice import (
     CrossEncoderReranker,
-    DocStateIndex,
+    MiceIndex,
     MiceIndexError,
     MaskedCrossEncoderModel,
     MiceModel,
@@ -35,7 +35,7 @@ def mice_path(tokenizer, tmp_path_factory):
 def index_path(mice_path, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("fit-index") / "idx")
     mice = MiceReranker.from_pretrained(mice_path, batch_size=4)
-    DocStateIndex(path).indexer(mice, storage="fp32").index(corpus())
+    MiceIndex(path).indexer(mice, storage="fp32").index(corpus())
     return path
 
 
@@ -55,19 +55,19 @@ def frame(with_text=True):
 
 def test_the_indexer_declares_its_inputs(mice_path, tmp_path):
     mice = MiceReranker.from_pretrained(mice_path)
-    indexer = DocStateIndex(str(tmp_path / "idx")).indexer(mice)
+    indexer = MiceIndex(str(tmp_path / "idx")).indexer(mice)
     assert pt.inspect.indexer_inputs(indexer) == [["docno", "text"]]
-    other = DocStateIndex(str(tmp_path / "idx2")).indexer(mice, text_field="body")
+    other = MiceIndex(str(tmp_path / "idx2")).indexer(mice, text_field="body")
     assert pt.inspect.indexer_inputs(other) == [["docno", "body"]]
 
 
 def test_an_index_pickles_by_path_and_reopens_equal(index_path):
-    idx = DocStateIndex(index_path)
+    idx = MiceIndex(index_path)
     idx.docnos  # opened: its arrays are loaded
     data = pickle.dumps(idx)
     assert len(data) < 4096, len(data)
     again = pickle.loads(data)
-    assert isinstance(again, DocStateIndex) and again.path == idx.path and len(again) == len(idx)
+    assert isinstance(again, MiceIndex) and again.path == idx.path and len(again) == len(idx)
     assert again.manifest == idx.manifest
 
 
@@ -88,7 +88,7 @@ def test_a_pickled_index_whose_folder_is_gone_says_so(index_path, tmp_path):
 
     copy = str(tmp_path / "idx")
     shutil.copytree(index_path, copy)
-    data = pickle.dumps(DocStateIndex(copy))
+    data = pickle.dumps(MiceIndex(copy))
     shutil.rmtree(copy)
     with pytest.raises(MiceIndexError, match="not a built document-state index"):
         pickle.loads(data).docnos

@@ -13,7 +13,7 @@ import os
 
 import pandas as pd
 
-from .locks import path_lock
+from ..files import atomic_file, locked, write_json
 
 IDENTITY = "identity.json"
 
@@ -121,9 +121,7 @@ def _claim(folder: str, identity: dict, overwrite: bool) -> None:
             )
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
-    with open(path + ".tmp", "w", encoding="utf8") as f:
-        json.dump(identity, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json(path, identity, sort_keys=True)
 
 
 def _check_identity(folder: str, identity: dict) -> None:
@@ -134,29 +132,25 @@ def _check_identity(folder: str, identity: dict) -> None:
 
 def _write_trec(result: pd.DataFrame, path: str, tag: str) -> None:
     """One shard's ranking as TREC lines (ranks from 0, as PyTerrier writes them), sorted by query then
-    rank, written whole (tmp + rename)."""
+    rank, written whole."""
     result = result.sort_values(["qid", "rank"], kind="stable")
     lines = [
         f"{q} Q0 {d} {int(r)} {float(s)!r} {tag}\n"
         for q, d, r, s in zip(result["qid"], result["docno"], result["rank"], result["score"])
     ]
-    tmp = path + f".tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf8") as f:
+    with atomic_file(path) as f:
         f.writelines(lines)
-    os.replace(tmp, path)
 
 
 def _merge(out: str, paths: list[str]) -> bool:
     """Concatenate the shards, in order, into ``out`` (written whole); False if a shard is missing."""
-    with path_lock(out):
+    with locked(out):
         if not all(os.path.exists(p) for p in paths):
             return False
-        tmp = out + f".tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf8") as dst:
+        with atomic_file(out) as dst:
             for p in paths:
                 with open(p, encoding="utf8") as src:
                     dst.write(src.read())
-        os.replace(tmp, out)
     return True
 
 

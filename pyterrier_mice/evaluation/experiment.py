@@ -16,6 +16,7 @@ import pandas as pd
 import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
+from ..files import atomic_path, write_json
 from ..rerankers.fusion import fuse_runs
 from .datasets import BeirFolder, IrdsCollection, dataset_path
 from .retrieval import bm25, corpus_key
@@ -127,8 +128,7 @@ def _record_name(path: str, name: str, what) -> None:
             info = json.load(f)
     if name not in info["names"]:
         info["names"].append(name)
-        with open(path, "w") as f:
-            json.dump(info, f, indent=1)
+        write_json(path, info)
 
 
 def checkpoint_fingerprint(path: str) -> str:
@@ -227,9 +227,8 @@ def rerank_experiment(
             if verbose:
                 print(f"[{ds.label}] running {name}: {len(ds.topics)} queries × BM25 top-{k}", flush=True)
             run = pipeline(ds.topics)
-            tmp = os.path.join(runs_dir, "partial-" + os.path.basename(path))
-            pt.io.write_results(run, tmp, format="trec")
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                pt.io.write_results(run, tmp, format="trec")
         _record_name(os.path.join(runs_dir, key + ".json"), name, what)
         runs.append(run)
     names = list(pipelines)

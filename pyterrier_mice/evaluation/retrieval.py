@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from .locks import path_lock
+from ..files import locked
 
 
 def corpus_key(collection) -> str:
@@ -62,7 +62,7 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     os.makedirs(work_dir, exist_ok=True)
     path = os.path.join(work_dir, f"bm25-{corpus_key(collection)}.pisa")
     index = PisaIndex(path, text_field="text")
-    with path_lock(path):  # two runs on one corpus: one builds, the other waits and reuses
+    with locked(path):  # two runs on one corpus: one builds, the other waits and reuses
         if not index.built():
             start = time.time()
             print(f"indexing {collection!r} with PISA (BM25) into {home_contracted(work_dir)} ...", end=" ", flush=True)

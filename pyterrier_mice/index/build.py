@@ -6,19 +6,15 @@ Index layer: imports only :mod:`pyterrier_mice.index` modules (never :mod:`.stor
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
 import os
 import shutil
-import tempfile
-import warnings
 from typing import Iterable, Iterator
 
-import filelock
 import numpy as np
 import pyterrier as pt
 import torch
 
+from ..files import Busy, locked, no_space_errno, recover_replaced, replaced_whole, write_json
 from .checksums import CHUNK_BYTES, ChecksumWriter
 from .encoder import DOCUMENT_ENCODER_MEMBERS, DocumentEncoder
 from .fingerprint import model_fingerprints, model_precision, tokenizer_fingerprint
@@ -39,44 +35,21 @@ from .layout import (
 )
 from .kinds import get_storage
 
+#: what ``pt.Artifact.load`` reads to open an index with this package
+PT_META = {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}
+
 
 @contextlib.contextmanager
 def build_lock(path: str, wait: bool | float):
     """Exclusive lock on ``<path>.lock`` for the duration of a build (``wait``: block, or seconds)."""
-    lock = filelock.FileLock(path + ".lock")
-    timeout = -1 if wait is True else (0 if wait is False else float(wait))
     try:
-        lock.acquire(timeout=timeout)
-    except filelock.Timeout:
+        with locked(path, wait, beside=True):
+            yield
+    except Busy:
         raise MiceIndexError(
             f"{path} is being built by another process (lock {path}.lock is held); wait for it "
             "to finish, pass wait=True to queue behind it, or build into another path"
         ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-#: errno values of a full disk (or a file-size limit): ENOSPC, EDQUOT, EFBIG
-NO_SPACE = (28, 122, 27)
-
-
-def no_space_errno(exc: BaseException) -> int | None:
-    """The errno of a write that failed for want of space (an ``OSError``, or a writer in another
-    language reporting ``(os error N)``, as safetensors does), else None."""
-    if isinstance(exc, OSError):
-        return exc.errno if exc.errno in NO_SPACE else None
-    import re
-
-    m = re.search(r"os error (\d+)", str(exc))
-    return int(m.group(1)) if m and int(m.group(1)) in NO_SPACE else None
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def launcher_shard() -> tuple[int, int] | None:
@@ -85,21 +58,7 @@ def launcher_shard() -> tuple[int, int] | None:
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
-def storage_keyword(storage: str, dtype: str | None) -> str:
-    """The storage kind, from ``storage=`` or the deprecated ``dtype=`` (which now means a model's
-    precision everywhere else)."""
-    if dtype is not None:
-        warnings.warn(
-            "the storage kind of an index is storage=...; dtype= is deprecated here (it is the model's "
-            "precision in the re-rankers)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return dtype
-    return storage
-
-
-class DocStateIndexer(pt.Indexer):
+class MiceIndexer(pt.Indexer):
     """Streams a corpus through a split re-ranker's document encoder and writes an index atomically.
 
     With ``shard=(rank, world_size)`` (``"auto"``: from ``torchrun``/``accelerate launch``'s
@@ -121,9 +80,7 @@ class DocStateIndexer(pt.Indexer):
         text_field=None,
         wait: bool | float = False,
         shard=None,
-        dtype=None,
     ):
-        storage = storage_keyword(storage, dtype)
         self.storage = get_storage(storage)
         if not isinstance(reranker, DocumentEncoder):
             missing = [n for n in DOCUMENT_ENCODER_MEMBERS if not hasattr(reranker, n)]
@@ -177,51 +134,32 @@ class DocStateIndexer(pt.Indexer):
                     if name not in (SHARDS,) and not name.endswith(".lock"):
                         full = os.path.join(root, name)
                         shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
-                for name, content in (
-                    (
-                        "pt_meta.json",
-                        {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"},
-                    ),
-                    (
-                        MANIFEST,
-                        {
-                            "format_version": FORMAT_VERSION,
-                            "world_size": world,
-                            "shards": [os.path.join(SHARDS, n) for n in names],
-                        },
-                    ),
-                ):
-                    with open(os.path.join(root, name + ".tmp"), "w") as f:
-                        json.dump(content, f, indent=1)
-                    os.replace(os.path.join(root, name + ".tmp"), os.path.join(root, name))
+                write_json(os.path.join(root, "pt_meta.json"), PT_META)
+                write_json(
+                    os.path.join(root, MANIFEST),
+                    {
+                        "format_version": FORMAT_VERSION,
+                        "world_size": world,
+                        "shards": [os.path.join(SHARDS, n) for n in names],
+                    },
+                )
 
     def _build(self, path: str, it: Iterable[dict]) -> None:
-        parent = os.path.dirname(path)
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with build_lock(path, self.wait):
+            recover_replaced(path)  # a build killed between its two renames left the previous index aside
             if os.path.exists(path) and not self.overwrite:
                 raise FileExistsError(f"{path} already exists (pass overwrite=True to rebuild)")
-            for stale in glob.glob(path + ".building-*"):  # left by builds that died (we hold the lock)
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + ".building-", dir=parent)
             try:
-                self._write(it, tmp)
-            except BaseException as e:
-                shutil.rmtree(tmp, ignore_errors=True)
+                with replaced_whole(path) as tmp:  # the previous index, if any, stays whole until this one is
+                    self._write(it, tmp)
+            except OSError as e:
                 if no_space_errno(e):
                     raise MiceIndexError(
-                        f"{path}: no space left to build the index ({os.strerror(no_space_errno(e))}); "
-                        "the previous index, if any, is intact"
+                        f"{path}: no space left to build the index ({e.strerror}); the previous "
+                        "index, if any, is intact"
                     ) from None
                 raise
-            old = None
-            if os.path.exists(path):
-                old = tempfile.mkdtemp(prefix=os.path.basename(path) + ".old-", dir=parent)
-                os.replace(path, os.path.join(old, "index"))
-            os.replace(tmp, path)
-            os.chmod(path, 0o777 & ~current_umask())  # mkdtemp made it 700: readable by others as the umask allows
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
 
     def _write(self, it: Iterable[dict], tmp: str) -> None:
         rr = self.reranker
@@ -280,8 +218,7 @@ class DocStateIndexer(pt.Indexer):
             with ChecksumWriter(os.path.join(tmp, name)) as w:
                 w.write(data)
                 checksums[name] = w.close()
-        with open(os.path.join(tmp, "pt_meta.json"), "w") as f:
-            json.dump({"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}, f)
+        write_json(os.path.join(tmp, "pt_meta.json"), PT_META)
         manifest = {
             "format_version": FORMAT_VERSION,
             "num_docs": len(docnos),
@@ -299,8 +236,7 @@ class DocStateIndexer(pt.Indexer):
             "text_field": self.text_field,
             "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},
         }
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=1)
+        write_json(os.path.join(tmp, MANIFEST), manifest)
 
 
 def _npy(arr: np.ndarray) -> bytes:

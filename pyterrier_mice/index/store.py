@@ -135,10 +135,10 @@ _SHARED_KEYS = (
 )
 
 
-class DocStateIndex(pt.Artifact, pt.Indexer):
+class MiceIndex(pt.Artifact, pt.Indexer):
     """Precomputed document states of a split re-ranker (MICE, ColBERT, PreTTR).
 
-    Build: ``DocStateIndex(path).indexer(reranker).index(corpus_iter)`` (sharded across
+    Build: ``MiceIndex(path).indexer(reranker).index(corpus_iter)`` (sharded across
     processes: see :meth:`indexer`). Use: ``MiceReranker.from_pretrained(name, index=path)``.
 
     ``verify`` chooses how stored bytes are checked against their checksums: ``"lazy"``
@@ -233,7 +233,7 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         self._load()
         return self._docnos
 
-    def verify(self) -> "DocStateIndex":
+    def verify(self) -> "MiceIndex":
         """Check every file of the index against its checksums (raises :class:`MiceIndexError`)."""
         self._load()
         for part in self.parts:
@@ -348,47 +348,15 @@ class DocStateIndex(pt.Artifact, pt.Indexer):
         return self.parts[i], row - int(self._first_row[i])
 
     # ------------------------------------------------------------------ building
-    def indexer(
-        self,
-        reranker,
-        *,
-        kv: bool = False,
-        storage: str = "fp16",
-        batch_size: int | None = None,
-        overwrite: bool = False,
-        verbose: bool = False,
-        text_field: str | None = None,
-        wait: bool | float = False,
-        shard=None,
-        dtype: str | None = None,
-    ):
-        """An indexer encoding documents with ``reranker`` (MICE, ColBERT or PreTTR re-ranker).
+    def indexer(self, reranker, **options):
+        """An indexer encoding documents with ``reranker`` (a MICE, ColBERT or split PreTTR re-ranker)
+        into this index; ``options`` are :class:`~pyterrier_mice.index.build.MiceIndexer`'s (``kv``,
+        ``storage``, ``batch_size``, ``overwrite``, ``verbose``, ``text_field``, ``wait``, ``shard``)."""
+        from .build import MiceIndexer
 
-        ``kv=True`` (MICE only) also stores each interaction layer's keys and values; ``storage``
-        is the storage kind (``fp32``, ``fp16``, ``int8``, ``int4``, ``pq``, ``pq1``; ``dtype=`` is its deprecated
-        name); ``text_field`` defaults to the re-ranker's; ``wait`` queues behind a build already running into
-        the same path (True, or seconds) instead of failing; ``shard=(rank, world_size)`` or ``"auto"`` (under
-        ``torchrun`` or ``accelerate launch``) builds this worker's shard of a sharded index.
-        """
-        from .build import DocStateIndexer, storage_keyword
+        return MiceIndexer(self, reranker, **options)
 
-        return DocStateIndexer(
-            self,
-            reranker,
-            kv=kv,
-            storage=storage_keyword(storage, dtype),
-            batch_size=batch_size,
-            overwrite=overwrite,
-            verbose=verbose,
-            text_field=text_field,
-            wait=wait,
-            shard=shard,
-        )
-
-    def index(self, it, reranker=None, **kwargs) -> "DocStateIndex":
+    def index(self, it, reranker=None, **kwargs) -> "MiceIndex":
         if reranker is None:
-            raise TypeError("DocStateIndex.index needs reranker=... (or use .indexer(reranker))")
+            raise TypeError("MiceIndex.index needs reranker=... (or use .indexer(reranker))")
         return self.indexer(reranker, **kwargs).index(it)
-
-
-MiceIndex = DocStateIndex

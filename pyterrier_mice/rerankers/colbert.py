@@ -16,7 +16,7 @@ class ColBERTReranker(SplitReranker):
 
     Lengths come from the model's config (``query_length``, ``doc_length``); the input form
     (standard ColBERT or the MICE authors' reference form) too. Document embeddings can be
-    precomputed in a :class:`~pyterrier_mice.DocStateIndex`.
+    precomputed in a :class:`~pyterrier_mice.MiceIndex`.
     """
 
     schematic = {"label": "ColBERT", "help_url": None}

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
+from ..files import write_json
+
 #: where a trained model keeps the fusion weight chosen on its validation queries
 FUSION_FILE = "fusion.json"
 #: the weights ``fit`` tries: 0, 0.05, …, 1
@@ -195,18 +197,11 @@ class ScoreFusion(pt.Estimator):
 
     def save(self, path: str) -> None:
         """Write the weight (and what ``fit`` measured) into ``path/fusion.json``."""
-        with open(os.path.join(path, FUSION_FILE), "w", encoding="utf8") as f:
-            json.dump(
-                self.fitted
-                or {
-                    "weight": self.weight,
-                    "normalise": self.normalise,
-                    "depth": self.depth,
-                    "measure": str(self.measure),
-                },
-                f,
-                indent=1,
-            )
+        write_json(
+            os.path.join(path, FUSION_FILE),
+            self.fitted
+            or {"weight": self.weight, "normalise": self.normalise, "depth": self.depth, "measure": str(self.measure)},
+        )
 
     def __repr__(self):
         return f"ScoreFusion({self.reranker!r}, weight={self.weight}, normalise={self.normalise!r})"

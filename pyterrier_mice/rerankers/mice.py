@@ -45,7 +45,7 @@ class MiceReranker(SplitReranker):
     backbone's position limit).
 
     In the padding-invariant ``[CLS]`` modes (``none``, ``mean``, ``attend``) each distinct
-    query and document of a frame is encoded once, and with ``index=DocStateIndex(...)``
+    query and document of a frame is encoded once, and with ``index=MiceIndex(...)``
     document states (or, for an index built with ``kv=True``, every interaction layer's
     keys/values) are read from disk instead of being computed.
 
@@ -81,7 +81,7 @@ class MiceReranker(SplitReranker):
         authors' checkpoints (converted in reference mode; tokenizer from its ``hf_id``; batches of
         64 candidates unless ``batch_size`` is given, as the paper scored them).
 
-        Pass ``index=DocStateIndex(path)`` (or a path) to read document states from a precomputed index.
+        Pass ``index=MiceIndex(path)`` (or a path) to read document states from a precomputed index.
         """
         from ..loaders.authors import find_authors_checkpoint, load_authors_mice
         from ..models.checkpoints import check_model_kind

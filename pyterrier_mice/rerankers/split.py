@@ -132,7 +132,7 @@ class SplitReranker(Reranker):
 
     :class:`SplitReranker` encodes each distinct query of a frame once and each distinct document
     once, processes documents ``batch_size`` at a time (longest first), scores every pair that uses
-    them right away, and reads document states from a :class:`~pyterrier_mice.DocStateIndex`
+    them right away, and reads document states from a :class:`~pyterrier_mice.MiceIndex`
     when one is given (falling back to encoding for documents it does not hold).
 
     Subclasses implement the hooks ``query_sequences``, ``doc_sequences``, ``encode_queries``,
@@ -143,9 +143,9 @@ class SplitReranker(Reranker):
         super().__init__(model, tokenizer, **kwargs)
         self._inputs = InputBuilder(tokenizer)
         if isinstance(index, (str, os.PathLike)):
-            from ..index import DocStateIndex
+            from ..index import MiceIndex
 
-            index = DocStateIndex(index)
+            index = MiceIndex(index)
         self.index = index
         self.read_buffer = ReadBuffer()  # reused by the reads from the index (see ReadBuffer)
         self.last_stats: dict[str, int] = {}

@@ -13,6 +13,8 @@ import os
 import numpy as np
 import pyterrier as pt
 
+from ..files import locked, save_npy, write_text
+
 CHUNK = 256
 
 
@@ -43,10 +45,8 @@ def teacher_scores(
     os.makedirs(cache_dir, exist_ok=True)
     final = os.path.join(cache_dir, f"teacher-{key}.npy")
     if not os.path.exists(final):
-        from ..evaluation.locks import path_lock
-
         # two runs needing the same pairs at once (variants of one comparison): one scores, the other waits
-        with path_lock(final):
+        with locked(final):
             if not os.path.exists(final):
                 _score_into(final, teacher, queries, docs, verbose)
                 return np.load(final)
@@ -73,9 +73,7 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
             end = min(n, done + CHUNK)
             scores[done:end] = teacher.score_pairs(queries[done:end], docs[done:end])
             scores.flush()
-            with open(done_file + ".tmp", "w") as f:
-                f.write(str(end))
-            os.replace(done_file + ".tmp", done_file)
+            write_text(done_file, str(end))
             if progress is not None:
                 progress.update(end - done)
             done = end
@@ -83,7 +81,6 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
         progress.close()
     result = np.array(scores)
     del scores
-    np.save(final[:-4] + ".tmp.npy", result)
-    os.replace(final[:-4] + ".tmp.npy", final)
+    save_npy(final, result)
     os.remove(partial)
     os.remove(done_file)

@@ -5,7 +5,6 @@ Training layer: imports training modules."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -21,7 +20,7 @@ from accelerate.state import AcceleratorState
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from ..index.build import current_umask, no_space_errno
+from ..files import BUILDING, OLD, recover_replaced, remove_whole, replaced_whole, write_json
 from ..rerankers.fusion import FUSION_FILE, choose_weight, with_first_stage
 from .config import ConfigError, TrainConfig
 from .data import GroupData
@@ -104,9 +103,7 @@ class Trainer:
                 model.save_pretrained(tmp)
                 rr.tokenizer.save_pretrained(tmp)
                 if self.fusion is not None and self.fusion["step"] == self.step:
-                    with open(os.path.join(tmp, FUSION_FILE), "w", encoding="utf8") as f:
-                        json.dump(self.fusion, f, indent=1)
-                readable_as_umask_allows(tmp)
+                    write_json(os.path.join(tmp, FUSION_FILE), self.fusion)
         return path
 
     def check_config(self, resume_anyway: bool = False) -> None:
@@ -121,19 +118,15 @@ class Trainer:
         with replaced_whole(path, main=self.accelerator.is_main_process) as tmp:
             self.accelerator.save_state(tmp)
             if self.accelerator.is_main_process:
-                with open(os.path.join(tmp, "trainer.json"), "w") as f:
-                    json.dump({"step": self.step, "best": self.best, "history": self.history}, f)
+                write_json(os.path.join(tmp, STATE_FILE), self._state())
 
     def resume(self) -> bool:
         path = self._path("checkpoint")
-        if not os.path.exists(os.path.join(path, "trainer.json")) and os.path.exists(
-            os.path.join(path + OLD, "trainer.json")
-        ):  # killed between the two renames of a save
-            os.replace(path + OLD, path)
-        if not os.path.exists(os.path.join(path, "trainer.json")):
+        recover_replaced(path)  # killed between the two renames of a save
+        if not os.path.exists(os.path.join(path, STATE_FILE)):
             return False
         self.accelerator.load_state(path)
-        with open(os.path.join(path, "trainer.json")) as f:
+        with open(os.path.join(path, STATE_FILE)) as f:
             state = json.load(f)
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
         # the schedule follows this config (lr, warmup, steps), also when resuming under a changed one
@@ -158,16 +151,15 @@ class Trainer:
         ``keep_checkpoint``."""
         if not self.accelerator.is_main_process:
             return
-        tmp = self._path(STATE_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf8") as f:
-            json.dump({"step": self.step, "best": self.best, "history": self.history}, f)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, self._path(STATE_FILE))
+        write_json(self._path(STATE_FILE), self._state())
         if self.cfg.keep_checkpoint:
             self.save_checkpoint()
         else:
-            for name in ("checkpoint", "checkpoint" + OLD, "checkpoint" + NEW):
-                shutil.rmtree(self._path(name), ignore_errors=True)
+            for name in ("checkpoint", "checkpoint" + OLD, "checkpoint" + BUILDING):
+                remove_whole(self._path(name))
+
+    def _state(self) -> dict:
+        return {"step": self.step, "best": self.best, "history": self.history}
 
     def finished_state(self) -> dict | None:
         """The state of a run that finished in ``output_dir`` under this config (None when there is
@@ -303,48 +295,6 @@ class Trainer:
         return {"step": self.step, "best": self.best, "history": self.history}
 
 
-#: suffixes of a folder being written (replaced_whole) and of the one it replaces
-NEW, OLD = ".new", ".old"
-
-
-def readable_as_umask_allows(folder: str) -> None:
-    """Give ``folder`` and its files the modes the umask allows (some writers, such as safetensors',
-    create files readable by their owner only)."""
-    mask = current_umask()
-    os.chmod(folder, 0o777 & ~mask)
-    for name in os.listdir(folder):
-        full = os.path.join(folder, name)
-        os.chmod(full, (0o777 if os.path.isdir(full) else 0o666) & ~mask)
-
-
-@contextlib.contextmanager
-def replaced_whole(path: str, main: bool = True):
-    """Write a folder whole or not at all: the caller writes into ``path.new``, which then replaces
-    ``path`` (the old one renamed aside, then removed). On a failure ``path`` is left as it was; a full
-    disk becomes one :class:`OSError` line naming the folder and saying "no space"."""
-    tmp = path + NEW
-    if main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-    try:
-        yield tmp
-    except BaseException as e:
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-        errno = no_space_errno(e)
-        if errno:
-            raise OSError(
-                errno, f"{path}: no space left to save it ({os.strerror(errno)}); the previous one, if any, is intact"
-            ) from None
-        raise
-    if main:
-        if os.path.exists(path):
-            shutil.rmtree(path + OLD, ignore_errors=True)
-            os.replace(path, path + OLD)
-        os.replace(tmp, path)
-        shutil.rmtree(path + OLD, ignore_errors=True)
-
-
 def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     """Write the resolved config into ``cfg.output_dir``; a run already there under another config
     is refused with the difference (unless ``resume_anyway``, which continues it under the new one).
@@ -352,9 +302,7 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
     resume, so its config does not refuse a corrected command."""
     path = os.path.join(cfg.output_dir, CONFIG_FILE)
     current = cfg.to_dict()
-    started = any(
-        os.path.exists(os.path.join(cfg.output_dir, *p)) for p in (("checkpoint", "trainer.json"), ("final",))
-    )
+    started = any(os.path.exists(os.path.join(cfg.output_dir, *p)) for p in (("checkpoint", STATE_FILE), ("final",)))
     if os.path.exists(path) and started:
         with open(path, encoding="utf8") as f:
             saved = json.load(f)
@@ -374,8 +322,7 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
             "against this config; pass --overwrite or --resume-anyway"
         )
     os.makedirs(cfg.output_dir, exist_ok=True)
-    with open(path, "w", encoding="utf8") as f:
-        json.dump(current, f, indent=1)
+    write_json(path, current)
 
 
 def read_saved_config(saved: dict) -> dict:
