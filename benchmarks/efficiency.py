@@ -194,7 +194,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
             batch_size=docs,
             max_length=512,
             device=device,
-            dtype=dtype,
+            precision=dtype,
         )
     if system.startswith("colbert"):
         path = os.path.join(workdir, "colbert")
@@ -202,11 +202,11 @@ def build(system, workdir, docs, device="cpu", dtype=None):
             ColBERTModel.from_pretrained(path)
             if os.path.exists(path)
             else ColBERTModel.from_encoder(  # ColBERT's own input form: PyLate's scores equal it
-                minilm_l12_encoder(), tok, query_length=32, doc_length=512, input_form="standard"
+                minilm_l12_encoder(), tok, query_max_length=32, doc_max_length=512, input_form="standard"
             )
         )
         index = MiceIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
-        return ColBERTReranker(model, tok, batch_size=docs, device=device, dtype=dtype, index=index)
+        return ColBERTReranker(model, tok, batch_size=docs, device=device, precision=dtype, index=index)
     form = mice_form(system)
     path = os.path.join(workdir, form)
     _, options, first, k, layers = MICE_FORMS[form]
@@ -218,7 +218,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
     index = None
     if system != form:
         index = MiceIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if system.endswith("kv") else "")))
-    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, dtype=dtype, index=index)
+    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, precision=dtype, index=index)
 
 
 def prepare(workdir, docs, systems):

@@ -66,7 +66,7 @@ def save_colbert(model, tokenizer, folder: str) -> None:
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
         ],
-        "sentence_bert_config.json": {"max_seq_length": cfg.doc_length, "do_lower_case": False},
+        "sentence_bert_config.json": {"max_seq_length": cfg.doc_max_length, "do_lower_case": False},
         "1_Dense/config.json": {
             "in_features": weight.shape[1],
             "out_features": weight.shape[0],
@@ -80,8 +80,8 @@ def save_colbert(model, tokenizer, folder: str) -> None:
             "similarity_fn_name": "MaxSim",
             "query_prefix": cfg.query_marker,
             "document_prefix": cfg.doc_marker,
-            "query_length": cfg.query_length,
-            "document_length": cfg.doc_length,
+            "query_length": cfg.query_max_length,
+            "document_length": cfg.doc_max_length,
             "attend_to_expansion_tokens": cfg.input_form == "standard",
             "skiplist_words": [],  # this package's ColBERT scores every document token (PyLate: punctuation skipped)
             "do_query_expansion": True,

@@ -38,9 +38,7 @@ def main(argv=None):
     ap.add_argument("--split", default="test")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--kv", action="store_true", help="index with each interaction layer's keys/values")
-    ap.add_argument(
-        "--storage", default="fp16", help="index storage kind"
-    )
+    ap.add_argument("--storage", default="fp16", help="index storage kind")
     ap.add_argument("--model", help="a MICE checkpoint (default: random MICE-ℓ4+3, MiniLM-L12 shape)")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())

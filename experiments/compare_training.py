@@ -30,7 +30,8 @@ import numpy as np
 
 from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
 from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, saved_fusions, system_identity
-from pyterrier_mice.training import TrainConfig, build_reranker, load_reranker, run
+from pyterrier_mice import load_reranker
+from pyterrier_mice.training import TrainConfig, build_reranker, run
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:

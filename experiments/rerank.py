@@ -60,7 +60,7 @@ def short_name(path: str) -> str:
 def systems_for(args) -> tuple[dict, dict]:
     """name → (re-ranker, what identifies it) for every ``--model`` × ``--policy``, and name → its
     checkpoint; the repetitions of ``NAME=PATH,PATH`` are named ``NAME#1``, ``NAME#2``, …"""
-    common = dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    common = dict(batch_size=args.batch_size, device=args.device, precision=args.precision)
     checkpoints = {}
     lengths = {
         k: getattr(args, k)
@@ -75,7 +75,7 @@ def systems_for(args) -> tuple[dict, dict]:
             kind = AutoConfig.from_pretrained(path).model_type
             suffix = f"#{rep}" if len(paths) > 1 else ""
             cls = reranker_class_of(path)
-            own = {k: v for k, v in lengths.items() if k != "max_length" or cls is CrossEncoderReranker}
+            own = {k: v for k, v in lengths.items() if k in cls.length_options}
             if cls is not CrossEncoderReranker or kind == PreTTRModel.config_class.model_type:
                 rr = load_reranker(path, **common, **own)
                 what = "bi-encoder" if cls is BiEncoderReranker else kind.replace("mice_", "").upper()
@@ -133,7 +133,7 @@ def main(argv=None):
     ap.add_argument("--baseline", default="BM25", help="system the ↑/↓ tests compare with")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--precision", default=None, help="what the models compute in (fp16, bf16 on CUDA; default fp32)")
     ap.add_argument("--max-length", type=int, help="cross-encoder pair length (default: as trained, else the model's)")
     ap.add_argument("--query-max-length", type=int, help="MICE query length (default: as trained)")
     ap.add_argument("--doc-max-length", type=int, help="MICE document length (default: as trained)")

@@ -60,7 +60,7 @@ def colbert(kind, form):
         torch.manual_seed(0)
         _save(
             ColBERTModel.from_encoder(
-                tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40, input_form=form
+                tiny_encoder(kind), tokenizer, dim=16, query_max_length=12, doc_max_length=40, input_form=form
             ),
             tokenizer,
             path,

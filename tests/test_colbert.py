@@ -14,7 +14,7 @@ from conftest import DOCS, QUERIES, tiny_encoder
 def _reranker(tokenizer, tmp_path, form="standard", kind="bert"):
     torch.manual_seed(0)
     model = ColBERTModel.from_encoder(
-        tiny_encoder(kind), tokenizer, dim=16, query_length=12, doc_length=40, input_form=form
+        tiny_encoder(kind), tokenizer, dim=16, query_max_length=12, doc_max_length=40, input_form=form
     )
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
@@ -37,24 +37,24 @@ def test_scores_equal_direct_maxsim(form, kind, tokenizer, tmp_path):
         dids = tok(" ".join(DOCS[d]), add_special_tokens=False)["input_ids"]
         if form == "standard":
             qseq = [tok.cls_token_id, cfg.query_marker_id] + qids + [tok.sep_token_id]
-            qseq += [tok.mask_token_id] * (cfg.query_length - len(qseq))
-            qmask = [1] * cfg.query_length
+            qseq += [tok.mask_token_id] * (cfg.query_max_length - len(qseq))
+            qmask = [1] * cfg.query_max_length
             dseq = [tok.cls_token_id, cfg.doc_marker_id] + dids + [tok.sep_token_id]
         else:
             qseq = [tok.cls_token_id] + qids + [tok.sep_token_id]
-            qmask = [1] * len(qseq) + [0] * (cfg.query_length - len(qseq))
-            qseq += [tok.mask_token_id] * (cfg.query_length - len(qseq))  # PyLate pads with [MASK]
+            qmask = [1] * len(qseq) + [0] * (cfg.query_max_length - len(qseq))
+            qseq += [tok.mask_token_id] * (cfg.query_max_length - len(qseq))  # PyLate pads with [MASK]
             dseq = [tok.cls_token_id] + dids + [tok.sep_token_id]
         with torch.no_grad():
             qe = rr.model.encode(torch.tensor([qseq]), torch.tensor([qmask]))[0]
             de = rr.model.encode(torch.tensor([dseq]), torch.ones(1, len(dseq), dtype=torch.long))[0]
         assert torch.allclose(qe.norm(dim=-1), torch.ones(len(qseq)), atol=1e-5)
-        direct = sum(max(float(qe[i] @ de[j]) for j in range(len(dseq))) for i in range(cfg.query_length))
+        direct = sum(max(float(qe[i] @ de[j]) for j in range(len(dseq))) for i in range(cfg.query_max_length))
         assert abs(score - direct) < 1e-4
 
 
 def test_reference_query_ids_are_padded_with_mask(tokenizer, tmp_path):
-    """The reference form pads a query to query_length with [MASK] ids under attention mask 0 (PyLate)."""
+    """The reference form pads a query to query_max_length with [MASK] ids under attention mask 0 (PyLate)."""
     rr = _reranker(tokenizer, tmp_path, "reference")
     seqs = rr.query_sequences(["heat flow"])
     seen = {}
@@ -71,7 +71,7 @@ def test_reference_query_ids_are_padded_with_mask(tokenizer, tmp_path):
         *tokenizer("heat flow", add_special_tokens=False)["input_ids"],
         tokenizer.sep_token_id,
     ]
-    n = rr.query_length
+    n = rr.query_max_length
     assert seen["ids"][0].tolist() == body + [tokenizer.mask_token_id] * (n - len(body))
     assert seen["mask"][0].tolist() == [1] * len(body) + [0] * (n - len(body))
     assert tokenizer.mask_token_id != tokenizer.pad_token_id

@@ -62,7 +62,7 @@ def test_the_device_is_there():
 @pytest.mark.parametrize("name", sorted(SYSTEMS))
 def test_every_reranker_on_the_device_scores_as_fp32_on_cpu(name, dtype, tokenizer, root):
     ref = SYSTEMS[name](tokenizer, root, device="cpu")(_frame()).set_index(["qid", "docno"])["score"]
-    got = SYSTEMS[name](tokenizer, root, device=DEVICE, dtype=dtype)(_frame()).set_index(["qid", "docno"])["score"]
+    got = SYSTEMS[name](tokenizer, root, device=DEVICE, precision=dtype)(_frame()).set_index(["qid", "docno"])["score"]
     assert got.notna().all()
     scale = max(1.0, float(ref.abs().max()))
     np.testing.assert_allclose(got.loc[ref.index], ref, rtol=0, atol=TOLERANCE[dtype] * scale)
@@ -83,7 +83,8 @@ def test_an_index_built_on_the_device_serves_a_cpu_reranker(kv, tokenizer, root,
 
 @pytest.mark.parametrize("model_type", ["cross-encoder", "mice"])
 def test_training_steps_on_the_device_in_bf16(model_type, tokenizer, tmp_path):
-    from pyterrier_mice.training import Group, GroupData, TrainConfig, Trainer, build_reranker, load_reranker
+    from pyterrier_mice import load_reranker
+    from pyterrier_mice.training import Group, GroupData, TrainConfig, Trainer, build_reranker
 
     small = {"cross-encoder": {}, "mice": {"first_interaction_layer": 2, "interaction_layers": 1}}[model_type]
     cfg = TrainConfig.from_dict(

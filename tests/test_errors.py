@@ -104,13 +104,13 @@ def test_cross_encoder_length_out_of_range(folders, max_length):
         CrossEncoderReranker.from_pretrained(folders["hf"], max_length=max_length)
 
 
-def test_a_base_encoder_as_a_reranker_warns(tokenizer, tmp_path):
+def test_a_base_encoder_as_a_reranker_is_refused(tokenizer, tmp_path):
     from transformers import AutoModel
 
     base = AutoModel.from_config(tiny_encoder("bert").config)  # no classification head
     base.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with pytest.warns(UserWarning, match="no classification head.*scores mean nothing until it is trained"):
+    with pytest.raises(ValueError, match="no classification head.*a randomly initialised head would score it"):
         CrossEncoderReranker.from_pretrained(str(tmp_path))
 
 

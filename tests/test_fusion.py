@@ -69,7 +69,7 @@ def test_fused_scores_do_not_depend_on_the_depth_of_the_first_stage():
         fusion = ScoreFusion(FixedScores(scores), weight=0.4, normalise=how)
         a, b = fusion(shallow).set_index(["qid", "docno"])["score"], fusion(deep).set_index(["qid", "docno"])["score"]
         assert np.allclose(a, b.loc[a.index], rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="depth=1 must be ≥ 2"):
+    with pytest.raises(ValueError, match="depth=1 must be an integer ≥ 2"):
         ScoreFusion(FixedScores(scores), depth=1)
 
 
@@ -87,7 +87,8 @@ def test_the_weight_is_chosen_on_validation_queries_only():
     assert fusion.weight < 0.5 and fusion.fitted["queries"] == 3
     assert fusion.fitted["value"] == 1.0 and fusion.fitted["reranker_alone"] < 1.0
     # the test queries would have chosen the re-ranker: what was fitted did not look at them
-    assert weight_curve(test["score"], -test["score"], test, qrels, "nDCG@10")[1.0] == 1.0
+    scored = test.assign(first_score=test["score"], score=-test["score"], first_order=test.groupby("qid").cumcount())
+    assert weight_curve(scored, qrels, "nDCG@10")[1.0] == 1.0
     # in a pipeline, fit receives the first stage's results for the queries given (PyTerrier's Estimator)
     first = pt.Transformer.from_df(frame)
     pipeline = first >> ScoreFusion(FixedScores(rerank))
@@ -97,7 +98,7 @@ def test_the_weight_is_chosen_on_validation_queries_only():
 
 def test_bad_input_is_one_clear_line(tmp_path):
     frame, scores = _frame()
-    with pytest.raises(ValueError, match="no 'score' column.*bm25 % 100 >> pt.text.get_text"):
+    with pytest.raises(ValueError, match="lacks \\['score'\\].*bm25 % 100 >> pt.text.get_text"):
         ScoreFusion(FixedScores(scores))(frame.drop(columns=["score"]))
     with pytest.raises(ValueError, match="weight=1.5 must be between 0"):
         ScoreFusion(FixedScores(scores), weight=1.5)

@@ -93,7 +93,7 @@ def test_truncated_and_corrupt_files(mice_path, tmp_path):
 
 def test_bad_corpus_input(mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path)
-    with pytest.raises(ValueError, match="duplicate docno 'd1'"):
+    with pytest.raises(ValueError, match="docno 'd1' is in the corpus twice"):
         MiceIndex(str(tmp_path / "a")).indexer(fly).index(corpus() + corpus()[:1])
     with pytest.raises(KeyError, match="'text'"):
         MiceIndex(str(tmp_path / "b")).indexer(fly).index([{"docno": "x"}])
@@ -227,11 +227,11 @@ def test_cli_verify(mice_path, tmp_path, capsys):
 def test_bf16_reranker_uses_an_fp32_built_index(mice_path, other_mice_path, tmp_path):
     fly = MiceReranker.from_pretrained(mice_path)
     idx = MiceIndex(str(tmp_path / "idx")).indexer(fly, storage="fp32").index(corpus())
-    rr = MiceReranker.from_pretrained(mice_path, index=idx, dtype="bf16")
+    rr = MiceReranker.from_pretrained(mice_path, index=idx, precision="bf16")
     assert rr.last_stats == {} and np.isfinite(rr(frame())["score"]).all()
     assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
     with pytest.raises(MiceIndexError, match="different model.*built by a float32 model.*runs in bfloat16"):
-        MiceReranker.from_pretrained(other_mice_path, index=idx, dtype="bf16")
+        MiceReranker.from_pretrained(other_mice_path, index=idx, precision="bf16")
 
 
 def test_indexer_inherits_the_rerankers_text_field(mice_path, tmp_path):

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from pyterrier_mice import MiceIndex, MiceModel, MiceReranker
-from pyterrier_mice.loaders.authors import AuthorsCheckpointError, convert_state_dict
-from pyterrier_mice.loaders.authors_weights import _target_name
+from pyterrier_mice.models.mice.authors import AuthorsCheckpointError, convert_state_dict
+from pyterrier_mice.models.mice.authors import target_name
 from pyterrier_mice.models.mice import MiceConfig
 
 from authors_mice_v2 import authors_model, save_hub_folder
@@ -123,7 +123,7 @@ def test_gradients_equal_the_authors(kind, combo, tokenizer, tmp_path):
     weights = torch.tensor([1.0, -2.0, 0.5, 3.0])
     (authors(*q, *d) * weights).sum().backward()
     (ours(*q, *d).logits[:, 0] * weights).sum().backward()
-    theirs = {_target_name(k, kind): p for k, p in authors.named_parameters()}
+    theirs = {target_name(k, kind): p for k, p in authors.named_parameters()}
     compared = 0
     for name, p in ours.named_parameters():
         if name.endswith("cross.Wqkv.weight"):  # ModernBERT: our Wqkv stacks their q_proj/k_proj/v_proj
@@ -197,9 +197,9 @@ def test_index_equals_on_the_fly(kind, combo, tokenizer, tmp_path):
 
 def test_reference_mode_reranker_reproduces_their_batches(kind, tokenizer, tmp_path):
     """[CLS] blocked (their uniform row over the padded document batch): each query's candidates are
-    scored in consecutive batches of batch_size, as they evaluate."""
+    scored in consecutive batches of reference_batch rows, as they evaluate."""
     authors, folder = _authors(kind, tokenizer, tmp_path, "[CLS] blocked")
-    rr = MiceReranker.from_pretrained(folder, batch_size=3)
+    rr = MiceReranker.from_pretrained(folder, reference_batch=3)
     assert not rr.model.config.padding_invariant
     docnos = ["d1", "d5", "d3", "d12", "d6", "d4", "d9"]
     got = rr(_frame(["1", "3"], docnos)).set_index(["qid", "docno"])["score"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyterrier_mice import MiceIndex, MiceModel, MiceReranker
-from pyterrier_mice.loaders.authors import AuthorsCheckpointError, convert_state_dict
+from pyterrier_mice.models.mice.authors import AuthorsCheckpointError, convert_state_dict
 from pyterrier_mice.models.mice import MiceConfig
 from pyterrier_mice.models.mice import masks as mice_masks
 
@@ -58,9 +58,9 @@ def test_converted_checkpoint_scores_like_the_authors_model(converted, tokenizer
 def _authors_name(ours_name, authors):
     """Our parameter name → the authors' (None for ModernBERT's stacked cross-attention Wqkv)."""
     for key in authors.state_dict():
-        from pyterrier_mice.loaders.authors import _target_name
+        from pyterrier_mice.models.mice.authors import target_name
 
-        if _target_name(key, "bert" if hasattr(authors, "pooler") else "modernbert") == ours_name:
+        if target_name(key, "bert" if hasattr(authors, "pooler") else "modernbert") == ours_name:
             return key
     return None
 
@@ -147,9 +147,10 @@ def _frame(qids, docnos):
 
 
 def test_reranker_reproduces_the_authors_batching(converted, tokenizer):
-    """Reference mode: each query's candidates in consecutive batches of batch_size (frame order), padded."""
+    """Reference mode: each query's candidates in consecutive batches of reference_batch rows (frame
+    order), padded; batch_size (how many sequences a forward pass holds) changes nothing."""
     authors, _, folder = converted
-    rr = MiceReranker.from_pretrained(folder, batch_size=3)
+    rr = MiceReranker.from_pretrained(folder, reference_batch=3, batch_size=2)
     docnos = ["d1", "d5", "d3", "d12", "d6", "d4", "d9"]
     frame = _frame(["1", "3"], docnos)
     got = rr(frame).set_index(["qid", "docno"])["score"]
@@ -166,7 +167,7 @@ def test_reranker_reproduces_the_authors_batching(converted, tokenizer):
 
 def test_authors_checkpoint_defaults_to_the_papers_batches(converted):
     _, _, folder = converted
-    assert MiceReranker.from_pretrained(folder).batch_size == 64
+    assert MiceReranker.from_pretrained(folder).reference_batch == 64
 
 
 def test_reference_mode_refuses_an_index(converted, tmp_path):

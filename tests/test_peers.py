@@ -57,8 +57,8 @@ def test_pylate_colbert_scores_as_ours(minilm_tokenizer, tmp_path):
         tiny_encoder(vocab_size=minilm_tokenizer.vocab_size),
         minilm_tokenizer,
         dim=16,
-        query_length=12,
-        doc_length=24,
+        query_max_length=12,
+        doc_max_length=24,
         input_form="standard",
     )
     frame = _frame()

@@ -10,7 +10,7 @@ import torch
 from pyterrier_mice import MaskedCrossEncoderModel, MiceModel
 
 from authors_mice import authors_model, save_checkpoint
-from test_bi_encoder import _tiny_sentence_transformer
+from test_bi_encoder import _tiny
 from authors_mice_v2 import authors_model as newer_model, save_hub_folder
 from conftest import tiny_encoder
 
@@ -61,8 +61,7 @@ def test_readme_python_snippets_run(beir_folder, tokenizer, tmp_path, monkeypatc
         str(tmp_path / "hf"),
         tokenizer,
     )
-    bi_encoder = _tiny_sentence_transformer(tmp_path / "bi")
-    tokenizer.save_pretrained(bi_encoder)
+    bi_encoder = _tiny(tmp_path / "bi", tokenizer)
     stand_ins = {
         '"irds:beir/scifact/test"': repr(beir_folder),
         '"irds:beir/scifact/train"': repr(beir_folder),

@@ -65,12 +65,18 @@ def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsy
         ("lr=0.5", "lr: 0.0001 → 0.5"),
         ("loss=bce", "loss: 'infonce' → 'bce'"),
         ("steps=8", "steps: 2 → 8"),
-        ("model.type=cross-encoder", "model.type: 'mice' → 'cross-encoder'"),
+        ("model.interaction_layers=1", "model.mice.interaction_layers: 2 → 1"),
     ]:
         capsys.readouterr()
         assert main(["train", path, "--set", change]) == 2
         err = capsys.readouterr().err
         assert shown in err and "--overwrite" in err and "--resume-anyway" in err and "Traceback" not in err
+    # another family's options do not carry over: the keys that are not its options are named
+    capsys.readouterr()
+    assert main(["train", path, "--set", "model.type=cross-encoder"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) in 'model': ['first_interaction_layer', 'interaction_layers']" in err
+    assert "cross-encoder's options: ['policy']" in err and len(err.strip().splitlines()) == 1
     # a finished run's resumable checkpoint is removed at its end: it cannot be continued, and says so
     assert not os.path.exists(tmp_path / "out" / "checkpoint")
     capsys.readouterr()
@@ -83,7 +89,7 @@ def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsy
     state = json.load(open(tmp_path / "out" / "checkpoint" / "trainer.json"))
     assert state["step"] == 4 and [h["step"] for h in state["history"]] == [1, 2, 3, 4]
     assert state["history"][2]["lr"] == pytest.approx(1e-4 * 1 / 4) and state["history"][3]["lr"] == 0
-    assert main(["train", path, "--set", "model.type=cross-encoder", "--overwrite"]) == 0
+    assert main(["train", path, "--set", "model.interaction_layers=1", "--overwrite"]) == 0
 
 
 def test_resume_accepts_a_config_written_before_an_option_existed(tokenizer, beir_folder, tmp_path, capsys):
@@ -94,7 +100,7 @@ def test_resume_accepts_a_config_written_before_an_option_existed(tokenizer, bei
     path = _cli_config(tmp_path, tokenizer, beir_folder)
     assert main(["train", path]) == 0
     saved = json.load(open(tmp_path / "out" / CONFIG_FILE))
-    del saved["model"]["mice"]["query_reads_cls"], saved["model"]["doc_position_offset"]
+    del saved["model"]["mice"]["query_reads_cls"], saved["model"]["mice"]["doc_position_offset"]
     json.dump(saved, open(tmp_path / "out" / CONFIG_FILE, "w"))
     assert main(["train", path]) == 0
     assert main(["train", path, "--set", "model.query_reads_cls=true"]) == 2

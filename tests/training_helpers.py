@@ -15,7 +15,7 @@ from conftest import tiny_encoder
 SMALL = {
     "cross-encoder": {},
     "mice": {"first_interaction_layer": 2, "interaction_layers": 1},
-    "colbert": {"dim": 16, "query_length": 8, "doc_length": 32},
+    "colbert": {"dim": 16, "query_max_length": 8, "doc_max_length": 32},
     "prettr": {"split_layer": 2},
 }
 

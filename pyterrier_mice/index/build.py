@@ -6,6 +6,7 @@ Index layer: imports only :mod:`pyterrier_mice.index` modules (never :mod:`.stor
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from typing import Iterable, Iterator
@@ -31,6 +32,8 @@ from .layout import (
     TEXTS,
     TOKENS,
     MiceIndexError,
+    decode_docnos,
+    encode_docnos,
     text_hash,
 )
 from .kinds import get_storage
@@ -56,6 +59,29 @@ def launcher_shard() -> tuple[int, int] | None:
     """``(rank, world_size)`` from the environment of ``torchrun`` / ``accelerate launch``, or None."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
+
+
+class EmptyCorpus(ValueError):
+    """A build given no documents."""
+
+
+def check_distinct_docnos(root: str, shards: list[str]) -> None:
+    """Refuse to complete a sharded index in which a docno is stored by two shards (the corpus iterator
+    gave it twice): it would never open."""
+    seen: dict[str, str] = {}
+    for name in shards:
+        folder = os.path.join(root, SHARDS, name)
+        with open(os.path.join(folder, MANIFEST), encoding="utf8") as f:
+            n = json.load(f)["num_docs"]
+        with open(os.path.join(folder, DOCNOS), "rb") as f:
+            for docno in decode_docnos(f.read(), n):
+                if docno in seen:
+                    raise MiceIndexError(
+                        f"{root}: docno {docno!r} is in shard {seen[docno]} and shard {name}: the corpus holds it "
+                        "twice, so the index is not completed; drop the duplicates and build it again "
+                        "(overwrite=True)"
+                    )
+                seen[docno] = name
 
 
 class MiceIndexer(pt.Indexer):
@@ -126,10 +152,17 @@ class MiceIndexer(pt.Indexer):
         if os.path.exists(os.path.join(root, MANIFEST)) and not self.overwrite:
             raise FileExistsError(f"{root} already exists (pass overwrite=True to rebuild)")
         mine = (d for i, d in enumerate(it) if i % world == rank)
-        self._build(os.path.join(root, SHARDS, f"{rank:05d}"), mine)
+        try:
+            self._build(os.path.join(root, SHARDS, f"{rank:05d}"), mine)
+        except EmptyCorpus:
+            raise MiceIndexError(
+                f"{root}: shard {rank} of {world} got no documents (each worker builds every {world}th document "
+                f"from its rank on, and the corpus holds fewer than {world}); build it with fewer workers"
+            ) from None
         with build_lock(root, True):  # the last shard to finish makes the index whole
             names = [f"{r:05d}" for r in range(world)]
             if all(os.path.exists(os.path.join(root, SHARDS, n, MANIFEST)) for n in names):
+                check_distinct_docnos(root, names)
                 for name in os.listdir(root):  # what a previous unsharded index left at the root
                     if name not in (SHARDS,) and not name.endswith(".lock"):
                         full = os.path.join(root, name)
@@ -178,11 +211,16 @@ class MiceIndexer(pt.Indexer):
                             f"indexing needs 'docno' and {self.text_field!r} in every document; got "
                             f"{list(d)} (pass text_field= to the indexer)"
                         )
-                    if d["docno"] in seen:
-                        raise ValueError(f"duplicate docno {d['docno']!r} while indexing")
-                    if "\n" in str(d["docno"]):
-                        raise ValueError(f"docno {d['docno']!r} contains a newline")
-                    seen.add(d["docno"])
+                    docno = str(d["docno"])  # what the index stores, and what re-rankers look up
+                    if docno in seen:
+                        same = "" if docno == d["docno"] else f" (as the string {docno!r})"
+                        raise ValueError(
+                            f"docno {d['docno']!r}{same} is in the corpus twice: an index holds one document per "
+                            "docno; drop the duplicates (or give them distinct docnos) and build again"
+                        )
+                    if "\n" in docno:
+                        raise ValueError(f"docno {docno!r} contains a newline, which an index cannot store")
+                    seen.add(docno)
                     texts.append(d[self.text_field] if isinstance(d[self.text_field], str) else "")
                 seqs = rr.doc_sequences(texts)
                 with torch.inference_mode():
@@ -209,9 +247,9 @@ class MiceIndexer(pt.Indexer):
         if tokens is not None:
             checksums[TOKENS] = tokens.close()
         if not docnos:
-            raise ValueError("no documents to index: the corpus iterator was empty")
+            raise EmptyCorpus("no documents to index: the corpus iterator was empty")
         for name, data in (
-            (DOCNOS, "\n".join(docnos).encode("utf8")),
+            (DOCNOS, encode_docnos(docnos)),
             (OFFSETS, _npy(np.asarray(offsets, dtype=np.int64))),
             (TEXTS, _npy(np.asarray(hashes, dtype=np.uint64))),
         ):

@@ -25,6 +25,17 @@ class MiceIndexError(ValueError):
     """A corrupt, incomplete, busy or mismatched document-state index."""
 
 
+def encode_docnos(docnos: list[str]) -> bytes:
+    """``docnos.txt``'s bytes: the docnos one per line (any string without a newline, byte for byte:
+    ``\r``, other whitespace and lone surrogates included)."""
+    return "\n".join(docnos).encode("utf8", "surrogatepass")
+
+
+def decode_docnos(data: bytes, n: int) -> list[str]:
+    """The ``n`` docnos of ``docnos.txt``'s bytes (split on ``\n`` only, never on ``\r``)."""
+    return data.decode("utf8", "surrogatepass").split("\n")[:n] if n else []
+
+
 def text_hash(text: str) -> int:
     """64-bit hash of a document's raw text (what the index stores to detect changed text)."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf8", "surrogatepass"), digest_size=8).digest(), "little")

@@ -23,6 +23,7 @@ from .layout import (
     TEXTS,
     TOKENS,
     MiceIndexError,
+    decode_docnos,
     manifest_digest,
     permission_denied,
     read_manifest,
@@ -49,8 +50,8 @@ class _Part:
             }
             for small in (DOCNOS, OFFSETS, TEXTS):  # small files: always checked in full
                 self.check_file(small)
-            with open(os.path.join(path, DOCNOS), encoding="utf8") as f:
-                self.docnos = f.read().split("\n")[:n]
+            with open(os.path.join(path, DOCNOS), "rb") as f:
+                self.docnos = decode_docnos(f.read(), n)
             if len(self.docnos) != n:
                 raise MiceIndexError(f"{path}/{DOCNOS} holds {len(self.docnos)} docnos, manifest says {n}")
             self.offsets = np.load(os.path.join(path, OFFSETS), mmap_mode="r")

@@ -7,6 +7,10 @@ Models layer: imports only :mod:`pyterrier_mice.models` modules."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import os
+import typing
 
 import torch
 from torch import nn
@@ -33,8 +37,26 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def refuse_missing_weights(name_or_path, loading_info: dict) -> None:
+    """Refuse a checkpoint whose weights file lacks tensors of the model it declares (they would be
+    initialised at random and score)."""
+    missing = sorted(loading_info.get("missing_keys") or ())
+    if missing:
+        raise ValueError(
+            f"{os.fspath(name_or_path)!r}: its weights lack {len(missing)} tensor(s) of the model it declares "
+            f"(e.g. {missing[0]!r}), which would be initialised at random and score; the checkpoint is "
+            "incomplete or not the model its config.json names"
+        )
+
+
 class BackboneConfig(PretrainedConfig):
-    """Config holding the backbone's full HF config (``backbone``) and the tokenizer's special ids."""
+    """Config holding the backbone's full HF config (``backbone``) and the tokenizer's special ids.
+
+    A subclass's own ``__init__`` arguments are its family's options (:meth:`option_types`): what a
+    training config sets in its ``model.<family>`` section, checked by constructing the config."""
+
+    #: ``__init__`` arguments that are no user option (taken from the tokenizer, or read from old configs)
+    NOT_OPTIONS: tuple[str, ...] = ()
 
     def __init__(
         self, backbone: dict | None = None, cls_token_id: int | None = None, sep_token_id: int | None = None, **kwargs
@@ -45,6 +67,35 @@ class BackboneConfig(PretrainedConfig):
         if backbone is not None:
             check_model_type(backbone.get("model_type"))
         super().__init__(cls_token_id=cls_token_id, sep_token_id=sep_token_id, **kwargs)
+
+    @classmethod
+    @functools.cache
+    def option_types(cls) -> dict[str, object]:
+        """Every option a user sets (the named arguments of this class's own ``__init__`` but
+        :data:`NOT_OPTIONS`), with its type: the one list of a family's options."""
+        if "__init__" not in cls.__dict__ or cls is BackboneConfig:
+            return {}
+        hints = typing.get_type_hints(cls.__init__)
+        return {
+            name: hints.get(name, object)
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in cls.NOT_OPTIONS
+        }
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, object]:
+        params = inspect.signature(cls.__init__).parameters
+        return {name: params[name].default for name in cls.option_types()}
+
+    def options(self) -> dict[str, object]:
+        """This config's value of every option (as resolved: e.g. the ``[CLS]`` mode chosen for None)."""
+        return {name: getattr(self, name) for name in self.option_types()}
+
+    @classmethod
+    def checked_options(cls, options: dict) -> dict:
+        """``options`` as this config resolves them (the backbone aside); an undefined value or
+        combination raises ``ValueError``."""
+        return cls(**options).options()
 
     def backbone_config(self) -> PretrainedConfig:
         d = dict(self.backbone)
@@ -59,6 +110,10 @@ class BackboneModel(PreTrainedModel):
     """A ``PreTrainedModel`` owning ``self.encoder``, a HF ``*ForSequenceClassification``."""
 
     config_class = BackboneConfig
+    #: what a checkpoint of this model holds, in words (for messages)
+    description = "a model of this package"
+    #: whether ``self.encoder`` is a whole cross-encoder (what an encoder or cross-encoder checkpoint loads as)
+    wraps_cross_encoder = False
     base_model_prefix = "mice"
     supports_gradient_checkpointing = False
     _supports_sdpa = True
@@ -72,8 +127,13 @@ class BackboneModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
+        """HF's, with its load report replaced by a refusal of any weight the checkpoint lacks (it would
+        be initialised at random and score)."""
+        asked = kwargs.pop("output_loading_info", False)
         with quiet_transformers():
-            return super().from_pretrained(*args, **kwargs)
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        refuse_missing_weights(args[0] if args else kwargs.get("pretrained_model_name_or_path"), info)
+        return (model, info) if asked else model
 
     def save_pretrained(self, *args, **kwargs):
         with quiet_transformers():

@@ -1,18 +1,14 @@
 """HF checkpoints: what one holds (and the one clear error when it is not what the caller
-needs), loading encoders and tokenizers from a folder or hub id, and the hook through which the
-loaders layer reads other code's checkpoints.
-
-Models layer: imports only :mod:`.backbone`, :mod:`.base` and :mod:`.registry`."""
+needs), and loading encoders and tokenizers from a folder or hub id."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import warnings
 
 from .backbone import check_model_type
-from .registry import MODEL_CLASSES
+from .registry import MODEL_CLASSES, family_of_model_type
 
 #: the longest pair a cross-encoder reads by default (its position limit, capped here)
 MAX_PAIR_LENGTH = 1024
@@ -25,63 +21,6 @@ _TOKENIZER_FILES = (
     "spiece.model",
     "sentencepiece.bpe.model",
 )
-
-#: model_type → (what it is, the re-ranker that uses it)
-KINDS = {
-    "mice": ("a MICE model", "MiceReranker"),
-    "masked_cross_encoder": ("a (masked) cross-encoder of this package", "CrossEncoderReranker"),
-    "mice_prettr": ("a PreTTR model", "PreTTRReranker (split) or CrossEncoderReranker (joint)"),
-    "mice_colbert": ("a ColBERT model", "ColBERTReranker"),
-}
-
-# how to build the expected kind from a cross-encoder (plain HF or this package's masked one)
-_CONVERSIONS = {
-    "mice": "build one with MiceModel.from_backbone(path, first_interaction_layer, interaction_layers) "
-    "(its head is kept), save it with save_pretrained, and load that",
-    "mice_prettr": "build one with PreTTRModel.from_backbone(path, split_layer, doc_position_offset=K), save it, "
-    "and load that",
-    "mice_colbert": "build one with ColBERTModel.from_backbone(path) and train it",
-}
-
-
-#: model_type → readers of checkpoints saved by other code (see :func:`register_checkpoint_reader`)
-_READERS: dict[str, list] = {}
-
-
-def register_checkpoint_reader(model_type: str, reader) -> None:
-    """Let ``from_pretrained`` of ``model_type`` read checkpoints saved by other code: ``reader(name_or_path,
-    **kwargs)`` returns the model, or None when the checkpoint is not one it reads. The readers live
-    in :mod:`pyterrier_mice.loaders` (the MICE authors' formats), a layer above the models."""
-    _READERS.setdefault(model_type, []).append(reader)
-
-
-def _load_declared_readers() -> None:
-    """Register the readers that installed packages declare (entry points of the group
-    ``pyterrier_mice.checkpoint_readers``, ``model_type = module:function``; this package declares
-    the MICE authors' formats), once."""
-    if _READERS_DECLARED:
-        return
-    _READERS_DECLARED.append(True)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="pyterrier_mice.checkpoint_readers"):
-        reader = ep.load()  # importing the module may register it already (pyterrier_mice.loaders does)
-        if reader not in _READERS.get(ep.name, ()):
-            register_checkpoint_reader(ep.name, reader)
-
-
-_READERS_DECLARED: list = []
-
-
-def read_foreign_checkpoint(model_type: str, name_or_path, **kwargs):
-    """The model a registered reader makes of ``name_or_path``, or None."""
-    _load_declared_readers()
-    for reader in _READERS.get(model_type, ()):
-        model = reader(name_or_path, **kwargs)
-        if model is not None:
-            return model
-    return None
-
 
 #: seconds to wait for the hub to say whether a repository exists (then its files download as usual)
 HUB_TIMEOUT = 10
@@ -167,27 +106,30 @@ def model_type_of(name_or_path) -> str:
 
 
 def describe(model_type: str) -> str:
-    if model_type in KINDS:
-        return KINDS[model_type][0]
+    """What a checkpoint of this ``model_type`` holds, in words."""
+    if model_type in MODEL_CLASSES:
+        return MODEL_CLASSES[model_type].description
     return f"a plain Hugging Face {model_type!r} model (e.g. a cross-encoder)"
 
 
 def check_model_kind(name_or_path, expected_cls, reranker_cls=None) -> None:
-    """Raise a clear ``ValueError`` unless the checkpoint holds ``expected_cls``'s kind of model."""
+    """Raise a clear ``ValueError`` unless the checkpoint holds ``expected_cls``'s kind of model,
+    saying which re-ranker loads what it holds, or how to build the expected kind from it."""
     expected = expected_cls.config_class.model_type
     found = model_type_of(name_or_path)
     if found == expected:
         return
     user = (reranker_cls or expected_cls).__name__
     msg = f"{user}: {os.fspath(name_or_path)!r} holds {describe(found)}, not {describe(expected)}"
-    if found in KINDS:
-        msg += f"; load it with {KINDS[found][1]}"
-        if found == "masked_cross_encoder" and expected in _CONVERSIONS:
-            msg += f", or {_CONVERSIONS[expected]}"
-    elif expected in _CONVERSIONS:
-        msg += f"; {_CONVERSIONS[expected]}"
-        if expected != "mice_colbert":
-            msg += ", or use it as is with CrossEncoderReranker"
+    family, wanted = family_of_model_type(found), family_of_model_type(expected)
+    hint = wanted.build_hint if wanted is not None else None
+    if found in MODEL_CLASSES:
+        if family is not None:
+            msg += f"; load it with {family.load_with()}"
+        if getattr(MODEL_CLASSES[found], "wraps_cross_encoder", False) and hint:
+            msg += f", or {hint}"
+    elif hint:
+        msg += f"; {hint}, or use it as is with CrossEncoderReranker"
     raise ValueError(msg)
 
 
@@ -235,41 +177,49 @@ def num_backbone_layers(name_or_path) -> int:
     return backbone_setting(name_or_path, "num_hidden_layers")
 
 
-def load_encoder(name_or_path: str, num_labels: int = 1, warn_new_head: bool = False, **kwargs):
-    """A HF sequence-classification model from a hub id or local path (a fresh head if absent,
-    with a warning if ``warn_new_head``); from a cross-encoder checkpoint of this package (masked
-    or PreTTR), the encoder it wraps."""
+def load_encoder(name_or_path: str, num_labels: int = 1, require_head: bool = False, **kwargs):
+    """A HF sequence-classification model from a hub id or local path; from a cross-encoder
+    checkpoint of this package (masked or PreTTR), the encoder it wraps. A base encoder gets a fresh
+    head to train, unless ``require_head`` (the model is to score as it is), which refuses any weight
+    the checkpoint lacks: a randomly initialised head never scores."""
     from transformers import AutoConfig
 
     name_or_path = local_or_hub(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-    if config.model_type in KINDS and config.model_type not in _WRAPPED_CROSS_ENCODERS:
-        raise ValueError(
-            f"{name_or_path!r} holds {KINDS[config.model_type][0]}, not an encoder or cross-encoder "
-            "to build a model from"
-        )
-    if config.model_type in _WRAPPED_CROSS_ENCODERS:
-        return MODEL_CLASSES[config.model_type].from_pretrained(name_or_path, **kwargs).encoder
+    saved = MODEL_CLASSES.get(config.model_type)
+    if saved is not None:
+        if not getattr(saved, "wraps_cross_encoder", False):
+            raise ValueError(
+                f"{name_or_path!r} holds {describe(config.model_type)}, not an encoder or cross-encoder "
+                "to build a model from"
+            )
+        return saved.from_pretrained(name_or_path, **kwargs).encoder
     check_model_type(config.model_type)
     kw = dict(kwargs)
     if not _has_classifier(config):
+        if require_head:
+            raise ValueError(f"{name_or_path!r} {NO_HEAD}")
         if getattr(config, "num_labels", None) != num_labels:
             kw["num_labels"] = num_labels
-        if warn_new_head:
-            warnings.warn(
-                f"{name_or_path!r} has no classification head (it is a base encoder, not a cross-encoder): "
-                "a random head was initialised, so its scores mean nothing until it is trained",
-                stacklevel=3,
-            )
     from transformers import AutoModelForSequenceClassification
 
-    from .base import quiet_transformers
+    from .base import quiet_transformers, refuse_missing_weights
 
     with quiet_transformers():
-        return AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="sdpa", **kw)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, attn_implementation="sdpa", output_loading_info=True, **kw
+        )
+    if require_head:
+        refuse_missing_weights(name_or_path, info)
+    return model
 
 
-_WRAPPED_CROSS_ENCODERS = ("masked_cross_encoder", "mice_prettr")
+#: why a base encoder (or a checkpoint lacking its head) cannot score, teach, or be derived from
+NO_HEAD = (
+    "has no classification head (a base encoder, not a cross-encoder): a randomly initialised head would "
+    "score it; train it first (pyterrier-mice train), load a trained cross-encoder, or, for a "
+    "sentence-embedding model, use BiEncoderReranker"
+)
 
 
 def encoder_num_layers(name_or_path: str) -> int:
@@ -278,7 +228,7 @@ def encoder_num_layers(name_or_path: str) -> int:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(local_or_hub(name_or_path))
-    if config.model_type in _WRAPPED_CROSS_ENCODERS:
+    if config.model_type in MODEL_CLASSES:
         return int(config.backbone["num_hidden_layers"])
     return int(config.num_hidden_layers)
 
@@ -286,7 +236,7 @@ def encoder_num_layers(name_or_path: str) -> int:
 def has_classification_head(name_or_path: str) -> bool:
     """Whether a checkpoint scores pairs with a trained head: any model of this package, or a plain
     HF model saved as ``…ForSequenceClassification`` (a base encoder gets a random head)."""
-    if model_type_of(name_or_path) in KINDS:  # a folder without config.json is an error naming it
+    if model_type_of(name_or_path) in MODEL_CLASSES:  # a folder without config.json is an error naming it
         return True
     from transformers import AutoConfig
 

@@ -1,7 +1,5 @@
 """ColBERT over a BERT/ModernBERT backbone: token embeddings projected to ``dim``, L2-normalised,
-scored by MaxSim summed over the query positions (input forms: :class:`ColBERTConfig`).
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+scored by MaxSim summed over the query positions (input forms: :class:`ColBERTConfig`)."""
 
 from __future__ import annotations
 
@@ -18,27 +16,28 @@ INPUT_FORMS = ("standard", "reference")
 
 
 class ColBERTConfig(BackboneConfig):
-    """ColBERT's options: ``dim``, ``query_length``, ``doc_length`` and the ``input_form``.
+    """ColBERT's options: ``dim``, ``query_max_length``, ``doc_max_length`` and the ``input_form``.
 
     Two input forms:
 
-    - ``"standard"`` (ColBERT): ``[CLS] [Q] q [SEP]`` padded with ``[MASK]`` to ``query_length``
+    - ``"standard"`` (ColBERT): ``[CLS] [Q] q [SEP]`` padded with ``[MASK]`` to ``query_max_length``
       (query augmentation: the masks are attended and scored), ``[CLS] [D] d [SEP]`` truncated to
-      ``doc_length``; the markers default to ``[unused0]``/``[unused1]``.
+      ``doc_max_length``; the markers default to ``[unused0]``/``[unused1]``.
     - ``"reference"`` (the MICE authors' baseline, PyLate 1.3.4 with its plain-tokenizer path): no
-      markers; the query padded to exactly ``query_length`` with ``[MASK]`` (PyLate makes the mask
+      markers; the query padded to exactly ``query_max_length`` with ``[MASK]`` (PyLate makes the mask
       token the tokenizer's pad token), with attention mask 0: the ``[MASK]`` positions are not
       attended as keys, but their contextualised embeddings are still summed; documents
-      truncated to ``doc_length``.
+      truncated to ``doc_max_length``.
     """
 
     model_type = "mice_colbert"
+    NOT_OPTIONS = ("query_marker_id", "doc_marker_id", "mask_token_id")
 
     def __init__(
         self,
         dim: int = 128,
-        query_length: int = 32,
-        doc_length: int = 180,
+        query_max_length: int = 32,
+        doc_max_length: int = 180,
         input_form: str = "standard",
         query_marker: str = "[unused0]",
         doc_marker: str = "[unused1]",
@@ -47,9 +46,12 @@ class ColBERTConfig(BackboneConfig):
         mask_token_id: int | None = None,
         **kwargs,
     ):
+        # the names a ColBERT of this package saved before its lengths took every family's names
+        query_max_length = kwargs.pop("query_length", query_max_length)
+        doc_max_length = kwargs.pop("doc_length", doc_max_length)
         if input_form not in INPUT_FORMS:
             raise ValueError(f"input_form={input_form!r}; expected one of {INPUT_FORMS}")
-        self.dim, self.query_length, self.doc_length = dim, query_length, doc_length
+        self.dim, self.query_max_length, self.doc_max_length = dim, query_max_length, doc_max_length
         self.input_form = input_form
         self.query_marker, self.doc_marker = query_marker, doc_marker
         self.query_marker_id, self.doc_marker_id = query_marker_id, doc_marker_id
@@ -62,6 +64,7 @@ class ColBERTModel(BackboneModel):
     """Backbone (all layers) + ``Linear(H, dim, bias=False)`` + L2 normalisation + MaxSim."""
 
     config_class = ColBERTConfig
+    description = "a ColBERT model"
 
     def __init__(self, config: ColBERTConfig, encoder=None):
         super().__init__(config, encoder)

@@ -41,6 +41,8 @@ class MaskedCrossEncoderModel(BackboneModel):
     """
 
     config_class = MaskedCrossEncoderConfig
+    description = "a (masked) cross-encoder of this package"
+    wraps_cross_encoder = True
 
     def __init__(self, config: MaskedCrossEncoderConfig, encoder=None):
         super().__init__(config, encoder)
@@ -75,11 +77,12 @@ class MaskedCrossEncoderModel(BackboneModel):
         policy="full",
         tokenizer=None,
         num_labels: int = 1,
-        warn_new_head: bool = False,
+        require_head: bool = False,
         **kwargs,
     ) -> "MaskedCrossEncoderModel":
-        """Wrap a HF BERT/ModernBERT checkpoint (cross-encoder or base encoder + new head)."""
-        encoder = load_encoder(name_or_path, num_labels=num_labels, warn_new_head=warn_new_head, **kwargs)
+        """Wrap a HF BERT/ModernBERT checkpoint: a cross-encoder, or a base encoder with a new head to
+        train (refused with ``require_head``: see :func:`load_encoder`)."""
+        encoder = load_encoder(name_or_path, num_labels=num_labels, require_head=require_head, **kwargs)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         return cls.from_encoder(encoder, tokenizer, policy)
 

@@ -63,6 +63,7 @@ class PreTTRModel(MaskedCrossEncoderModel):
     ``encode_documents`` and ``join`` are the split path."""
 
     config_class = PreTTRConfig
+    description = "a PreTTR model"
 
     @classmethod
     def from_backbone(

@@ -1,16 +1,14 @@
-"""Layer 3, the PyTerrier re-rankers: the transformer contract (:mod:`.base`), the split base for
-models that encode queries and documents apart (:mod:`.split`), tokenisation, profiling, and one
-module per family (cross-encoder, MICE, ColBERT, PreTTR, bi-encoder), score fusion with the first
-stage, and the loader that picks the re-ranker for a checkpoint.
-
-Imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.loaders` and :mod:`pyterrier_mice.index`."""
+"""The PyTerrier re-rankers: the transformer contract (:mod:`.base`), the split base for models that
+encode queries and documents apart (:mod:`.split`), tokenisation, profiling, one module per family
+(cross-encoder, MICE, ColBERT, PreTTR; each declares its family), the bi-encoder, score fusion with
+the first stage, and the loader that picks the re-ranker for a checkpoint."""
 
 from .base import Reranker
 from .bi_encoder import BiEncoderReranker
 from .colbert import ColBERTReranker
-from .cross_encoder import CrossEncoderReranker, MaskedCrossEncoder, SparseCrossEncoderReranker
+from .cross_encoder import CrossEncoderReranker, SparseCrossEncoderReranker
 from .fusion import ScoreFusion
-from .loading import load_reranker
+from .loading import load_reranker, reranker_class_of
 from .mice import MiceReranker
 from .prettr import PreTTRReranker
 
@@ -19,10 +17,10 @@ __all__ = [
     "BiEncoderReranker",
     "ColBERTReranker",
     "CrossEncoderReranker",
-    "MaskedCrossEncoder",
     "SparseCrossEncoderReranker",
     "MiceReranker",
     "PreTTRReranker",
     "ScoreFusion",
     "load_reranker",
+    "reranker_class_of",
 ]

@@ -1,7 +1,5 @@
-"""The PyTerrier re-ranker contract shared by every re-ranker of this package (input checks,
-batching, devices and dtypes, ranks).
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+"""The PyTerrier re-ranker contract shared by every re-ranker of this package: input checks,
+batching, devices and precisions, ranks, finite scores, loading, pickling and inspection."""
 
 from __future__ import annotations
 
@@ -9,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import os
 import warnings
 from typing import Callable, Sequence
 
@@ -19,6 +18,7 @@ import torch
 
 from . import profiling
 from ..models.base import inference_dtype
+from ..models.checkpoints import check_model_kind, load_tokenizer
 
 
 def infer_device(device=None) -> torch.device:
@@ -125,6 +125,42 @@ class MissingTextColumn(pt.validate.InputValidationError, ValueError):
         return self.args[0]
 
 
+class NonFiniteScore(ValueError):
+    """A score that is NaN or infinite, from a model or from the first stage."""
+
+
+def check_finite(scores, frame: pd.DataFrame, who: str, what: str) -> None:
+    """Raise :class:`NonFiniteScore` naming ``who``, the first such row's qid and docno, and what to do,
+    unless every score of ``frame``'s rows (aligned with ``scores``) is a finite number. ``what`` says
+    where the scores come from and what to check."""
+    values = np.asarray(scores, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad)[0])
+    row = frame.iloc[i]
+    more = f" (and {int(bad.sum()) - 1} more row(s))" if bad.sum() > 1 else ""
+    raise NonFiniteScore(
+        f"{who}: {what} {values[i]} for qid={row['qid']!r}, docno={row['docno']!r}{more}; no ranking is made of it"
+    )
+
+
+def first_invalid_text(texts: pd.Series) -> int | None:
+    """The position of the first text that is not valid Unicode (a lone surrogate, which no tokenizer
+    reads), or None."""
+    try:
+        "".join(texts).encode("utf8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
 def weights_checksum(model) -> np.ndarray:
     """Two float64 sums per floating tensor of ``model`` (values, squares), on CPU: what tells
     whether the weights changed since they were loaded (not a cryptographic hash)."""
@@ -167,23 +203,32 @@ class Reranker(pt.Transformer):
 
     Keyword arguments of every re-ranker (and of its ``from_pretrained``):
 
-    :param batch_size: pairs (cross-encoders) or documents (split re-rankers) per forward pass;
-        halved on CUDA out-of-memory (default 32).
+    :param batch_size: the most sequences one forward pass holds (query-document pairs, or texts
+        encoded alone); halved on CUDA out-of-memory (default 32).
     :param text_field: the column holding the document text (default ``"text"``).
     :param verbose: a progress bar while scoring.
     :param device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; ``None``: CUDA when present, else the CPU.
-    :param dtype: the model's precision: ``None`` (as loaded, fp32), ``"fp16"`` or ``"bf16"`` (CUDA).
-    :param max_length: a cross-encoder's pair length (default: as trained, else the model's limit).
+    :param precision: what the model computes in: ``None`` (as loaded, fp32), ``"fp16"`` or ``"bf16"``
+        (CUDA).
 
-    A re-ranker loaded with ``from_pretrained`` pickles as that call (its path and arguments), not as
-    its weights, unless its weights were changed after loading; unpickled, it loads again and checks
-    that the weights are the ones pickled."""
+    Every score is a finite number, or the re-ranker says which pair was not. A re-ranker loaded with
+    ``from_pretrained`` pickles as that call (its path and arguments), not as its weights, unless its
+    weights were changed after loading; unpickled, it loads again and checks that the weights are the
+    ones pickled."""
 
     schematic = {"label": "Reranker", "help_url": None}
+    #: the model class :meth:`from_pretrained` loads
+    model_class: type | None = None
+    #: the length options of this re-ranker, which training records as the lengths a model was trained at
+    length_options: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.__signature__ = constructor_signature(cls)
+        cls.__signature__ = signature = constructor_signature(cls)
+        init = cls.__dict__.get("__init__")
+        if init is not None:  # what pt.inspect reads: the parameters a **kwargs passes to the base classes
+            own = list(inspect.signature(init).parameters.values())[:1]
+            init.__signature__ = signature.replace(parameters=own + list(signature.parameters.values()))
         loader = cls.__dict__.get("from_pretrained")
         if isinstance(loader, classmethod):
             recording = _recording_source(loader.__func__)
@@ -220,21 +265,34 @@ class Reranker(pt.Transformer):
         text_field: str = "text",
         verbose: bool = False,
         device=None,
-        dtype=None,
-        max_length: int | None = None,
+        precision: str | None = None,
     ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"{type(self).__name__}: batch_size={batch_size!r} must be an integer ≥ 1")
         self.model_name = model_name
         self.batch_size = batch_size
         self.text_field = text_field
         self.verbose = verbose
         self.device = infer_device(device)
-        self.dtype = dtype
-        torch_dtype = inference_dtype(dtype)
-        self.model = model.to(self.device, dtype=torch_dtype).eval()
+        self.precision = precision
+        self.model = model.to(self.device, dtype=inference_dtype(precision)).eval()
         self.tokenizer = tokenizer
-        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "Reranker":
+        """The model saved at ``name_or_path`` (a folder or hub id) with its tokenizer (or ``tokenizer``)
+        as this re-ranker; ``kwargs`` are the re-ranker's. A checkpoint of another kind is refused,
+        saying which re-ranker loads it."""
+        model = cls.load_model(name_or_path)
+        if tokenizer is None:
+            tokenizer = load_tokenizer(getattr(model, "tokenizer_source", None) or name_or_path)
+        return cls(model, tokenizer, model_name=os.fspath(name_or_path), **kwargs)
+
+    @classmethod
+    def load_model(cls, name_or_path: str):
+        """The model :meth:`from_pretrained` wraps (checked to be :attr:`model_class`'s kind)."""
+        check_model_kind(name_or_path, cls.model_class, cls)
+        return cls.model_class.from_pretrained(name_or_path)
 
     # ------------------------------------------------------------------ PyTerrier contract
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
@@ -264,6 +322,7 @@ class Reranker(pt.Transformer):
         doc_texts = [t for _, t in d_uniques]
         with torch.inference_mode(), profiling.section("model"):
             scores = self._score(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
+        check_finite(scores, out, self._who(), "the model scored")
         out["score"] = np.asarray(scores, dtype=np.float64)
         out = pt.model.add_ranks(out)
         return out.sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
@@ -298,6 +357,14 @@ class Reranker(pt.Transformer):
                 f"{type(self).__name__}: column {self.text_field!r} holds non-string values "
                 f"(e.g. {text[nonstr].iloc[0]!r} for docno={df.loc[nonstr, 'docno'].iloc[0]!r})"
             )
+        for column, values, key in (("query", df["query"], "qid"), (self.text_field, text, "docno")):
+            i = first_invalid_text(values)
+            if i is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: column {column!r} holds text that is not valid Unicode (a lone "
+                    f"surrogate) for {key}={df[key].iloc[i]!r}; clean it before re-ranking, e.g. "
+                    "text.encode('utf-8', 'replace').decode('utf-8')"
+                )
         return df["query"], text
 
     def _score(
@@ -325,10 +392,15 @@ class Reranker(pt.Transformer):
         return self.transform(df).sort_values("docno", key=lambda s: s.astype(int))["score"].to_numpy()
 
     # ------------------------------------------------------------------ helpers
-    def _check_lengths(self, **lengths) -> None:
+    def _length(self, name: str, given: int | None, default: int) -> int:
+        """A length option's value: ``given``, else the length the model was trained at (recorded by
+        training in its config), else ``default``."""
+        return given or (getattr(self.model.config, "trained_lengths", None) or {}).get(name) or default
+
+    def _check_lengths(self, max_pos: int | None = None, **lengths) -> None:
         """Each length argument must fit the model: at least room for one token with its specials
         (``[CLS] x [SEP]``: 3; a pair ``[CLS] q [SEP] d [SEP]``: 5), at most the position limit."""
-        max_pos = self.model.encoder.config.max_position_embeddings
+        max_pos = max_pos or self.model.encoder.config.max_position_embeddings
         for name, value in lengths.items():
             low = 5 if name == "max_length" else 3
             if value is None:
@@ -357,10 +429,7 @@ class Reranker(pt.Transformer):
             return
         warned.add(what)
         later = "" if summary else " (said once per re-ranker)"
-        warnings.warn(
-            f"{type(self).__name__}: {n} of {total} {what} exceeded {limit or self.max_length} tokens "
-            f"and were truncated{later}"
-        )
+        warnings.warn(f"{type(self).__name__}: {n} of {total} {what} exceeded {limit} tokens and were truncated{later}")
 
     @contextlib.contextmanager
     def collect_truncation(self):
@@ -378,12 +447,16 @@ class Reranker(pt.Transformer):
         return {k: v.to(self.device) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ identity
+    def _who(self) -> str:
+        """The re-ranker and its model, for messages."""
+        return f"{type(self).__name__}({self.model_name!r})" if self.model_name else type(self).__name__
+
     def _config_key(self) -> tuple:
         return (
             self.model_name if self.model_name is not None else id(self.model),
             self.text_field,
-            self.max_length,
-            str(self.dtype),
+            str(self.precision),
+            *(getattr(self, name) for name in self.length_options),
         )
 
     def __eq__(self, other) -> bool:
@@ -396,8 +469,8 @@ class Reranker(pt.Transformer):
         args = [repr(self.model_name) if self.model_name is not None else f"<model {id(self.model):#x}>"]
         if self.text_field != "text":
             args.append(f"text_field={self.text_field!r}")
-        if self.dtype is not None:
-            args.append(f"dtype={self.dtype!r}")
+        if self.precision is not None:
+            args.append(f"precision={self.precision!r}")
         return args
 
     def __repr__(self) -> str:
@@ -405,3 +478,4 @@ class Reranker(pt.Transformer):
 
 
 Reranker.__signature__ = constructor_signature(Reranker)
+Reranker.from_pretrained = classmethod(_recording_source(Reranker.from_pretrained.__func__))

@@ -1,58 +1,84 @@
-"""``BiEncoderReranker``: a sentence-embedding model's cosine similarity as a PyTerrier re-ranker
-(zero-shot, and the teacher of the cross-encoder recipe).
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+"""``BiEncoderReranker``: a sentence-embedding model's similarity of query and document as a PyTerrier
+re-ranker (zero-shot, and the teacher of the cross-encoder recipe), encoded by sentence-transformers."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from ..models.bi_encoder import BiEncoderModel
-from ..models.checkpoints import load_tokenizer
-from .split import SplitReranker
+from . import profiling
+from ..models.bi_encoder import load_sentence_transformer
+from .base import Reranker
+from .text import tokenize
 
 
-class BiEncoderReranker(SplitReranker):
-    """Scores a pair by the dot product of its query's and its document's vectors (the cosine for
-    a normalising model such as all-MiniLM-L6-v2), each distinct text encoded once.
+class BiEncoderReranker(Reranker):
+    """Scores a pair by the model's similarity of its query's and its document's embeddings (the
+    cosine for most models, such as all-MiniLM-L6-v2), each distinct text of a frame encoded once by
+    sentence-transformers (``encode_query`` / ``encode_document``: the model's prompts, pooling, dense
+    layers and normalisation, as that library runs them).
 
-    Texts are truncated to ``max_length`` tokens (default: the model's ``max_seq_length``, else
-    its position limit). Scores lie in [-1, 1] for a normalising model.
+    Queries and documents are cut at ``query_max_length`` and ``doc_max_length`` tokens (default: the
+    model's ``max_seq_length``). ``model`` is a ``SentenceTransformer``.
     """
 
     schematic = {"label": "BiEncoder", "help_url": None}
+    length_options = ("query_max_length", "doc_max_length")
 
-    def __init__(self, model: BiEncoderModel, tokenizer, **kwargs):
-        if kwargs.get("index") is not None:
-            raise ValueError(
-                "BiEncoderReranker: index= is for MICE, ColBERT and PreTTR document states; a bi-encoder's "
-                "document vectors are one per document (use pyterrier_dr for a dense index)"
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        query_max_length: int | None = None,
+        doc_max_length: int | None = None,
+        **kwargs,
+    ):
+        if not hasattr(model, "encode_query"):
+            raise TypeError(
+                f"BiEncoderReranker: model is a {type(model).__name__}, not a sentence_transformers.SentenceTransformer"
             )
-        super().__init__(model, tokenizer, **kwargs)
-        if self.max_length is None:
-            self.max_length = model.max_length or model.config.max_position_embeddings
-        self._check_lengths(max_length=self.max_length)
+        super().__init__(model, tokenizer if tokenizer is not None else model.tokenizer, **kwargs)
+        limit = model.max_seq_length or model[0].auto_model.config.max_position_embeddings
+        self.query_max_length = query_max_length or limit
+        self.doc_max_length = doc_max_length or limit
+        positions = getattr(getattr(model[0], "auto_model", None), "config", None)
+        self._check_lengths(
+            max_pos=getattr(positions, "max_position_embeddings", None) or limit,
+            query_max_length=self.query_max_length,
+            doc_max_length=self.doc_max_length,
+        )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "BiEncoderReranker":
-        """A sentence-transformers folder or hub id (e.g. ``sentence-transformers/all-MiniLM-L6-v2``)."""
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        return cls(BiEncoderModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
+    def load_model(cls, name_or_path: str):
+        """The ``SentenceTransformer`` saved at ``name_or_path`` (a folder or hub id)."""
+        return load_sentence_transformer(name_or_path)
 
-    def query_sequences(self, queries):
-        return self._singles(queries, self.max_length, "queries")
+    def embed(self, texts: list[str], side: str) -> torch.Tensor:
+        """``[N, D]`` embeddings of ``texts`` as queries (``side="query"``) or documents, as the model's
+        ``encode_query`` / ``encode_document`` compute them, each text cut at its side's length."""
+        length = self.query_max_length if side == "query" else self.doc_max_length
+        what = "queries" if side == "query" else "documents"
+        with profiling.section("tokenise"):
+            lengths = [len(t) + 2 for t in tokenize(self.tokenizer, texts)]
+        self._warn_truncated(sum(n > length for n in lengths), len(lengths), what, length)
+        encode = self.model.encode_query if side == "query" else self.model.encode_document
+        saved, self.model.max_seq_length = self.model.max_seq_length, length
+        try:
+            with profiling.section("encode"):
+                return encode(
+                    list(texts),
+                    batch_size=self.batch_size,
+                    convert_to_tensor=True,
+                    show_progress_bar=False,
+                )
+        finally:
+            self.model.max_seq_length = saved
 
-    def doc_sequences(self, docs):
-        return self._singles(docs, self.max_length, "documents")
-
-    def _vectors(self, seqs):
-        return self._run_encoder(seqs, lambda ids, mask: self.model.encode(ids, mask)[:, None], valid=[1] * len(seqs))
-
-    def encode_queries(self, seqs):
-        return self._vectors(seqs)
-
-    def encode_docs(self, seqs):
-        return self._vectors(seqs)
-
-    def score_batch(self, q, d, q_ids=None, d_ids=None):
-        return (torch.cat(q) * torch.cat(d).to(q[0].dtype)).sum(-1)
+    def _score(self, queries, docnos, docs, qidx, didx):
+        q, d = self.embed(list(queries), "query"), self.embed(list(docs), "document")
+        qi, di = torch.as_tensor(np.asarray(qidx), device=q.device), torch.as_tensor(np.asarray(didx), device=d.device)
+        scores = []
+        for s in range(0, len(qi), 4096):  # pairs at a time: one similarity per pair, never a full matrix
+            scores.append(self.model.similarity_pairwise(q[qi[s : s + 4096]], d[di[s : s + 4096]]).float())
+        return torch.cat(scores).cpu().numpy() if scores else np.zeros(0, dtype=np.float32)

@@ -1,12 +1,10 @@
-"""``ColBERTReranker``: late-interaction (MaxSim) re-ranking with a :class:`ColBERTModel`.
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.index` and re-ranker modules."""
+"""``ColBERTReranker``: late-interaction (MaxSim) re-ranking with a :class:`ColBERTModel`, and the
+ColBERT family."""
 
 from __future__ import annotations
 
-from ..models.checkpoints import check_model_kind
-from ..models.checkpoints import load_tokenizer
 from ..models.colbert import ColBERTModel
+from ..models.registry import register_family
 from .split import SplitReranker, gather_padded, pad_tensors
 from .text import tokenize
 
@@ -14,26 +12,32 @@ from .text import tokenize
 class ColBERTReranker(SplitReranker):
     """Scores each pair by MaxSim between query and document token embeddings.
 
-    Lengths come from the model's config (``query_length``, ``doc_length``); the input form
-    (standard ColBERT or the MICE authors' reference form) too. Document embeddings can be
+    Queries are cut (and, in the standard form, padded with ``[MASK]``) to ``query_max_length``
+    tokens and documents cut to ``doc_max_length`` (default: the model config's); the input form
+    (standard ColBERT or the MICE authors' reference form) is the model's. Document embeddings can be
     precomputed in a :class:`~pyterrier_mice.MiceIndex`.
     """
 
     schematic = {"label": "ColBERT", "help_url": None}
+    model_class = ColBERTModel
 
-    def __init__(self, model: ColBERTModel, tokenizer, **kwargs):
+    def __init__(
+        self,
+        model: ColBERTModel,
+        tokenizer,
+        *,
+        query_max_length: int | None = None,
+        doc_max_length: int | None = None,
+        **kwargs,
+    ):
         super().__init__(model, tokenizer, **kwargs)
-        self.query_length = model.config.query_length
-        self.doc_max_length = model.config.doc_length
+        limit = model.encoder.config.max_position_embeddings  # a config's default never reads past it
+        self.query_max_length = self._length(
+            "query_max_length", query_max_length, min(model.config.query_max_length, limit)
+        )
+        self.doc_max_length = self._length("doc_max_length", doc_max_length, min(model.config.doc_max_length, limit))
+        self._check_lengths(query_max_length=self.query_max_length, doc_max_length=self.doc_max_length)
         self._attach_index()
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "ColBERTReranker":
-        """A saved ColBERT model (folder or hub id) and its tokenizer; ``index=`` a document-state index (or
-        its path) to read document states from; the other keyword arguments as :class:`Reranker`'s."""
-        check_model_kind(name_or_path, ColBERTModel, cls)
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        return cls(ColBERTModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 
     @property
     def _standard(self) -> bool:
@@ -50,9 +54,9 @@ class ColBERTReranker(SplitReranker):
 
     def query_sequences(self, queries):
         cfg = self.model.config
-        seqs = self._with_marker(queries, self.query_length, cfg.query_marker_id, "queries")
+        seqs = self._with_marker(queries, self.query_max_length, cfg.query_marker_id, "queries")
         if self._standard:  # query augmentation: pad with attended [MASK] tokens
-            seqs = [s + [cfg.mask_token_id] * (self.query_length - len(s)) for s in seqs]
+            seqs = [s + [cfg.mask_token_id] * (self.query_max_length - len(s)) for s in seqs]
         return seqs
 
     def doc_sequences(self, docs):
@@ -70,8 +74,8 @@ class ColBERTReranker(SplitReranker):
         return self._run_encoder(
             seqs,
             self.model.encode,
-            length=self.query_length,
-            valid=[self.query_length] * len(seqs),
+            length=self.query_max_length,
+            valid=[self.query_max_length] * len(seqs),
             pad_id=self.query_pad_id,
         )
 
@@ -83,5 +87,10 @@ class ColBERTReranker(SplitReranker):
         d, dm = gather_padded(d, q.dtype)
         return self.model.maxsim(q, d, dm)
 
-    def _config_key(self):
-        return super()._config_key() + (self.query_length, self.doc_max_length)
+
+register_family(
+    "colbert",
+    ColBERTModel,
+    ColBERTReranker,
+    build_hint="build one with ColBERTModel.from_backbone(path) and train it",
+)

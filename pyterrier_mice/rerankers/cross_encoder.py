@@ -1,15 +1,15 @@
-"""``CrossEncoderReranker``: a (masked) cross-encoder as a PyTerrier re-ranker.
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+"""``CrossEncoderReranker``: a (masked) cross-encoder as a PyTerrier re-ranker, and the
+cross-encoder family."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from . import profiling
-from ..models.checkpoints import KINDS, MAX_PAIR_LENGTH, describe, load_tokenizer, model_type_of
+from ..models.checkpoints import MAX_PAIR_LENGTH, describe, model_type_of
 from ..models.masked import MaskedCrossEncoderModel
-from ..models.registry import MODEL_CLASSES
+from ..models.policies import get_policy
+from ..models.registry import MODEL_CLASSES, family_of_model_type, register_family
 from .base import Reranker, logits_to_scores, run_batched
 from .text import InputBuilder, tokenize
 
@@ -23,21 +23,25 @@ class CrossEncoderReranker(Reranker):
     attention policy (``'full'``, ``'mask0'``…``'mask3-4'``, ``'sparse_ce'``, ``'prettr-4'`` or
     an :class:`~pyterrier_mice.AttentionPolicy`).
 
-    Pairs are truncated ``longest_first`` to ``max_length`` (default: the model's position
-    limit, at most 1024) with a warning, batched by token length, and scored under
-    ``torch.inference_mode``. Scores are raw logits (float32).
+    Pairs are truncated ``longest_first`` to ``max_length`` tokens (default: the length the model
+    was trained at, else its position limit, at most 1024) with a warning, batched by token length,
+    and scored under ``torch.inference_mode``. Scores are raw logits (float32).
     """
 
     schematic = {"label": "CrossEncoder", "help_url": None}
+    model_class = MaskedCrossEncoderModel
+    length_options = ("max_length",)
 
-    def __init__(self, model: MaskedCrossEncoderModel, tokenizer, *, policy=None, **kwargs):
+    def __init__(
+        self, model: MaskedCrossEncoderModel, tokenizer, *, policy=None, max_length: int | None = None, **kwargs
+    ):
         super().__init__(model, tokenizer, **kwargs)
         if policy is not None:
             self.model.set_policy(policy)
         self.policy = self.model.policy
-        if self.max_length is None:
-            trained = (getattr(model.config, "trained_lengths", None) or {}).get("max_length")
-            self.max_length = trained or min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+        self.max_length = self._length(
+            "max_length", max_length, min(model.encoder.config.max_position_embeddings, MAX_PAIR_LENGTH)
+        )
         self._check_lengths(max_length=self.max_length)
         self._inputs = InputBuilder(tokenizer)
 
@@ -47,21 +51,23 @@ class CrossEncoderReranker(Reranker):
 
         ``policy`` overrides a saved policy; for plain HF checkpoints it defaults to ``'full'``.
         """
+        return super().from_pretrained(name_or_path, tokenizer=tokenizer, policy=policy, **kwargs)
+
+    @classmethod
+    def load_model(cls, name_or_path: str):
+        """A saved cross-encoder of this package (masked or PreTTR), or any HF BERT/ModernBERT
+        cross-encoder wrapped under the full policy; a base encoder without a trained head is refused."""
         kind = model_type_of(name_or_path)
         saved = MODEL_CLASSES.get(kind)
-        if saved is not None and not issubclass(saved, MaskedCrossEncoderModel):
-            raise ValueError(
-                f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; "
-                f"load it with {KINDS[kind][1]}"
-            )
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
         if saved is not None:
-            model = saved.from_pretrained(name_or_path)
-        else:
-            model = MaskedCrossEncoderModel.from_backbone(
-                name_or_path, policy or "full", tokenizer=tokenizer, warn_new_head=True
-            )
-        return cls(model, tokenizer, policy=policy, model_name=name_or_path, **kwargs)
+            if not issubclass(saved, MaskedCrossEncoderModel):
+                family = family_of_model_type(kind)
+                load = family.load_with() if family is not None else "its own re-ranker"
+                raise ValueError(
+                    f"{cls.__name__}: {name_or_path!r} holds {describe(kind)}, not a cross-encoder; load it with {load}"
+                )
+            return saved.from_pretrained(name_or_path)
+        return MaskedCrossEncoderModel.from_backbone(name_or_path, "full", require_head=True)
 
     def _forward(self, pairs) -> torch.Tensor:
         """Scores of built ``(ids, types, truncated)`` pairs in one batch."""
@@ -89,7 +95,7 @@ class CrossEncoderReranker(Reranker):
         with profiling.section("tokenise"):
             q_tok, d_tok = tokenize(self.tokenizer, queries), tokenize(self.tokenizer, docs)
             pairs = [self._inputs.pair(q_tok[q], d_tok[d], self.max_length) for q, d in zip(qidx, didx)]
-        self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs")
+        self._warn_truncated(sum(p[2] for p in pairs), len(pairs), "query-document pairs", self.max_length)
         order = np.argsort([-len(p[0]) for p in pairs], kind="stable")
 
         def score(idx):
@@ -105,14 +111,11 @@ class CrossEncoderReranker(Reranker):
         return scores
 
     def _config_key(self):
-        return super()._config_key() + (self.policy.to_dict().__repr__(),)
+        return super()._config_key() + (repr(self.policy.to_dict()),)
 
     def _repr_args(self):
         args = super()._repr_args()
         return args[:1] + [f"policy={self.policy.name!r}"] + args[1:]
-
-
-MaskedCrossEncoder = CrossEncoderReranker
 
 
 class SparseCrossEncoderReranker(CrossEncoderReranker):
@@ -120,12 +123,21 @@ class SparseCrossEncoderReranker(CrossEncoderReranker):
 
     schematic = {"label": "SparseCE", "help_url": None}
 
-    def __init__(self, model, tokenizer, **kwargs):
-        kwargs["policy"] = "sparse_ce"
-        super().__init__(model, tokenizer, **kwargs)
+    def __init__(self, model, tokenizer, *, policy="sparse_ce", **kwargs):
+        if get_policy(policy).name != "sparse_ce":
+            raise ValueError(
+                f"SparseCrossEncoderReranker's policy is always 'sparse_ce', got {get_policy(policy).name!r}"
+            )
+        super().__init__(model, tokenizer, policy="sparse_ce", **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, policy=None, **kwargs):
-        if policy not in (None, "sparse_ce"):
-            raise ValueError("SparseCrossEncoderReranker's policy is always 'sparse_ce'")
-        return super().from_pretrained(name_or_path, "sparse_ce", **kwargs)
+    def from_pretrained(cls, name_or_path: str, policy="sparse_ce", **kwargs):
+        return super().from_pretrained(name_or_path, policy, **kwargs)
+
+
+register_family(
+    "cross-encoder",
+    MaskedCrossEncoderModel,
+    CrossEncoderReranker,
+    also=(SparseCrossEncoderReranker,),
+)

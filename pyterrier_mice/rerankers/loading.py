@@ -1,34 +1,25 @@
-"""The re-ranker for a checkpoint folder or hub id, chosen by what it holds: a model of this
-package, any HF cross-encoder, or a sentence-transformers bi-encoder.
-
-Re-rankers layer: imports :mod:`pyterrier_mice.models` and re-ranker modules."""
+"""The re-ranker for a checkpoint folder or hub id, chosen by what it holds: a model of one of the
+package's families, any HF cross-encoder, or a sentence-transformers bi-encoder."""
 
 from __future__ import annotations
 
 from ..models.bi_encoder import is_bi_encoder
 from ..models.checkpoints import has_classification_head, model_type_of
-from ..models.colbert import ColBERTModel
-from ..models.mice import MiceModel
-from ..models.registry import MODEL_CLASSES
+from ..models.registry import family_of_model_type
 from .bi_encoder import BiEncoderReranker
-from .colbert import ColBERTReranker
 from .cross_encoder import CrossEncoderReranker
-from .mice import MiceReranker
-
-_RERANKER_OF = {MiceModel: MiceReranker, ColBERTModel: ColBERTReranker}
-
-
-def reranker_class(model_type: str) -> type:
-    """The re-ranker for a checkpoint's ``model_type`` (cross-encoders, masked or not, by default)."""
-    return _RERANKER_OF.get(MODEL_CLASSES.get(model_type), CrossEncoderReranker)
 
 
 def reranker_class_of(path: str) -> type:
-    """The re-ranker for a checkpoint: by its ``model_type``, and :class:`BiEncoderReranker` for a
-    sentence-embedding model (sentence-transformers' layout, no classification head)."""
+    """The re-ranker for a checkpoint: its family's, :class:`BiEncoderReranker` for a sentence-embedding
+    model (sentence-transformers' layout, no classification head), else :class:`CrossEncoderReranker`
+    (which refuses a base encoder: a random head never scores)."""
+    family = family_of_model_type(model_type_of(path))
+    if family is not None:
+        return family.reranker
     if not has_classification_head(path) and is_bi_encoder(path):
         return BiEncoderReranker
-    return reranker_class(model_type_of(path))
+    return CrossEncoderReranker
 
 
 def load_reranker(path: str, **kwargs):

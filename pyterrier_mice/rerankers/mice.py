@@ -1,7 +1,5 @@
-"""``MiceReranker``: MICE as a PyTerrier re-ranker, from the fly, a document-state index, or the
-authors' batching for their padding-dependent models.
-
-Re-rankers layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.loaders`, re-ranker modules."""
+"""``MiceReranker``: MICE as a PyTerrier re-ranker, on the fly, from a document-state index, or in
+the authors' batches for their padding-dependent models; and the MICE family."""
 
 from __future__ import annotations
 
@@ -9,8 +7,10 @@ import numpy as np
 import torch
 
 from ..models.attention import merge_heads, split_heads
-from ..models.checkpoints import load_tokenizer
+from ..models.checkpoints import check_model_kind
 from ..models.mice import MiceModel
+from ..models.mice.authors import find_authors_checkpoint
+from ..models.registry import register_family
 from .base import logits_to_scores
 from .split import SplitReranker, gather_padded, length_mask, memory_length, pad_ids, pad_tensors, padded_buffer
 from .text import tokenize
@@ -52,11 +52,12 @@ class MiceReranker(SplitReranker):
     In ``reference`` mode a score depends on the padding of its batch, as in the authors'
     implementation. The re-ranker then reproduces their batching: each query's candidates, in
     the frame's row order (rank order for ``bm25 % k``), are scored in consecutive batches of
-    ``batch_size`` rows (the paper: 64), queries and documents each padded to the longest of the
-    batch. An index cannot reproduce that and is refused.
+    ``reference_batch`` rows (the paper's 64), queries and documents each padded to the longest of
+    the batch. An index cannot reproduce that and is refused.
     """
 
     schematic = {"label": "MICE", "help_url": None}
+    model_class = MiceModel
 
     def __init__(
         self,
@@ -65,37 +66,28 @@ class MiceReranker(SplitReranker):
         *,
         query_max_length: int | None = None,
         doc_max_length: int | None = None,
+        reference_batch: int = 64,
         **kwargs,
     ):
         super().__init__(model, tokenizer, **kwargs)
         max_pos = model.encoder.config.max_position_embeddings
-        trained = getattr(model.config, "trained_lengths", None) or {}
-        self.query_max_length = query_max_length or trained.get("query_max_length") or max_pos
-        self.doc_max_length = doc_max_length or self.max_length or trained.get("doc_max_length") or max_pos
+        self.query_max_length = self._length("query_max_length", query_max_length, max_pos)
+        self.doc_max_length = self._length("doc_max_length", doc_max_length, max_pos)
         self._check_lengths(query_max_length=self.query_max_length, doc_max_length=self.doc_max_length)
+        if not isinstance(reference_batch, (int, np.integer)) or reference_batch < 1:
+            raise ValueError(f"MiceReranker: reference_batch={reference_batch!r} must be an integer ≥ 1")
+        self.reference_batch = reference_batch
         self._attach_index()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "MiceReranker":
-        """Load a saved :class:`MiceModel` (directory or hub id) and its tokenizer, or one of the
-        authors' checkpoints (converted in reference mode; tokenizer from its ``hf_id``; batches of
-        64 candidates unless ``batch_size`` is given, as the paper scored them).
-
-        Pass ``index=MiceIndex(path)`` (or a path) to read document states from a precomputed index.
-        """
-        from ..loaders.authors import find_authors_checkpoint, load_authors_mice
-        from ..models.checkpoints import check_model_kind
-
+    def load_model(cls, name_or_path: str) -> MiceModel:
+        """A saved :class:`MiceModel` (folder or hub id), or one of the authors' checkpoints (converted;
+        its tokenizer is the one its definition names). Pass ``index=MiceIndex(path)`` (or a path) to
+        :meth:`from_pretrained` to read document states from a precomputed index."""
         folder = find_authors_checkpoint(name_or_path)
-        if folder is not None:
-            model, tokenizer_source = load_authors_mice(folder)
-            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_source)
-            if not model.config.padding_invariant:  # the batch is part of the score: the paper's 64
-                kwargs.setdefault("batch_size", 64)
-            return cls(model, tokenizer, model_name=name_or_path, **kwargs)
-        check_model_kind(name_or_path, MiceModel, cls)
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        return cls(MiceModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
+        if folder is None:
+            check_model_kind(name_or_path, MiceModel, cls)
+        return MiceModel.from_pretrained(folder or name_or_path)
 
     # ------------------------------------------------------------------ SplitReranker hooks
     def query_sequences(self, queries):
@@ -185,9 +177,9 @@ class MiceReranker(SplitReranker):
         for p, q in enumerate(qidx):
             rows_of_query.setdefault(int(q), []).append(p)
         batches = [
-            rows[s : s + self.batch_size]
+            rows[s : s + self.reference_batch]
             for rows in rows_of_query.values()
-            for s in range(0, len(rows), self.batch_size)
+            for s in range(0, len(rows), self.reference_batch)
         ]
         scores = np.empty(len(qidx), dtype=np.float32)
         progress = self._progress(len(qidx), self.schematic["label"])
@@ -201,4 +193,13 @@ class MiceReranker(SplitReranker):
         return scores
 
     def _config_key(self):
-        return super()._config_key() + (self.query_max_length, self.doc_max_length)
+        return super()._config_key() + (() if self.model.config.padding_invariant else (self.reference_batch,))
+
+
+register_family(
+    "mice",
+    MiceModel,
+    MiceReranker,
+    build_hint="build one with MiceModel.from_backbone(path, first_interaction_layer, interaction_layers) "
+    "(its head is kept), save it with save_pretrained, and load that (or run pyterrier-mice derive)",
+)

@@ -1,13 +1,12 @@
-"""``PreTTRReranker``: PreTTR-ℓ through its split path, so document states can be precomputed.
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.models` and re-ranker modules."""
+"""``PreTTRReranker``: PreTTR-ℓ through its split path, so document states can be precomputed; and
+the PreTTR family (trained and scored jointly by the cross-encoder re-ranker)."""
 
 from __future__ import annotations
 
-from ..models.checkpoints import check_model_kind
-from ..models.checkpoints import load_tokenizer
 from ..models.prettr import PreTTRModel
+from ..models.registry import register_family
 from .base import logits_to_scores
+from .cross_encoder import CrossEncoderReranker
 from .split import SplitReranker, materialise
 from .text import tokenize
 
@@ -16,13 +15,14 @@ class PreTTRReranker(SplitReranker):
     """Encodes ``[CLS] q [SEP]`` and ``d [SEP]`` apart for ℓ layers, then joins them.
 
     Needs a model with a fixed ``doc_position_offset`` (document token j at position
-    ``offset + j``): queries are truncated to ``offset`` tokens (with [CLS]/[SEP]) and documents
-    to ``max_position_embeddings - offset``.
+    ``offset + j``): queries are cut to ``offset`` tokens (with [CLS]/[SEP]) and documents to
+    ``doc_max_length`` (at most ``max_position_embeddings - offset``, the default).
     """
 
     schematic = {"label": "PreTTR", "help_url": None}
+    model_class = PreTTRModel
 
-    def __init__(self, model: PreTTRModel, tokenizer, **kwargs):
+    def __init__(self, model: PreTTRModel, tokenizer, *, doc_max_length: int | None = None, **kwargs):
         offset = model.config.doc_position_offset
         if offset is None:
             raise ValueError(
@@ -32,16 +32,10 @@ class PreTTRReranker(SplitReranker):
             )
         super().__init__(model, tokenizer, **kwargs)
         self.query_max_length = offset
-        self.doc_max_length = model.encoder.config.max_position_embeddings - offset
+        most = model.encoder.config.max_position_embeddings - offset
+        self.doc_max_length = self._length("doc_max_length", doc_max_length, most)
+        self._check_lengths(max_pos=most, doc_max_length=self.doc_max_length)
         self._attach_index()
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "PreTTRReranker":
-        """A saved PreTTR model (folder or hub id) and its tokenizer; ``index=`` a document-state index (or
-        its path) to read document states from; the other keyword arguments as :class:`Reranker`'s."""
-        check_model_kind(name_or_path, PreTTRModel, cls)
-        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
-        return cls(PreTTRModel.from_pretrained(name_or_path), tokenizer, model_name=name_or_path, **kwargs)
 
     def query_sequences(self, queries):
         return self._singles(queries, self.query_max_length, "queries")
@@ -64,3 +58,13 @@ class PreTTRReranker(SplitReranker):
 
     def score_batch(self, q, d):
         return logits_to_scores(self.model.join(q, materialise(d)))
+
+
+register_family(
+    "prettr",
+    PreTTRModel,
+    CrossEncoderReranker,
+    also=(PreTTRReranker,),
+    build_hint="build one with PreTTRModel.from_backbone(path, split_layer, doc_position_offset=K), save it, "
+    "and load that",
+)

@@ -1,7 +1,5 @@
 """Re-rankers that encode queries and documents apart (MICE, ColBERT, split PreTTR): the base
-:class:`SplitReranker` and the reads of stored document memories.
-
-Re-rankers layer: imports only :mod:`pyterrier_mice.index` and re-ranker modules."""
+:class:`SplitReranker` and the reads of stored document memories."""
 
 from __future__ import annotations
 
@@ -133,11 +131,14 @@ class SplitReranker(Reranker):
     :class:`SplitReranker` encodes each distinct query of a frame once and each distinct document
     once, processes documents ``batch_size`` at a time (longest first), scores every pair that uses
     them right away, and reads document states from a :class:`~pyterrier_mice.MiceIndex`
-    when one is given (falling back to encoding for documents it does not hold).
+    when one is given (falling back to encoding for documents it does not hold). Queries and
+    documents are cut at ``query_max_length`` and ``doc_max_length`` tokens.
 
     Subclasses implement the hooks ``query_sequences``, ``doc_sequences``, ``encode_queries``,
     ``encode_docs``, ``score_batch`` (and ``doc_extras``/``fingerprint_modules`` for the index).
     """
+
+    length_options = ("query_max_length", "doc_max_length")
 
     def __init__(self, model, tokenizer, *, index=None, **kwargs):
         super().__init__(model, tokenizer, **kwargs)

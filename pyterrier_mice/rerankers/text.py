@@ -25,14 +25,19 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 
 def truncate_pair(lq: int, ld: int, budget: int) -> tuple[int, int]:
-    """Lengths kept by HF's ``longest_first`` truncation of a pair to ``budget`` tokens."""
+    """Lengths kept by HF's ``longest_first`` truncation of a pair to ``budget`` tokens (its specials
+    aside), as the fast tokenizers compute it: the shorter text is kept whole when it is at most half
+    of the budget (the longer one gets the rest); otherwise each gets half, and an odd budget's extra
+    token goes to the longer one (to the document when the two are equally long)."""
     if lq + ld <= budget:
         return lq, ld
-    if lq <= budget // 2:
-        return lq, budget - lq
-    if ld <= budget - budget // 2:
-        return budget - ld, ld
-    return budget // 2, budget - budget // 2
+    swap = lq > ld
+    short = ld if swap else lq
+    if short <= budget - short:
+        kept = (short, budget - short)
+    else:
+        kept = (budget // 2, budget // 2 + budget % 2)
+    return kept[::-1] if swap else kept
 
 
 class InputBuilder:

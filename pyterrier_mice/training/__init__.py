@@ -1,8 +1,5 @@
-"""Training: one trainer for cross-encoders, MICE, ColBERT and PreTTR (MarginMSE, KL, BCE,
-InfoNCE), and :func:`run`, which prepares the data and trains from a config. The names are imported
-when first used.
-
-Training layer: imports every layer below it (never ``cli`` or ``tutorial``)."""
+"""Training: one trainer for every model family (MarginMSE, KL, BCE, InfoNCE), and :func:`run`, which
+prepares the data and trains from a config. The names are imported when first used."""
 
 from .._lazy import lazy_exports
 
@@ -22,7 +19,7 @@ _WHERE = {
         )
     },
     **{name: ".losses" for name in ("LOSSES", "get_loss")},
-    **{name: ".models" for name in ("MODEL_TYPES", "build_reranker", "load_reranker")},
+    "build_reranker": ".models",
     "Trainer": ".trainer",
     **{name: ".runner" for name in ("run", "teacher_lengths", "sample_queries")},
 }
@@ -44,9 +41,7 @@ __all__ = [
     "msmarco_teacher_groups",
     "LOSSES",
     "get_loss",
-    "MODEL_TYPES",
     "build_reranker",
-    "load_reranker",
     "Trainer",
     "run",
 ]

@@ -13,8 +13,6 @@ from typing import Any
 import yaml
 
 
-#: the model types a training config can build (see :mod:`.models`)
-MODEL_TYPES = ("cross-encoder", "mice", "colbert", "prettr")
 #: ``data.teacher``'s value for the starting model itself, used as a bi-encoder
 BACKBONE = "backbone"
 #: the value of a size chosen for the collection by :func:`pyterrier_mice.training.sizing.resolve_auto`
@@ -27,57 +25,68 @@ class ConfigError(ValueError):
     """An invalid training configuration (one line naming the key and what is expected)."""
 
 
+#: the lengths of a model (the re-rankers' names); each family's re-ranker takes some of them
+LENGTHS = ("max_length", "query_max_length", "doc_max_length")
+
+
+def families() -> dict:
+    """The model families a config can train, by name (every registered one; see
+    :mod:`pyterrier_mice.models.registry`)."""
+    from .. import rerankers  # noqa: F401  (its modules declare the families)
+    from ..models.registry import FAMILIES
+
+    return FAMILIES
+
+
+def family_options(name: str) -> dict:
+    """The options of family ``name`` (its model config's, lengths aside), with their types."""
+    return {k: v for k, v in families()[name].model.config_class.option_types().items() if k not in LENGTHS}
+
+
 @dataclasses.dataclass
 class ModelConfig:
-    """The model to train. MICE's own options are :class:`~pyterrier_mice.MiceConfig`'s, in the
-    section ``mice`` (``model.mice.interaction: cross_first``), or, for short, at this level
-    (``model.interaction: cross_first``); they are read as attributes too (``cfg.model.interaction``)."""
+    """The model to train: its family (``type``: ``cross-encoder``, ``mice``, ``colbert``, ``prettr``,
+    or any registered family), the checkpoint it starts from, its lengths (a joint model's
+    ``max_length``; a split model's ``query_max_length`` and ``doc_max_length``), and its family's
+    options, in the section named after the family (``model.mice.interaction: cross_first``) or, for
+    short, at this level (``model.interaction: cross_first``). The family's model config checks them
+    (:class:`~pyterrier_mice.MiceConfig` for ``mice``, :class:`~pyterrier_mice.ColBERTConfig` for
+    ``colbert``, …); they are read as attributes too (``cfg.model.interaction``)."""
 
-    type: str = "mice"  # cross-encoder | mice | colbert | prettr
+    type: str = "mice"
     backbone: str = "microsoft/MiniLM-L12-H384-uncased"
-    policy: str = "full"  # cross-encoder only
-    mice: dict = dataclasses.field(default_factory=dict)  # mice: MiceConfig's options (validated by MiceConfig)
-    split_layer: int = 4  # prettr
-    doc_position_offset: int | None = None  # prettr, mice: document token j at position offset + j
-    dim: int = 128  # colbert
-    query_length: int = 32  # colbert
-    doc_length: int = 180  # colbert
-    input_form: str = "reference"  # colbert: standard | reference
-    max_length: int | str | None = None  # cross-encoder / prettr joint pair length (auto: sized to the collection)
-    query_max_length: int | None = None  # mice
-    doc_max_length: int | str | None = None  # mice (auto: sized to the collection)
+    max_length: int | str | None = None  # a joint model's pair length (auto: sized to the collection)
+    query_max_length: int | None = None  # a split model's query length
+    doc_max_length: int | str | None = None  # a split model's document length (auto: sized to the collection)
     length_limit: int | None = None  # auto lengths: at most this (None: as long as the backbone reads well)
+    options: dict = dataclasses.field(default_factory=dict)  # the family's options, as set
 
-    def __getattr__(self, name):  # a MICE option, read as an attribute: its value, or MiceConfig's default
-        if name != "mice" and name in _mice_options():
-            return self.__dict__.get("mice", {}).get(name, _mice_defaults()[name])
+    def __getattr__(self, name):  # an option of the family, read as an attribute: its value, or its default
+        kind = self.__dict__.get("type")
+        if not name.startswith("_") and kind in families() and name in family_options(kind):
+            return self.__dict__.get("options", {}).get(name, _option_defaults(kind)[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def mice_options(self) -> dict:
-        """MICE's options as set: the ``mice`` section, and this config's fields that are MICE options
-        too (shared with another model type, e.g. ``doc_position_offset``)."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _mice_options()}
-        return {**self.mice, **shared}
+    def family(self):
+        """The :class:`~pyterrier_mice.models.registry.Family` of ``type``."""
+        from ..models.registry import get_family
 
-    def mice_config(self):
-        """The :class:`~pyterrier_mice.MiceConfig` these options make (backbone aside): building it
-        is validating them."""
-        from ..models.mice import MiceConfig
+        families()
+        return get_family(self.type)
 
-        lexical = self.mice.get("lexical_bias")
-        return MiceConfig(**self.mice_options(), special_token_ids=[0] if lexical else None)
+    def model_options(self) -> dict:
+        """What the family's model is built with: its options as set, and the lengths its config holds."""
+        config_options = self.family().model.config_class.option_types()
+        lengths = {k: getattr(self, k) for k in LENGTHS if k in config_options and getattr(self, k) is not None}
+        return {**self.options, **lengths}
 
-
-def _mice_options() -> dict:
-    from ..models.mice import MiceConfig
-
-    return MiceConfig.option_types()
+    def lengths(self) -> dict:
+        """The lengths the family's re-ranker takes, as set (None: the re-ranker's defaults)."""
+        return {k: getattr(self, k) for k in self.family().reranker.length_options if getattr(self, k, None)}
 
 
-def _mice_defaults() -> dict:
-    from ..models.mice import MiceConfig
-
-    return MiceConfig.option_defaults()
+def _option_defaults(name: str) -> dict:
+    return families()[name].model.config_class.option_defaults()
 
 
 @dataclasses.dataclass
@@ -185,16 +194,14 @@ class TrainConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         checks = [
-            ("model.type", self.model.type, MODEL_TYPES),
+            ("model.type", self.model.type, sorted(families())),
             ("data.kind", self.data.kind, ("beir", "msmarco-teacher")),
             ("precision", self.precision, ("no", "bf16", "fp16")),
-            ("model.input_form", self.model.input_form, ("standard", "reference")),
         ]
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r}; expected one of {list(allowed)}")
-        if self.model.type == "mice":
-            self._check_mice_options()
+        self._check_model_options()
         try:
             import ir_measures
 
@@ -233,15 +240,15 @@ class TrainConfig:
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")
 
-    def _check_mice_options(self) -> None:
-        """MICE's options and their combinations: :class:`MiceConfig` checks them (backbone aside);
-        the section then holds every option as resolved."""
+    def _check_model_options(self) -> None:
+        """The family's options and their combinations: its model config checks them (backbone aside);
+        the options then hold every one as resolved."""
+        config_class = self.model.family().model.config_class
         try:
-            options = self.model.mice_config().options()
-        except ValueError as e:
-            raise ConfigError(f"model: {str(e).removeprefix('MiceConfig: ')}") from None
-        fields = {f.name for f in dataclasses.fields(ModelConfig)}
-        self.model.mice = {k: v for k, v in options.items() if k not in fields}
+            options = config_class.checked_options(self.model.model_options())
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"model: {str(e).removeprefix(config_class.__name__ + ': ')}") from None
+        self.model.options = {k: v for k, v in options.items() if k not in LENGTHS}
 
     def check_data(self) -> None:
         """What the data preparation needs (checked by ``run`` before any work)."""
@@ -276,8 +283,10 @@ class TrainConfig:
                     )
                 if not has_classification_head(teacher) and not is_bi_encoder(teacher):
                     raise ConfigError(
-                        f"data.teacher: {teacher!r} {NO_HEAD}; set it to a trained "
-                        "cross-encoder, or a sentence-embedding model in sentence-transformers' layout"
+                        f"data.teacher: {teacher!r} has no classification head (a base encoder, not a "
+                        "cross-encoder) and is no sentence-embedding model, so it cannot score pairs (a random "
+                        "head would, and the student would learn it); set it to a trained cross-encoder, or a "
+                        "sentence-embedding model in sentence-transformers' layout"
                     )
 
     @property
@@ -291,26 +300,30 @@ class TrainConfig:
         return self.seed if self.eval.seed is None else self.eval.seed
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as a dict that :meth:`from_dict` reads back (the family's options in its section)."""
+        d = dataclasses.asdict(self)
+        d["model"][self.model.type] = d["model"].pop("options")
+        return d
 
-
-#: why a base encoder cannot teach or be derived from
-NO_HEAD = (
-    "has no classification head (a base encoder, not a cross-encoder): its scores would be random, "
-    "and a student would learn them"
-)
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "eval": EvalConfig}
 
 
 def override_keys(overrides: list[str]) -> set[str]:
-    """The dotted keys ``KEY=VALUE`` overrides set, MICE's options under one spelling (``model.X``,
-    whether written ``model.X`` or ``model.mice.X``)."""
-    return {item.partition("=")[0].replace("model.mice.", "model.", 1) for item in overrides}
+    """The dotted keys ``KEY=VALUE`` overrides set, a family's options under one spelling (``model.X``,
+    whether written ``model.X`` or ``model.<family>.X``)."""
+    keys = set()
+    for item in overrides:
+        parts = item.partition("=")[0].split(".")
+        if len(parts) == 3 and parts[0] == "model":
+            parts = ["model", parts[2]]
+        keys.add(".".join(parts))
+    return keys
 
 
 def _set(d: dict, key: str, value, said: str) -> None:
-    """Set the dotted ``key`` of the config dict ``d`` (``said``: how the user wrote it, for errors)."""
+    """Set the dotted ``key`` of the config dict ``d`` (``said``: how the user wrote it, for errors); a
+    family option set in one spelling (``model.X`` or ``model.<family>.X``) replaces the other."""
     node = d
     *parents, leaf = key.split(".")
     for i, p in enumerate(parents):
@@ -323,9 +336,10 @@ def _set(d: dict, key: str, value, said: str) -> None:
             f"--set {key}.{dataclasses.fields(_SECTIONS.get(leaf, ModelConfig))[0].name}=…"
         )
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    if parents == ["model"] and isinstance(node.get("mice"), dict) and leaf in set(_mice_options()) - fields:
-        node = node["mice"]  # a MICE option written short, over a config that has the section
-    elif parents == ["model", "mice"]:
+    if parents == ["model"] and leaf not in fields:
+        for section in [v for v in node.values() if isinstance(v, dict)]:
+            section.pop(leaf, None)  # written short, over a config that has it in its section: the later wins
+    elif len(parents) == 2 and parents[0] == "model":
         d["model"].pop(leaf, None)  # written in the section, over a config that has it short: the later wins
     node[leaf] = value
 
@@ -334,17 +348,19 @@ def _build(klass, d: dict, prefix: str):
     """``klass(**d)`` with unknown keys refused and every value coerced to its field's type."""
     fields = {f.name: f for f in dataclasses.fields(klass)}
     if klass is ModelConfig:
-        d = _with_mice_section(d, set(fields))
+        d = _with_family_section(d, set(fields))
     unknown = sorted(set(d) - set(fields))
     if unknown:
         where = f"in '{prefix[:-1]}'" if prefix else "in the training config"
-        more = f"; MICE's options: {sorted(_mice_options())}" if klass is ModelConfig else ""
-        raise ConfigError(f"unknown key(s) {where}: {unknown}; known: {sorted(fields)}{more}")
+        more = ""
+        if klass is ModelConfig and d.get("type") in families():
+            more = f"; {d['type']}'s options: {sorted(family_options(d['type']))}"
+        raise ConfigError(f"unknown key(s) {where}: {unknown}; known: {sorted(set(fields) - {'options'})}{more}")
     hints = typing.get_type_hints(klass)
     values = {}
     for name, value in d.items():
-        if klass is ModelConfig and name == "mice":
-            values[name] = value  # gathered and coerced by _with_mice_section
+        if klass is ModelConfig and name == "options":
+            values[name] = value  # gathered and coerced by _with_family_section
         elif name in _SECTIONS and klass is TrainConfig:
             if value is not None and not isinstance(value, dict):
                 raise ConfigError(f"{name!r} is a section of keys (e.g. {name}.type: …), got {value!r}")
@@ -354,24 +370,32 @@ def _build(klass, d: dict, prefix: str):
     return klass(**values)
 
 
-def _with_mice_section(d: dict, fields: set[str]) -> dict:
-    """``model``'s keys with MICE's options (``model.mice.X``, or ``model.X`` for short) gathered in
-    its ``mice`` section, each coerced to its type in :class:`MiceConfig`."""
-    options = {k: v for k, v in _mice_options().items() if k not in fields}  # a shared one is a field
-    section = d.get("mice") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(
-            f"'model.mice' is a section of MICE's options (e.g. model.mice.interaction: …), got {section!r}"
-        )
+def _with_family_section(d: dict, fields: set[str]) -> dict:
+    """``model``'s keys with the family's options (``model.<family>.X``, or ``model.X`` for short)
+    gathered in ``options``, each coerced to its type in the family's model config."""
+    kind = d.get("type", ModelConfig.type)
+    known = families()
+    if kind not in known:
+        raise ConfigError(f"model.type={kind!r}; expected one of {sorted(known)}")
+    options = family_options(kind)
+    sections = {k: v for k, v in d.items() if k in known or k == "options"}
+    for name, section in sections.items():
+        if name not in (kind, "options"):
+            raise ConfigError(f"model.{name} holds {name}'s options, but model.type is {kind!r}")
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f"'model.{name}' is a section of {kind}'s options (e.g. model.{kind}.X: …), got {section!r}"
+            )
+    section = {**(sections.get("options") or {}), **(sections.get(kind) or {})}
     unknown = sorted(set(section) - set(options))
     if unknown:
-        raise ConfigError(f"unknown key(s) in 'model.mice': {unknown}; MICE's options: {sorted(options)}")
-    out = {k: v for k, v in d.items() if k != "mice" and k not in options}
-    for key in set(d) - set(out) - {"mice"}:
+        raise ConfigError(f"unknown key(s) in 'model.{kind}': {unknown}; {kind}'s options: {sorted(options)}")
+    out = {k: v for k, v in d.items() if k not in sections and k not in set(options) - fields}
+    for key in set(d) - set(out) - set(sections):
         if key in section and section[key] != d[key]:
-            raise ConfigError(f"model.{key}={d[key]!r} and model.mice.{key}={section[key]!r}: set it once")
+            raise ConfigError(f"model.{key}={d[key]!r} and model.{kind}.{key}={section[key]!r}: set it once")
         section = {**section, key: d[key]}
-    out["mice"] = {k: _coerce(v, options[k], f"model.{k}") for k, v in section.items()}
+    out["options"] = {k: _coerce(v, options[k], f"model.{k}") for k, v in section.items()}
     return out
 
 
@@ -387,6 +411,8 @@ def _coerce(value, hint, key: str):
             return None
         raise ConfigError(f"{key} must be set (a {getattr(options[0], '__name__', options[0])})")
     for t in (o for o in options if o is not type(None)):
+        if t in (dict, list, object) and isinstance(value, (dict, list) if t is object else t):
+            return value
         if typing.get_origin(t) is typing.Literal:
             allowed = typing.get_args(t)
             if value in allowed or str(value) in allowed:

@@ -28,7 +28,7 @@ def derive_config(args) -> tuple[str, list[str], dict]:
     from it (MarginMSE) on a BEIR folder, or from the MS MARCO teacher file. For
     ``TrainConfig.from_yaml(*derive_config(args))``: the user's ``--set`` wins over derive's values."""
     from ..models.checkpoints import has_classification_head
-    from .config import NO_HEAD
+    from ..models.checkpoints import NO_HEAD
     from ..evaluation.datasets import dataset_path
 
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")

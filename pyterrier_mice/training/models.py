@@ -1,52 +1,17 @@
-"""Build a re-ranker of any model type from a :class:`ModelConfig` (fresh from a backbone); loading
-a trained one is :mod:`pyterrier_mice.rerankers.loading`'s (re-exported here).
-
-Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.rerankers` and :mod:`.config`."""
+"""A new re-ranker of any model family, built from a :class:`ModelConfig` (fresh from a backbone);
+loading a trained one is :func:`pyterrier_mice.rerankers.load_reranker`'s."""
 
 from __future__ import annotations
 
-from ..rerankers.colbert import ColBERTReranker
-from ..rerankers.cross_encoder import CrossEncoderReranker
-from ..rerankers.loading import load_reranker, reranker_class, reranker_class_of  # noqa: F401  (their old home)
-from ..rerankers.mice import MiceReranker
 from ..models.checkpoints import load_encoder, load_tokenizer
-from ..models.colbert import ColBERTModel
-from ..models.masked import MaskedCrossEncoderModel
-from ..models.mice import MiceModel
-from ..models.prettr import PreTTRModel
-from .config import MODEL_TYPES, ModelConfig
+from .config import ModelConfig
 
 
 def build_reranker(cfg: ModelConfig, tokenizer=None, encoder=None, **reranker_kwargs):
-    """A new re-ranker of type ``cfg.type`` initialised from ``cfg.backbone`` (or ``encoder``)."""
-    if cfg.type not in MODEL_TYPES:
-        raise ValueError(f"unknown model type {cfg.type!r}; expected one of {MODEL_TYPES}")
+    """A new re-ranker of the family ``cfg.type``: its model built from ``cfg.backbone`` (or ``encoder``)
+    with the family's options, wrapped by the family's re-ranker at the config's lengths."""
+    family = cfg.family()
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.backbone)
     encoder = encoder if encoder is not None else load_encoder(cfg.backbone, num_labels=1)
-    if cfg.type == "cross-encoder":
-        model = MaskedCrossEncoderModel.from_encoder(encoder, tokenizer, cfg.policy)
-        return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)
-    if cfg.type == "mice":
-        model = MiceModel.from_encoder(encoder, tokenizer, **cfg.mice_options())
-        return MiceReranker(
-            model,
-            tokenizer,
-            query_max_length=cfg.query_max_length,
-            doc_max_length=cfg.doc_max_length,
-            **reranker_kwargs,
-        )
-    if cfg.type == "colbert":
-        model = ColBERTModel.from_encoder(
-            encoder,
-            tokenizer,
-            dim=cfg.dim,
-            query_length=cfg.query_length,
-            doc_length=cfg.doc_length,
-            input_form=cfg.input_form,
-        )
-        return ColBERTReranker(model, tokenizer, **reranker_kwargs)
-    model = PreTTRModel.from_encoder(encoder, tokenizer, cfg.split_layer, cfg.doc_position_offset)
-    return CrossEncoderReranker(model, tokenizer, max_length=cfg.max_length, **reranker_kwargs)
-
-
-__all__ = ["build_reranker", "load_reranker", "reranker_class", "reranker_class_of"]
+    model = family.model.from_encoder(encoder, tokenizer, **cfg.model_options())
+    return family.reranker(model, tokenizer, **cfg.lengths(), **reranker_kwargs)

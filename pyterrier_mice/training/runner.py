@@ -14,7 +14,8 @@ from .data import (
     msmarco_teacher_groups,
     pseudo_query_groups,
 )
-from .models import build_reranker, load_reranker
+from ..rerankers.loading import load_reranker
+from .models import build_reranker
 from .trainer import Trainer
 
 
@@ -98,25 +99,24 @@ def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:
     lengths), never longer than the length the teacher was trained at (run past it, a trained
     cross-encoder ranks worse, and the student learns that); a split teacher takes the student's
     query/document lengths; a bi-encoder its own."""
-    from ..rerankers.bi_encoder import BiEncoderReranker
-    from ..rerankers.cross_encoder import CrossEncoderReranker
     from ..models.checkpoints import readable_length
-    from .models import reranker_class_of
+    from ..rerankers.bi_encoder import BiEncoderReranker
+    from ..rerankers.loading import reranker_class_of
 
     m = cfg.model
     kind = reranker_class_of(teacher_path)
     if kind is BiEncoderReranker:
         return {}  # a bi-encoder reads each text alone, at its own length
-    if kind is CrossEncoderReranker:
+    if "max_length" in kind.length_options:  # a joint teacher (a cross-encoder)
         if cfg.data.teacher_max_length:
             return {"max_length": cfg.data.teacher_max_length}
-        if m.type in ("cross-encoder", "prettr"):
+        if "max_length" in m.family().reranker.length_options:
             length = m.max_length
         else:
-            q, d = (m.query_length, m.doc_length) if m.type == "colbert" else (m.query_max_length, m.doc_max_length)
+            q, d = m.query_max_length, m.doc_max_length
             length = q + d if q and d else None
         return {"max_length": min(length, readable_length(teacher_path))} if length else {}
-    return {k: v for k, v in (("query_max_length", m.query_max_length), ("doc_max_length", m.doc_max_length)) if v}
+    return {k: v for k in kind.length_options if (v := getattr(m, k, None))}
 
 
 def sample_queries(topics, n: int | None, seed: int):

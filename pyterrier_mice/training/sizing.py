@@ -135,7 +135,7 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
         said.append(f"model.doc_max_length={m.doc_max_length} ({why})")
     if cfg.steps == AUTO:
         if mean_length is None:
-            if m.type in ("cross-encoder", "prettr") and isinstance(m.max_length, int):
+            if "max_length" in m.family().reranker.length_options and isinstance(m.max_length, int):
                 _, mean_length, _ = pair_length(tokenizer, cfg.data.path, cfg.data.split, m.max_length)
             else:
                 lengths = document_lengths(tokenizer, cfg.data.path, limit) + 2

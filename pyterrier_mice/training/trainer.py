@@ -96,9 +96,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.scorer).model
             rr = self.reranker
-            model.config.trained_lengths = {
-                k: getattr(rr, k) for k in ("max_length", "query_max_length", "doc_max_length") if getattr(rr, k, None)
-            }
+            model.config.trained_lengths = {k: getattr(rr, k) for k in rr.length_options if getattr(rr, k, None)}
             with replaced_whole(path) as tmp:
                 model.save_pretrained(tmp)
                 rr.tokenizer.save_pretrained(tmp)
@@ -209,7 +207,7 @@ class Trainer:
         self.fusion = {
             "step": self.step,
             "k": self.cfg.eval.k,
-            **choose_weight(scored["first_score"], scored["score"], scored, qrels, self.cfg.eval.measure),
+            **choose_weight(scored, qrels, self.cfg.eval.measure),
         }
         self.accelerator.print(
             f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f}, fused with the "

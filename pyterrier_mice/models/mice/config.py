@@ -1,12 +1,8 @@
 """MICE's options: :class:`MiceConfig`, the one place each option is defined, documented and
-validated (training configs and ``derive`` pass options straight to it).
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+validated (training configs and ``derive`` pass options straight to it)."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import typing
 from typing import Literal
 
@@ -165,29 +161,12 @@ class MiceConfig(BackboneConfig):
         super().__init__(**kwargs)
         self._check_options()
 
-    #: ``__init__`` arguments that are no user option: taken from the tokenizer, or read from old configs
     NOT_OPTIONS = ("special_token_ids", "reference_compat")
 
     @classmethod
-    @functools.cache
-    def option_types(cls) -> dict[str, object]:
-        """Every option a user sets (``__init__``'s arguments but :data:`NOT_OPTIONS`), with its type:
-        the one list of MICE's options (training configs read it; nothing else lists them)."""
-        hints = typing.get_type_hints(cls.__init__)
-        return {
-            name: hints[name]
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in cls.NOT_OPTIONS
-        }
-
-    @classmethod
-    def option_defaults(cls) -> dict[str, object]:
-        params = inspect.signature(cls.__init__).parameters
-        return {name: params[name].default for name in cls.option_types()}
-
-    def options(self) -> dict[str, object]:
-        """This config's value of every option (as resolved: e.g. the ``[CLS]`` mode chosen for None)."""
-        return {name: getattr(self, name) for name in self.option_types()}
+    def checked_options(cls, options: dict) -> dict:
+        # lexical_bias reads the tokenizer's special ids, which a model built from a checkpoint records
+        return cls(**options, special_token_ids=[0] if options.get("lexical_bias") else None).options()
 
     def _check_options(self) -> None:
         """Refuse option combinations that are undefined (each with one line naming the options)."""

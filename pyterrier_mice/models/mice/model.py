@@ -6,13 +6,14 @@ Models layer: imports only :mod:`pyterrier_mice.models` modules."""
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 from torch import nn
 
 from ..attention import mean_value_context
 from ..base import BackboneModel, special_ids
-from ..checkpoints import load_encoder, load_tokenizer, read_foreign_checkpoint
+from ..checkpoints import load_encoder, load_tokenizer
 from ..masked import CrossEncoderOutput
 from ..registry import register_model
 from . import masks
@@ -25,6 +26,7 @@ class MiceModel(BackboneModel):
     """MICE over a BERT or ModernBERT backbone (see module docstring)."""
 
     config_class = MiceConfig
+    description = "a MICE model"
 
     def __init__(self, config: MiceConfig, encoder=None):
         super().__init__(config, encoder)
@@ -138,11 +140,17 @@ class MiceModel(BackboneModel):
     @classmethod
     def from_pretrained(cls, name_or_path, *args, **kwargs) -> "MiceModel":
         """A MICE saved by this package, or one of the authors' checkpoints (an ``xpm_torch``
-        folder or hub id, older or newer architecture; see :mod:`pyterrier_mice.loaders`), converted."""
-        model = read_foreign_checkpoint("mice", name_or_path, **kwargs)
-        if model is not None:
+        folder or hub id, older or newer architecture; see :mod:`.authors`), converted; its
+        :attr:`tokenizer_source` says where its tokenizer is."""
+        from .authors import find_authors_checkpoint, load_authors_mice
+
+        folder = find_authors_checkpoint(name_or_path)
+        if folder is None:
+            model = super().from_pretrained(name_or_path, *args, **kwargs)
+            model.tokenizer_source = os.fspath(name_or_path)
             return model
-        return super().from_pretrained(name_or_path, *args, **kwargs)
+        model, model.tokenizer_source = load_authors_mice(cls, folder, *args, **kwargs)
+        return model
 
     def _with_global_cls(self, x, query_mask):
         if self.global_cls is None:

@@ -1,8 +1,5 @@
-"""The MICE authors' checkpoints as :class:`~pyterrier_mice.MiceModel`: the paper's
-``MidFusionCrossEncoder`` converted here (their numerics kept), the newer one dispatched to
-:mod:`.authors_newer`.
-
-Loaders layer: imports only :mod:`pyterrier_mice.models` and :mod:`pyterrier_mice.loaders`."""
+"""The MICE authors' older checkpoints (the paper's ``MidFusionCrossEncoder``) converted to
+:class:`~pyterrier_mice.MiceModel`, their numerics kept."""
 
 from __future__ import annotations
 
@@ -10,17 +7,8 @@ import os
 
 import torch
 
-from .authors_newer import load_newer_mice
-from .authors_weights import _target_name, convert_state_dict  # noqa: F401  (re-exported)
-from .xpm_layout import OLDER_WEIGHTS, AuthorsCheckpointError, AuthorsFolder, find_authors_checkpoint, read_folder
-
-__all__ = [
-    "AuthorsCheckpointError",
-    "convert_state_dict",
-    "find_authors_checkpoint",
-    "load_authors_mice",
-    "read_definition",
-]
+from .layout import OLDER_WEIGHTS, AuthorsCheckpointError, AuthorsFolder, read_folder
+from .weights import convert_state_dict
 
 # the paper's MidFusionCrossEncoder parameters and their defaults
 DEFAULTS = {
@@ -52,23 +40,10 @@ def _older_weights(ckpt: AuthorsFolder) -> str:
     return paths[0] if paths else ckpt.path(OLDER_WEIGHTS)
 
 
-def load_authors_mice(folder: str, backbone: str | None = None, **overrides):
-    """``(MiceModel, tokenizer source)`` from an authors' checkpoint folder, older or newer.
-    ``backbone`` replaces the definition's ``hf_id`` (e.g. a local copy of the base model, offline);
-    ``overrides`` (newer architecture) are :class:`MiceConfig` fields set over the converted ones."""
-    ckpt = read_folder(folder)
-    if ckpt.is_newer:
-        return load_newer_mice(ckpt, backbone, **overrides)
-    if overrides:
-        raise TypeError(f"unexpected arguments for the authors' older MICE: {sorted(overrides)}")
-    return _load_older(ckpt, backbone)
-
-
-def _load_older(ckpt: AuthorsFolder, backbone: str | None):
+def load_older_mice(model_class, ckpt: AuthorsFolder, backbone: str | None):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ..models.checkpoints import load_tokenizer
-    from ..models.mice import MiceModel
+    from ...checkpoints import load_tokenizer
 
     folder, params, weights = ckpt.folder, _older_params(ckpt), _older_weights(ckpt)
     hf_id = backbone or params["hf_id"]
@@ -98,7 +73,7 @@ def _load_older(ckpt: AuthorsFolder, backbone: str | None):
     merge, drop = int(params["merge_layer"]), int(params["drop_layer"])
     tokenizer = load_tokenizer(hf_id)
     encoder = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
-    model = MiceModel.from_encoder(
+    model = model_class.from_encoder(
         encoder,
         tokenizer,
         merge,

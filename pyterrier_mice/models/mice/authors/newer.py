@@ -1,8 +1,6 @@
 """The MICE authors' newer ``MiceCrossEncoder`` (``src/MICE/modeling/mice.py`` of xpmir/mice, read
 at b4dc361) converted to :class:`~pyterrier_mice.MiceModel` (the option mapping:
-:func:`newer_options`).
-
-Loaders layer: imports only :mod:`pyterrier_mice.models` and :mod:`pyterrier_mice.loaders`."""
+:func:`newer_options`)."""
 
 from __future__ import annotations
 
@@ -11,8 +9,8 @@ import os
 
 import torch
 
-from .authors_weights import convert_state_dict
-from .xpm_layout import (
+from .weights import convert_state_dict
+from .layout import (
     BASE_CONFIGS,
     HEAD_CONFIGS,
     TOKENIZER_FILES,
@@ -95,14 +93,14 @@ def newer_options(params: dict, config) -> dict:
     return options
 
 
-def load_newer_mice(ckpt: AuthorsFolder, backbone: str | None = None, **overrides):
-    """``(MiceModel, tokenizer source)`` from a newer authors' folder; ``backbone`` replaces
-    ``hf_id`` where the folder lacks its config or tokenizer; ``overrides`` are
+def load_newer_mice(model_class, ckpt: AuthorsFolder, backbone: str | None = None, **overrides):
+    """``(model, tokenizer source)`` from a newer authors' folder, as a ``model_class``
+    (:class:`MiceModel`); ``backbone`` replaces ``hf_id`` where the folder lacks its config or
+    tokenizer; ``overrides`` are
     :class:`MiceConfig` fields applied over the converted ones (e.g. ``pooling="mean"``)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ..models.checkpoints import load_tokenizer
-    from ..models.mice import MiceModel
+    from ...checkpoints import load_tokenizer
 
     params = {**NEWER_DEFAULTS, **{k: v for k, v in ckpt.fields.items() if k in NEWER_DEFAULTS}}
     hf_id = backbone or ckpt.fields["hf_id"]
@@ -128,7 +126,7 @@ def load_newer_mice(ckpt: AuthorsFolder, backbone: str | None = None, **override
     n_ctx = int(params["n_contextualization_layers"])
     k = params["n_interaction_layers"]
     encoder = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
-    model = MiceModel.from_encoder(encoder, tokenizer, n_ctx, None if k is None else int(k), **options)
+    model = model_class.from_encoder(encoder, tokenizer, n_ctx, None if k is None else int(k), **options)
     _check_head_config(ckpt, model)
     weights = ckpt.find(WEIGHT_FILES)
     if weights is None:

@@ -10,9 +10,7 @@ is a ``{"type": "path.serialized"}`` field, stored under the field's name; the m
   ``model.safetensors``, ``contextualization_layers/config.json`` the base config,
   ``interaction_layers/config.json`` the head config, tokenizer files; ``model/model.safetensors`` or
   ``model.pth`` from a plain ModuleLoader), and from ``write_hub_extras`` ``config.json``,
-  ``head/config.json``, the tokenizer files and ``README.md``.
-
-Loaders layer: imports no other module of the package."""
+  ``head/config.json``, the tokenizer files and ``README.md``."""
 
 from __future__ import annotations
 
@@ -74,7 +72,7 @@ def definition_file(folder: str) -> str | None:
 def find_authors_checkpoint(name_or_path) -> str | None:
     """The local folder of an authors' checkpoint (fetched from the hub for a hub id), or None
     when ``name_or_path`` is anything else."""
-    from ..models.checkpoints import hub_files, local_or_hub
+    from ...checkpoints import hub_files, local_or_hub
 
     path = os.fspath(name_or_path)
     if os.path.isdir(path):

@@ -1,7 +1,5 @@
 """The MICE authors' tensor names (older and newer architectures) mapped onto
-:class:`~pyterrier_mice.MiceModel`'s, every tensor accounted for.
-
-Loaders layer: imports only :mod:`pyterrier_mice.loaders` modules."""
+:class:`~pyterrier_mice.MiceModel`'s, every tensor accounted for."""
 
 from __future__ import annotations
 
@@ -9,14 +7,14 @@ import re
 
 import torch
 
-from .xpm_layout import AuthorsCheckpointError
+from .layout import AuthorsCheckpointError
 
 # derived buffers a state dict may carry, recomputed from the config
 _DERIVED = re.compile(r"(^|\.)(position_ids|token_type_ids|inv_freq|\w*_inv_freq)$")
 _TOP = re.compile(r"top_layers\.(\d+)\.(.+)$")
 
 
-def _target_name(key: str, model_type: str) -> str | None:
+def target_name(key: str, model_type: str) -> str | None:
     """This package's name for one of the authors' tensors (None: no counterpart)."""
     base = {"bert": "encoder.bert", "modernbert": "encoder.model"}[model_type]
     layers = f"{base}.encoder.layer" if model_type == "bert" else f"{base}.layers"
@@ -63,7 +61,7 @@ def convert_state_dict(state: dict, model) -> dict:
         if m and model_type == "modernbert":
             qkv.setdefault((m.group(1), m.group(3)), {})[m.group(2)] = value
             continue
-        target = _target_name(key, model_type)
+        target = target_name(key, model_type)
         if target is None or target not in expected:
             unmapped.append(key)
         else:
