@@ -16,8 +16,9 @@ from the cross-encoder checkpoint CE without training (its head kept). ``--refer
 drawn and its final checkpoint joins the test table. ``--against NAME`` (repeatable; a variant or a
 reference, default the first reference) adds a table marking every system against NAME, e.g. the
 derived variant against the one trained from the base model. Writes ``OUT_curves.csv``
-(variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and
-``OUT.png`` (curves, mean over seeds with the per-seed runs faint).
+(variant, seed, step, validation), ``OUT_test.csv`` (per seed), ``OUT.md`` (the table) and the
+figure ``pyterrier_mice/pt_docs/figures/<name of OUT>.png`` (curves, mean over seeds with the per-seed
+runs faint; the documentation shows it from there).
 """
 
 import argparse
@@ -32,6 +33,12 @@ from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, 
 from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, saved_fusions, system_identity
 from pyterrier_mice import load_reranker
 from pyterrier_mice.training import TrainConfig, build_reranker, run
+
+
+#: where the documentation's figures live (pyterrier_mice/pt_docs/figures: the pages show them from there)
+DOCS_FIGURES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "pt_docs", "figures"
+)
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
@@ -230,7 +237,7 @@ def main(argv=None):
     plot_curves(
         rows,
         TrainConfig.from_yaml(args.config, args.set).eval.measure,
-        args.out + ".png",
+        os.path.join(DOCS_FIGURES, os.path.basename(args.out) + ".png"),
         f"{os.path.basename(args.config)}: validation during training",
     )
     return table

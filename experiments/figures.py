@@ -121,7 +121,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("masks")
-    m.add_argument("--out", default="figures")
+    m.add_argument(
+        "--out",
+        default=os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "pt_docs", "figures"
+        ),
+        help="folder of the figures (default: the documentation's, pyterrier_mice/pt_docs/figures)",
+    )
     m.add_argument("--layers", type=int, default=12)
     s = sub.add_parser("sweep")
     s.add_argument("csv", help="written by experiments/sweep.py")

@@ -14,7 +14,8 @@ Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (a finished run is reu
 is kept in ``timing.json`` beside it). Every run of both recipes holds out the same 20% of the
 training queries (``eval.seed`` 12) for validation and for choosing the fusion weight; the test
 split is read only for the table. Writes ``OUT.md`` (the table), ``OUT_test.csv`` (per seed),
-``OUT_curves.csv`` and ``OUT.png`` (validation nDCG@10 against steps, fused dashed).
+``OUT_curves.csv`` and the figure ``pyterrier_mice/pt_docs/figures/<name of OUT>.png`` (validation
+nDCG@10 against steps, fused dashed).
 """
 
 import argparse
@@ -37,6 +38,12 @@ from compare_training import curves, plot_curves  # noqa: E402  (experiments/ is
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "configs")
 #: recipe name → (its config, what the table calls its cross-encoder)
 RECIPES = {"previous": ("cranfield_ce.yaml", "CE, previous recipe"), "current": ("ce.yaml", "CE, current recipe")}
+
+
+#: where the documentation's figures live (pyterrier_mice/pt_docs/figures: the pages show them from there)
+DOCS_FIGURES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "pt_docs", "figures"
+)
 
 
 def timed_run(cfg: TrainConfig) -> float:
@@ -169,7 +176,7 @@ def main(argv=None):
     plot_curves(
         rows,
         "nDCG@10 (held-out training queries)",
-        args.out + ".png",
+        os.path.join(DOCS_FIGURES, os.path.basename(args.out) + ".png"),
         f"{ds.label}: validation during training (seeds: see {os.path.basename(args.out)}.md)",
     )
     header = (

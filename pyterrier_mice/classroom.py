@@ -57,11 +57,17 @@ def prefetch_model(repo_id: str) -> str:
 
 def prefetch_dataset(spec: str, index: bool = True) -> str:
     """Fetch an ``irds:`` collection's queries, qrels and documents (and build its BM25 index)."""
+    from .evaluation.datasets import BeirFolder, dataset_path
     from .evaluation.experiment import open_dataset
     from .evaluation.retrieval import bm25
 
     if not spec.startswith("irds:"):
-        raise ValueError(f"{spec}: prefetch fetches ir_datasets collections (irds:<id>); a local folder needs nothing")
+        folder = dataset_path(spec)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{spec}: neither an ir_datasets id (irds:<id>) nor a folder")
+        if index:
+            bm25(BeirFolder(folder), num_results=10)
+        return f"{spec}: a local folder, nothing to fetch" + (", BM25 index built" if index else "")
     ds = open_dataset(spec)
     texts = ds.collection.texts()
     first = next(iter(ds.collection.get_corpus_iter()))  # downloads the documents

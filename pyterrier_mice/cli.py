@@ -237,7 +237,8 @@ def rerank_run(args) -> None:
 
     from .evaluation.distributed import launcher_rank, rerank_sharded
     from .evaluation.experiment import checkpoint_fingerprint, open_dataset
-    from .evaluation.retrieval import bm25
+    from .evaluation.retrieval import bm25, top_of_run
+    from .evaluation.splits import check_model_not_validated_on
     from .rerankers.loading import load_reranker
 
     rank, world, local = launcher_rank()
@@ -247,9 +248,10 @@ def rerank_run(args) -> None:
         kwargs["index"] = args.index
     reranker = load_reranker(args.model, **kwargs)  # a mistyped model fails here, before any BM25 work
     ds = open_dataset(args.dataset, args.split)
+    if os.path.isdir(args.model):  # never re-ranks the queries its checkpoint was chosen on
+        check_model_not_validated_on(args.model, ds.topics)
     if args.candidates:
-        run = pt.io.read_results(args.candidates)
-        run = run[run["rank"] < args.k] if "rank" in run.columns else run
+        run = top_of_run(pt.io.read_results(args.candidates), args.k)
         candidates = ds.topics.merge(run[["qid", "docno"]], on="qid")
         if candidates.empty:
             raise ValueError(

@@ -220,35 +220,78 @@ def first_stage(s: Setting, k: int | None = None):
     return (ds, bm25(ds.collection, num_results=k or s.k), pt.text.get_text(ds.collection, "text"))
 
 
+#: ir_datasets collections without a training split, and the held-out queries of the same documents
+#: whose judgements are sound to choose a weight on (disjoint from theirs)
+VALIDATION_OF = {
+    "irds:msmarco-passage/trec-dl-2019/judged": "irds:msmarco-passage/dev/small",
+    "irds:msmarco-passage/trec-dl-2020/judged": "irds:msmarco-passage/dev/small",
+}
+
+
+class NoValidationQueries(ValueError):
+    """A setting whose dataset offers no queries to choose a weight on apart from its test queries."""
+
+
+def validation_source(s: Setting) -> str:
+    """Where the setting's validation queries come from (never its test split): ``MICE_TUTORIAL_VALIDATION``
+    when set, a folder's training split, the ``…/train`` of an ``irds:…/test`` dataset, or
+    :data:`VALIDATION_OF`; else :class:`NoValidationQueries`, saying what to do instead."""
+    chosen = os.environ.get("MICE_TUTORIAL_VALIDATION")
+    if chosen:
+        return chosen
+    if os.path.isdir(dataset_path(s.dataset)):
+        return dataset_path(s.dataset)
+    if s.dataset in VALIDATION_OF:
+        return VALIDATION_OF[s.dataset]
+    if s.dataset.endswith("/test"):
+        train = s.dataset[: -len("test")] + "train"
+        import ir_datasets
+
+        if train.removeprefix("irds:") in ir_datasets.registry:
+            return train
+    raise NoValidationQueries(
+        f"{s.dataset} has no training queries to choose a fusion weight on, and a weight chosen on its own "
+        "queries would be chosen on the queries it is evaluated on; set MICE_TUTORIAL_VALIDATION to another "
+        "collection's training queries (e.g. irds:beir/scifact/train), or re-rank without fusion"
+    )
+
+
 def validation(s: Setting, queries: int = 50):
-    """``(topics, qrels)`` of the setting's validation queries, never its test split: the training
-    queries held out from training (offline; those its models' validation used), or a sample of
-    SciFact's training queries (full: the hub's models never trained on them)."""
+    """``(topics, qrels)`` of the setting's validation queries (see :func:`validation_source`), checked
+    to share no query with its test split: a folder's training queries held out from training (those
+    its models here validated on), or a sample of another split's or collection's judged queries."""
     from .evaluation.datasets import BeirFolder
+    from .evaluation.experiment import open_dataset
+    from .evaluation.splits import check_disjoint
     from .training import sample_queries
     from .training.data import holdout_qids
 
-    folder = dataset_path(s.dataset)
-    if os.path.isdir(folder):
-        ds = BeirFolder(folder)
+    source = validation_source(s)
+    if os.path.isdir(source) and source == dataset_path(s.dataset):
+        ds = BeirFolder(source)
         held = holdout_qids(ds, "train", HOLDOUT, HOLDOUT_SEED)  # the queries the models here validated on
         topics, qrels = ds.get_topics("train"), ds.get_qrels("train")
-        return topics[topics["qid"].isin(held)].reset_index(drop=True), qrels[qrels["qid"].isin(held)]
-    from .evaluation.experiment import open_dataset
-
-    ds = open_dataset(s.dataset.rsplit("/", 1)[0] + "/train" if s.dataset.endswith("/test") else s.dataset)
-    topics = sample_queries(ds.topics, queries, 12)
-    return topics, ds.qrels[ds.qrels["qid"].isin(set(topics["qid"]))]
+        topics, qrels = topics[topics["qid"].isin(held)].reset_index(drop=True), qrels[qrels["qid"].isin(held)]
+    else:
+        ds = open_dataset(source, "train")
+        topics = sample_queries(ds.topics[ds.topics["qid"].isin(set(ds.qrels["qid"]))], queries, HOLDOUT_SEED)
+        qrels = ds.qrels[ds.qrels["qid"].isin(set(topics["qid"]))]
+    test = open_dataset(s.dataset, s.split).topics
+    check_disjoint(topics, test, f"a fusion weight chosen on {source}'s queries")
+    return topics, qrels
 
 
 def fusion(s: Setting, reranker, path: str):
     """``reranker`` fused with BM25 (:class:`~pyterrier_mice.ScoreFusion`): at the weight its training
-    chose (a model trained here), else at the weight that ranks best on :func:`validation`'s queries."""
+    chose (a model trained here, checked to have chosen it on no test query), else at the weight that
+    ranks best on :func:`validation`'s queries."""
+    from .evaluation.splits import check_model_not_validated_on
     from .rerankers.fusion import FUSION_FILE, ScoreFusion
 
+    ds, bm25, get_text = first_stage(s)
     if os.path.exists(os.path.join(path, FUSION_FILE)):
+        check_model_not_validated_on(path, ds.topics)
         return ScoreFusion.from_pretrained(path, reranker)
-    _, bm25, get_text = first_stage(s)
     topics, qrels = validation(s)
     fused = ScoreFusion(reranker)
     (bm25 >> get_text >> fused).fit(topics, qrels)

@@ -106,3 +106,18 @@ FACTORIES.update(
         "sparse-ce-named": sparse_ce,
     }
 )
+
+
+def bi_encoder(tokenizer, root, **kw):
+    from pyterrier_mice import BiEncoderReranker
+    from test_bi_encoder import _tiny
+
+    import pathlib
+
+    path = pathlib.Path(root) / "bi-encoder"
+    if not path.exists():
+        _tiny(path, tokenizer)
+    return BiEncoderReranker.from_pretrained(str(path), **kw)
+
+
+FACTORIES["bi-encoder"] = bi_encoder

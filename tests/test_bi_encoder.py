@@ -2,7 +2,6 @@
 (dense layers after pooling, concatenated poolings, prompts, a folder saved by the installed
 sentence-transformers), and what is not a sentence-embedding model never scores with a random head."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +10,7 @@ from pyterrier_mice import BiEncoderReranker, CrossEncoderReranker, load_reranke
 from pyterrier_mice.models.bi_encoder import is_bi_encoder
 
 st = pytest.importorskip("sentence_transformers")
+import sentence_transformers.models  # noqa: E402,F401  (st.models)
 
 QUERIES = ["what is the boundary layer of a wing", "shock wave in a tunnel", "x"]
 DOCS = ["the boundary layer of a wing at high speed " * 3, "a wind tunnel with a shock", "hello world " * 200]

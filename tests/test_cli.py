@@ -145,3 +145,31 @@ def test_an_experiment_script_prints_one_line(tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2, out.stderr
     assert len(lines) == 1 and "Traceback" not in out.stderr and "nodata" in lines[0], out.stderr
+
+
+def test_candidates_are_cut_by_the_run_s_scores_not_its_ranks(mice_folder, beir_folder, tmp_path):
+    """A TREC run counts ranks from 1; ``--k 3`` keeps each query's 3 best by score, ties broken as
+    trec_eval breaks them (docno descending), whatever the rank column says."""
+    lines = []
+    for qid in ("1", "2"):
+        scored = [("d1", 9.0), ("d2", 8.0), ("d3", 7.0), ("d4", 7.0), ("d5", 1.0)]
+        for rank, (docno, score) in enumerate(scored, 1):
+            lines.append(f"{qid} Q0 {docno} {rank} {score} run\n")
+    run = tmp_path / "run.trec"
+    run.write_text("".join(lines))
+    out = str(tmp_path / "out.trec")
+    argv = ["rerank", mice_folder, "--dataset", beir_folder, "--candidates", str(run), "--k", "3", "--out", out]
+    assert cli.main(argv) == 0
+    got = {}
+    for line in open(out):
+        qid, _, docno, *_ = line.split()
+        got.setdefault(qid, set()).add(docno)
+    assert got == {"1": {"d1", "d2", "d4"}, "2": {"d1", "d2", "d4"}}  # 3 each; d4 > d3 by docno, as trec_eval
+
+
+def test_a_run_with_a_non_finite_score_is_one_line(mice_folder, beir_folder, tmp_path, capsys):
+    run = tmp_path / "run.trec"
+    run.write_text("1 Q0 d1 1 nan run\n1 Q0 d2 2 1.0 run\n")
+    argv = ["rerank", mice_folder, "--dataset", beir_folder, "--candidates", str(run), "--out", str(tmp_path / "o")]
+    line = one_line_error(argv, capsys)
+    assert "qid='1'" in line and "docno='d1'" in line and "nan" in line

@@ -255,3 +255,87 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_the_previous_checkpoint(tok
     assert again.returncode == 0, again.stderr[-2000:]
     with open(tmp_path / "out" / "checkpoint" / "trainer.json") as f:
         assert json.load(f)["step"] == 3
+
+
+def _one_query_folder(tmp_path, beir_folder, empty_texts=False):
+    """A copy of the test folder with one judged query in its train split (or every text empty)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "one"
+    shutil.copytree(beir_folder, folder)
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    if empty_texts:
+        docs = [json.loads(line) for line in open(folder / "corpus.jsonl")]
+        (folder / "corpus.jsonl").write_text("".join(json.dumps({**d, "title": "", "text": ""}) + "\n" for d in docs))
+    return str(folder)
+
+
+def _train_argv(tmp_path, folder, tokenizer, **eval_):
+    import yaml
+
+    backbone = tmp_path / "bb"
+    if not backbone.exists():
+        tiny_encoder("bert").save_pretrained(backbone)
+        tokenizer.save_pretrained(backbone)
+    cfg = {
+        "output_dir": str(tmp_path / "out"),
+        "steps": 1,
+        "batch_size": 1,
+        "warmup": 0,
+        "loss": "infonce",
+        "device": "cpu",
+        "log_every": 0,
+        "model": {"type": "cross-encoder", "backbone": str(backbone)},
+        "data": {"kind": "beir", "path": folder, "split": "train", "bm25_k": 3},
+        "eval": {"every": 1, "k": 3, **eval_},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return ["train", str(tmp_path / "c.yaml")]
+
+
+def test_a_hold_out_that_leaves_no_training_query_names_the_hold_out(tokenizer, beir_folder, tmp_path, capsys):
+    from pyterrier_mice.cli import main
+
+    folder = _one_query_folder(tmp_path, beir_folder)
+    argv = _train_argv(tmp_path, folder, tokenizer, split="holdout", holdout=0.2)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "eval.holdout=0.2 holds out all 1 judged query of data.split 'train'" in err and len(err.splitlines()) == 1
+
+
+def test_a_collection_whose_texts_are_all_empty_is_one_line(tokenizer, beir_folder, tmp_path):
+    """PISA aborts the whole process on it (exit 134, no message): refused before it runs."""
+    folder = _one_query_folder(tmp_path, beir_folder, empty_texts=True)
+    out = _cli(_train_argv(tmp_path, folder, tokenizer, split="train"))
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr[-2000:]
+    assert "all 12 documents have an empty text" in err[0]
+
+
+def test_a_run_killed_while_removing_its_checkpoint_is_seen_as_finished(tokenizer, tmp_path, monkeypatch):
+    """The resumable checkpoint is removed at the end of a run; a kill half-way through that removal
+    leaves a run that reruns as finished (the audit: FileNotFoundError for checkpoint/pytorch_model.bin)."""
+    import shutil
+
+    from training_helpers import _cfg, _groups, _reranker
+    from pyterrier_mice.training import Trainer
+
+    cfg = _cfg(tmp_path, "cross-encoder")
+    rmtree = shutil.rmtree
+
+    def killed_half_way(path, *args, **kwargs):
+        finished = os.path.exists(os.path.join(os.path.dirname(path), "trainer.json"))  # written before the removal
+        if finished and os.path.isdir(path) and "checkpoint" in os.path.basename(path):
+            victim = next(f for f in sorted(os.listdir(path)) if f.endswith((".bin", ".safetensors")))
+            os.remove(os.path.join(path, victim))  # one file gone, then the kill
+            raise KeyboardInterrupt("killed")
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    again = Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
+    assert again["step"] == cfg.steps

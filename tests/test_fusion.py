@@ -16,6 +16,8 @@ from pyterrier_mice.rerankers.fusion import normalised, weight_curve
 class FixedScores(pt.Transformer):
     """A re-ranker whose score of each docno is given."""
 
+    schematic = {"label": "Fixed", "help_url": None}
+
     def __init__(self, scores: dict):
         self.scores = scores
 
@@ -162,6 +164,21 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
     refit = ScoreFusion(fusion.reranker).fit(valid, qrels[qrels["qid"].isin(held)])
     assert refit.weight == fusion.weight == saved["weight"]
     assert refit.fitted["value"] == pytest.approx(saved["value"])
+    # the model records the queries its checkpoint and weight were chosen on, and is never evaluated on them
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment
+    from pyterrier_mice.evaluation.splits import ChosenOnTestQueries, validation_topics
+
+    final = str(tmp_path / "out" / "final")
+    assert set(validation_topics(final)["qid"]) == held
+    assert set(validation_topics(str(tmp_path / "out" / "best"))["qid"]) == held
+    argv = ["rerank", final, "--dataset", str(folder), "--split", "train", "--k", "3", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2  # one line (the CLI's errors are tested in test_cli)
+    monkeypatch.setattr(BeirFolder, "get_qrels", real)
+    with pytest.raises(ChosenOnTestQueries, match="checkpoint and fusion weight"):
+        rerank_experiment(
+            open_dataset(str(folder), "train"), {"CE": (fusion.reranker, ("ce",))}, k=3, work=str(tmp_path)
+        )
 
 
 def test_a_finished_run_removes_its_resume_state_and_is_readable_by_others(tokenizer, tmp_path):
@@ -185,3 +202,114 @@ def test_a_finished_run_removes_its_resume_state_and_is_readable_by_others(token
     mtime = os.stat(run_dir / "final" / "model.safetensors").st_mtime_ns
     again = Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
     assert again["history"] == out["history"] and os.stat(run_dir / "final" / "model.safetensors").st_mtime_ns == mtime
+
+
+class Reversed(pt.Transformer):
+    """A re-ranker from elsewhere that returns its rows in reverse order (scores unchanged)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def transform(self, inp):
+        return self.inner(inp).iloc[::-1].reset_index(drop=True)
+
+
+def test_save_writes_the_current_weight_not_the_fitted_one(tmp_path):
+    frame, scores = _frame()
+    qrels = frame.groupby("qid").head(1)[["qid", "docno"]].assign(label=1)
+    fusion = ScoreFusion(FixedScores(scores)).fit(frame, qrels)
+    fusion.weight = 0.9 if fusion.weight != 0.9 else 0.1
+    fusion.save(str(tmp_path))
+    assert ScoreFusion.from_pretrained(str(tmp_path), reranker=FixedScores(scores)).weight == fusion.weight
+
+
+def test_normalisation_depends_on_the_first_stage_s_order_only():
+    """BM25 ties at the depth's edge: the reference rows follow the first stage's ranking, so a
+    re-ranker returning the same scores in another row order fuses to the same scores."""
+    frame, scores = _frame(n_docs=30)
+    frame["score"] = np.repeat([10.0, 5.0], [10, 20]).tolist() * 4  # 20 tied candidates straddle depth 20
+    frame = pt.model.add_ranks(frame)
+    a = ScoreFusion(FixedScores(scores), weight=0.5)(frame).set_index(["qid", "docno"])["score"]
+    b = ScoreFusion(Reversed(FixedScores(scores)), weight=0.5)(frame).set_index(["qid", "docno"])["score"]
+    np.testing.assert_allclose(b.loc[a.index], a, rtol=0, atol=1e-12)
+
+
+def test_fusion_meets_non_finite_scores_and_duplicates_in_one_line():
+    frame, scores = _frame()
+    nan_first = frame.copy()
+    nan_first.loc[3, "score"] = np.nan
+    with pytest.raises(ValueError, match="the first stage's score is nan for qid='q0', docno='d3'"):
+        ScoreFusion(FixedScores(scores), weight=0.5)(nan_first)
+    scores_inf = dict(scores)
+    scores_inf[("q1", "d2")] = np.inf
+    with pytest.raises(ValueError, match="the re-ranker's score is inf for qid='q1', docno='d2'"):
+        ScoreFusion(FixedScores(scores_inf), weight=0.5)(frame)
+
+    class Doubled(pt.Transformer):
+        def transform(self, inp):
+            out = FixedScores(scores)(inp)
+            return pd.concat([out, out.head(1)], ignore_index=True)
+
+    with pytest.raises(ValueError, match="the re-ranker's frame holds 1 duplicate \\(qid, docno\\) row"):
+        ScoreFusion(Doubled(), weight=0.5)(frame)
+
+
+def test_fit_counts_and_requires_judged_queries():
+    frame, scores = _frame()
+    qrels = frame[frame["qid"] == "q0"].head(1)[["qid", "docno"]].assign(label=1)
+    fusion = ScoreFusion(FixedScores(scores)).fit(frame, qrels)
+    assert fusion.fitted["queries"] == 1  # the judged one, not the frame's 4
+    other = pd.DataFrame({"qid": ["zz"], "docno": ["d0"], "label": [1]})
+    with pytest.raises(ValueError, match="the qrels judge none of the 4 validation queries"):
+        ScoreFusion(FixedScores(scores)).fit(frame, other)
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        ('{"weight": 0.5', "not readable JSON"),
+        ("[0.5]", "holds a list, not an object"),
+        ('{"normalise": "minmax"}', "weight=None is not a number from 0 to 1"),
+        ('{"weight": "high"}', "weight='high' is not a number"),
+        ('{"weight": 0.5, "depth": 1}', "depth=1 is not an integer ≥ 2"),
+    ],
+)
+def test_an_odd_fusion_file_is_one_line_naming_it(content, said, tmp_path):
+    (tmp_path / "fusion.json").write_text(content)
+    with pytest.raises(ValueError, match=said) as err:
+        ScoreFusion.from_pretrained(str(tmp_path), reranker=FixedScores({}))
+    assert str(tmp_path / "fusion.json") in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_an_unfitted_fusion_says_its_weight_and_a_saved_zero_is_reported(tmp_path):
+    frame, scores = _frame()
+    with pytest.warns(UserWarning, match="no weight was chosen.*fusing at the default 0.5"):
+        ScoreFusion(FixedScores(scores))(frame)
+    (tmp_path / "fusion.json").write_text('{"weight": 0.0}')
+    with pytest.warns(UserWarning, match="chose weight 0.*ranks as the first stage \\(BM25\\) alone"):
+        ScoreFusion.from_pretrained(str(tmp_path), reranker=FixedScores(scores))
+
+
+def test_fusion_passes_pyterrier_s_inspection():
+    """pt.testing.TransformerTestCase (inputs, outputs, schematic) and the attributes round trip."""
+    import unittest
+
+    frame, scores = _frame()
+    fusion = ScoreFusion(FixedScores(scores), weight=0.3, normalise="zscore", depth=5)
+    case = pt.testing.transformer_test_class(lambda: fusion)
+    result = unittest.TestResult()
+    unittest.defaultTestLoader.loadTestsFromTestCase(case).run(result)
+    assert result.wasSuccessful(), result.failures + result.errors
+    attrs = {a.name: a.value for a in pt.inspect.transformer_attributes(fusion)}
+    assert attrs == {
+        "reranker": fusion.reranker,
+        "weight": 0.3,
+        "normalise": "zscore",
+        "depth": 5,
+        "measure": "nDCG@10",
+        "verbose": False,
+    }
+    rebuilt = pt.inspect.transformer_apply_attributes(fusion, weight=0.7)
+    assert (rebuilt.weight, rebuilt.normalise, rebuilt.depth, rebuilt.reranker) == (0.7, "zscore", 5, fusion.reranker)
+    with pytest.raises(pt.validate.InputValidationError):
+        fusion(frame.drop(columns=["score"]))

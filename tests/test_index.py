@@ -473,3 +473,92 @@ def test_the_split_rerankers_implement_the_index_s_encoder_protocol(mice_path, t
     tokenizer.save_pretrained(str(tmp_path / "ce"))
     with pytest.raises(TypeError, match="CrossEncoderReranker cannot build a document-state index: it lacks"):
         MiceIndex(str(tmp_path / "idx")).indexer(CrossEncoderReranker.from_pretrained(str(tmp_path / "ce")))
+
+
+def test_docnos_round_trip_byte_for_byte(mice_path, tmp_path):
+    """Docnos with carriage returns, other whitespace and any Unicode are stored and read back as they
+    were, so every document is read from the index (the audit: a docno with \\r was split in two)."""
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    odd = ["a\rb", "tail\r", " lead", "tab\tin", "é😀", "x\x0by", "\r", "d1"]
+    docs = [{"docno": d, "text": " ".join(t)} for d, t in zip(odd, DOCS.values())]
+    index = MiceIndex(str(tmp_path / "idx")).indexer(fly).index(docs)
+    assert MiceIndex(index.path).docnos == odd
+    rr = MiceReranker.from_pretrained(mice_path, index=MiceIndex(index.path))
+    inp = pd.DataFrame([{"qid": "1", "query": QUERIES["1"], **d} for d in docs])
+    fresh = fly(inp).set_index("docno")["score"]
+    got = rr(inp).set_index("docno")["score"]
+    assert rr.last_stats == {"encoded": 0, "from_index": len(odd)}
+    np.testing.assert_allclose(got.loc[fresh.index], fresh, atol=5e-3)
+
+
+def test_indexes_that_would_never_open_are_refused_at_build(mice_path, tmp_path):
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    docs = corpus()
+    same = [{"docno": 1, "text": "wing"}, {"docno": "1", "text": "heat"}]  # one docno once stored
+    with pytest.raises(ValueError, match="docno '1' is in the corpus twice"):
+        MiceIndex(str(tmp_path / "same")).indexer(fly).index(same)
+    # a sharded build whose corpus gives a docno to two shards is not completed, saying so
+    path = str(tmp_path / "sharded")
+    assert len(docs) % 2 == 0  # docs[0] (position 0) goes to shard 0, its copy (an odd position) to shard 1
+    twice = docs + [{"docno": "pad", "text": "pad"}, dict(docs[0])]
+    MiceIndex(path).indexer(fly, shard=(0, 2)).index(twice)
+    with pytest.raises(MiceIndexError, match=f"docno {docs[0]['docno']!r} is in shard 00000 and shard 00001"):
+        MiceIndex(path).indexer(fly, shard=(1, 2)).index(twice)
+    with pytest.raises(MiceIndexError, match="not a built document-state index"):
+        MiceIndex(path).docnos
+    # a worker given no documents says so
+    with pytest.raises(MiceIndexError, match="shard 3 of 4 got no documents.*fewer workers"):
+        MiceIndex(str(tmp_path / "few")).indexer(fly, shard=(3, 4)).index(docs[:3])
+
+
+def test_an_index_is_a_factory_of_its_reranker(mice_path, tokenizer, tmp_path):
+    """``MiceIndex(path).reranker()``: the re-ranker and model the manifest names, the index attached
+    and checked; as ``PisaIndex(...).bm25()`` is. The ColBERT states' index gives ColBERT."""
+    from pyterrier_mice import ColBERTModel, ColBERTReranker
+
+    fly = MiceReranker.from_pretrained(os.path.relpath(mice_path), batch_size=4)  # a relative path, recorded whole
+    path = str(tmp_path / "idx")
+    MiceIndex(path).indexer(fly).index(corpus())
+    rr = MiceIndex(path).reranker(batch_size=2)
+    assert type(rr) is MiceReranker and rr.index.path == path and rr.batch_size == 2
+    expected = fly(frame()).set_index(["qid", "docno"])["score"]
+    got = rr(frame()).set_index(["qid", "docno"])["score"]
+    np.testing.assert_allclose(got.loc[expected.index], expected, atol=5e-3)  # fp16 states
+    assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
+    assert type(pt.Artifact.load(path).reranker()) is MiceReranker
+    other = str(tmp_path / "other")
+    MiceModel.from_encoder(tiny_encoder("bert", num_hidden_layers=6, seed=9), tokenizer, 2, 2).save_pretrained(other)
+    tokenizer.save_pretrained(other)
+    with pytest.raises(MiceIndexError, match="different model"):
+        MiceIndex(path).reranker(model=other)
+    colbert = str(tmp_path / "colbert")
+    ColBERTModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(colbert)
+    tokenizer.save_pretrained(colbert)
+    MiceIndex(str(tmp_path / "cidx")).indexer(ColBERTReranker.from_pretrained(colbert)).index(corpus())
+    assert type(MiceIndex(str(tmp_path / "cidx")).reranker()) is ColBERTReranker
+
+
+def test_an_index_packages_and_unpackages_as_a_pyterrier_artifact(mice_path, tmp_path, monkeypatch):
+    """``build_package`` / ``pt.Artifact.from_url`` (what ``to_hf`` / ``from_hf`` upload and download),
+    the package served over HTTP from this machine."""
+    import functools
+    import http.server
+    import threading
+
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    index = MiceIndex(str(tmp_path / "idx")).indexer(fly).index(corpus())
+    served = tmp_path / "served"
+    served.mkdir()
+    index.build_package(str(served / "idx.tar.lz4"), verbose=False)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PYTERRIER_HOME", str(tmp_path / "pt-home"))  # its artifact cache, not the user's
+    try:
+        loaded = pt.Artifact.from_url(f"http://127.0.0.1:{server.server_port}/idx.tar.lz4")
+    finally:
+        server.shutdown()
+    assert isinstance(loaded, MiceIndex) and loaded.verify().docnos == index.docnos
+    rr = loaded.reranker()
+    expected = fly(frame()).set_index(["qid", "docno"])["score"]
+    np.testing.assert_allclose(rr(frame()).set_index(["qid", "docno"])["score"].loc[expected.index], expected, atol=5e-3)

@@ -130,3 +130,43 @@ def test_pt_testing_transformer_test_case(reranker):
     unittest.defaultTestLoader.loadTestsFromTestCase(case).run(result)
     assert result.wasSuccessful(), result.failures + result.errors
     assert result.testsRun == 2
+
+
+def test_a_non_finite_score_is_named_not_ranked(reranker, monkeypatch):
+    """Whatever the model, a NaN or infinite score is one line naming the re-ranker, qid and docno."""
+    real = reranker._score
+
+    def poisoned(*args):
+        scores = np.array(real(*args), dtype=np.float32)
+        scores[2] = np.nan
+        return scores
+
+    monkeypatch.setattr(reranker, "_score", poisoned)
+    with pytest.raises(ValueError, match=f"{type(reranker).__name__}.*scored nan for qid='1', docno='d5'") as err:
+        reranker(frame())
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_text_that_is_not_valid_unicode_is_named(reranker):
+    bad = frame()
+    bad.loc[1, "text"] = "wing \ud800 layer"
+    with pytest.raises(ValueError, match="column 'text' holds text that is not valid Unicode.*docno='d3'"):
+        reranker(bad)
+    bad = frame()
+    bad.loc[5, "query"] = "\udfff wing"
+    with pytest.raises(ValueError, match="column 'query' holds text that is not valid Unicode.*qid='2'"):
+        reranker(bad)
+
+
+def test_inspection_lists_the_constructor_arguments_and_rebuilds_an_equal_reranker(reranker):
+    import inspect
+
+    attrs = {a.name: a.value for a in pt.inspect.transformer_attributes(reranker)}
+    params = [p for p in inspect.signature(type(reranker).__init__).parameters if p != "self"]
+    assert list(attrs) == params and {"model", "batch_size", "device", "precision"} <= set(attrs)
+    assert attrs["batch_size"] == reranker.batch_size
+    rebuilt = pt.inspect.transformer_apply_attributes(reranker)
+    assert rebuilt is not reranker and rebuilt == reranker
+    smaller = pt.inspect.transformer_apply_attributes(reranker, batch_size=2)
+    assert smaller.batch_size == 2
+    np.testing.assert_allclose(smaller(frame())["score"], reranker(frame())["score"], atol=1e-5)

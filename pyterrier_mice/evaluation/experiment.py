@@ -20,6 +20,7 @@ from ..files import atomic_path, write_json
 from ..rerankers.fusion import fuse_runs
 from .datasets import BeirFolder, IrdsCollection, dataset_path
 from .retrieval import bm25, corpus_key
+from .splits import check_model_not_validated_on
 
 # (ir_datasets id, the paper's column, the BEIR folder name) in the paper's column order.
 PAPER_DATASETS = [
@@ -163,7 +164,7 @@ def saved_fusions(paths: dict[str, str], first_stage: str = "BM25") -> dict[str,
     """For each system (name → checkpoint) whose checkpoint holds the fusion weight its training chose
     on validation queries (``fusion.json``), the fused system ``NAME + BM25`` (``NAME#i`` repetitions
     keep their number), as :func:`rerank_experiment` takes ``fusions``; the others are said and skipped."""
-    from ..rerankers.fusion import FUSION_FILE
+    from ..rerankers.fusion import FUSION_FILE, read_fusion_file
 
     fusions = {}
     for name, path in paths.items():
@@ -175,8 +176,7 @@ def saved_fusions(paths: dict[str, str], first_stage: str = "BM25") -> dict[str,
                 flush=True,
             )
             continue
-        with open(file, encoding="utf8") as f:
-            saved = json.load(f)
+        saved = read_fusion_file(path)
         base, _, rep = name.partition("#")
         fusions[f"{base} + {first_stage}" + (f"#{rep}" if rep else "")] = (
             name,
@@ -216,6 +216,9 @@ def rerank_experiment(
     runs = []
     pipelines = {"BM25": (first, ("bm25-pisa",))}
     for name, (rr, what) in systems.items():
+        folder = getattr(rr, "model_name", None)
+        if isinstance(folder, str) and os.path.isdir(folder):  # never evaluated on the queries it was chosen on
+            check_model_not_validated_on(folder, ds.topics, name)
         rr.verbose = verbose  # a progress bar per system
         pipelines[name] = (first >> get_text >> rr, what)
     for name, (pipeline, what) in pipelines.items():

@@ -39,6 +39,27 @@ def corpus_key(collection) -> str:
     return f"{slug}-{digest}"
 
 
+def top_of_run(run, k: int):
+    """Each query's ``k`` best documents of a run read from a TREC file, by its scores as trec_eval ranks
+    them (score descending, ties by docno descending), never by its rank column (TREC runs count ranks
+    from 1, PyTerrier from 0). A score that is not a finite number is refused, naming the row."""
+    import numpy as np
+
+    if k < 1:
+        raise ValueError(f"k={k}: expected at least 1 candidate per query")
+    scores = run["score"].astype("float64")
+    bad = ~np.isfinite(scores.to_numpy())
+    if bad.any():
+        row = run[bad].iloc[0]
+        raise ValueError(
+            f"the run's score is {row['score']} for qid={row['qid']!r}, docno={row['docno']!r}: not a number"
+        )
+    ranked = run.assign(score=scores).sort_values(
+        ["qid", "score", "docno"], ascending=[True, False, False], kind="stable"
+    )
+    return ranked.groupby("qid", sort=False).head(k).reset_index(drop=True)
+
+
 def index_cache_dir() -> str:
     """Where BM25 indexes are kept, shared by every run: ``$PYTERRIER_MICE_CACHE/bm25`` (default
     ``~/.cache/pyterrier_mice/bm25``)."""
@@ -64,6 +85,7 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
     index = PisaIndex(path, text_field="text")
     with locked(path):  # two runs on one corpus: one builds, the other waits and reuses
         if not index.built():
+            refuse_empty_texts(collection)
             start = time.time()
             print(f"indexing {collection!r} with PISA (BM25) into {home_contracted(work_dir)} ...", end=" ", flush=True)
             with native_output_captured():
@@ -71,6 +93,18 @@ def bm25(collection, work_dir: str | None = None, num_results: int = 1000):
             print(f"done in {time.time() - start:.0f} s", flush=True)
     with native_output_captured():  # PISA compresses the index for BM25 on first use
         return index.bm25(num_results=num_results)
+
+
+def refuse_empty_texts(collection) -> None:
+    """Refuse a local collection whose every document text is empty (PISA aborts the process on it)."""
+    if getattr(collection, "irds_id", None) is not None:
+        return  # an ir_datasets collection: not read twice
+    texts = collection.texts()
+    if not any(isinstance(t, str) and t.strip() for t in texts.values()):
+        raise ValueError(
+            f"{collection!r}: all {len(texts)} documents have an empty text, so BM25 has nothing to index; "
+            "check the corpus (each line of corpus.jsonl needs a 'text' or 'title')"
+        )
 
 
 @contextlib.contextmanager

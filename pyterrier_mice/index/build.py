@@ -61,6 +61,14 @@ def launcher_shard() -> tuple[int, int] | None:
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
+def recorded_model_name(name) -> str | None:
+    """What a manifest records of the model's name: a local folder as its absolute path (so that
+    :meth:`MiceIndex.reranker` finds it from anywhere), a hub id as it is."""
+    if name is not None and os.path.isdir(os.fspath(name)):
+        return os.path.abspath(os.fspath(name))
+    return None if name is None else os.fspath(name)
+
+
 class EmptyCorpus(ValueError):
     """A build given no documents."""
 
@@ -262,6 +270,7 @@ class MiceIndexer(pt.Indexer):
             "num_docs": len(docnos),
             "num_tokens": offsets[-1],
             "reranker": type(rr).__name__,
+            "reranker_class": f"{type(rr).__module__}:{type(rr).__qualname__}",
             "state_shape": state_shape,
             "extras_shape": extras_shape,
             "storage": self.storage.name,
@@ -269,7 +278,7 @@ class MiceIndexer(pt.Indexer):
             "model_precision": model_precision(rr),
             "model_fingerprints": model_fingerprints(rr, self.kv),
             "tokenizer_fingerprint": tokenizer_fingerprint(rr.tokenizer),
-            "model_name": rr.model_name,
+            "model_name": recorded_model_name(rr.model_name),
             "token_ids": tokens is not None,
             "text_field": self.text_field,
             "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},

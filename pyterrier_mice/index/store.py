@@ -34,6 +34,13 @@ from .kinds import get_storage
 VERIFY_MODES = ("lazy", "full", "none")
 
 
+def inspect_parameters(cls) -> set[str]:
+    """The names of ``cls(...)``'s parameters."""
+    import inspect
+
+    return set(inspect.signature(cls).parameters)
+
+
 class _Part:
     """One index directory: its manifest, arrays and checksum verifiers."""
 
@@ -347,6 +354,30 @@ class MiceIndex(pt.Artifact, pt.Indexer):
         self._load()
         i = int(np.searchsorted(self._first_row, row, side="right")) - 1
         return self.parts[i], row - int(self._first_row[i])
+
+    # ------------------------------------------------------------------ a factory of its re-ranker
+    def reranker(self, model: str | None = None, **kwargs):
+        """The re-ranker that built this index (the class its manifest names: MICE, ColBERT, split
+        PreTTR, …), loaded from the model its manifest names (or ``model``: a folder or hub id of the
+        same weights), with this index attached and checked against it (a different model, tokenizer
+        or document length is refused). ``kwargs`` are the re-ranker's (``batch_size``, ``device``, …);
+        the document length defaults to the index's."""
+        import importlib
+
+        m = self.manifest
+        model = model or m.get("model_name")
+        if not model:
+            raise MiceIndexError(
+                f"{self.path} does not record where its model was loaded from (it was built by a re-ranker "
+                "made in memory); pass it: index.reranker(model='folder or hub id')"
+            )
+        module, _, name = m.get("reranker_class", "").partition(":")
+        if not module:
+            raise MiceIndexError(f"{self.path} does not record its re-ranker's class; rebuild it with this version")
+        cls = getattr(importlib.import_module(module), name)  # the class that built it, as a pickle names it
+        if "doc_max_length" in inspect_parameters(cls):
+            kwargs.setdefault("doc_max_length", m["doc_max_length"])
+        return cls.from_pretrained(model, index=self, **kwargs)
 
     # ------------------------------------------------------------------ building
     def indexer(self, reranker, **options):

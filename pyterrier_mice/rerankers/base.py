@@ -451,6 +451,19 @@ class Reranker(pt.Transformer):
         """The re-ranker and its model, for messages."""
         return f"{type(self).__name__}({self.model_name!r})" if self.model_name else type(self).__name__
 
+    def cache_key(self) -> str:
+        """A short key naming everything this re-ranker's scores depend on: its class, its weights (a
+        digest of their values) and every setting that changes a score (text field, precision, lengths,
+        policy, index, …). pyterrier-caching's ``ScorerCache`` keys scores by query and docno alone, so
+        give each re-ranker its own folder: ``ScorerCache(f"cache/{rr.cache_key()}", rr)``. Two
+        re-rankers share a key only if they score alike."""
+        import hashlib
+
+        h = hashlib.sha256(type(self).__qualname__.encode())
+        h.update(weights_checksum(self.model).tobytes())
+        h.update(repr(self._config_key()[1:]).encode())
+        return h.hexdigest()[:16]
+
     def _config_key(self) -> tuple:
         return (
             self.model_name if self.model_name is not None else id(self.model),

@@ -5,7 +5,7 @@ Training layer: imports every layer below it and training modules."""
 
 from __future__ import annotations
 
-from .config import BACKBONE, TrainConfig
+from .config import BACKBONE, ConfigError, TrainConfig
 from .data import (
     attach_teacher_scores,
     beir_groups,
@@ -48,6 +48,14 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
         held = (
             holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.eval_seed) if cfg.eval.split == "holdout" else set()
         )
+        judged = set(ds.get_qrels(cfg.data.split)["qid"])
+        if held and not judged - held:
+            raise ConfigError(
+                f"eval.split=holdout with eval.holdout={cfg.eval.holdout} holds out all {len(judged)} judged "
+                f"quer{'y' if len(judged) == 1 else 'ies'} of data.split {cfg.data.split!r} (at least one query is "
+                "held out), leaving none to train on: train on a split with more judged queries, or validate on "
+                "another split (eval.split: dev) or not at all (eval.every: 0)"
+            )
         data = beir_groups(
             ds, cfg.data.split, work, k=cfg.data.bm25_k, negatives=cfg.data.negatives, seed=cfg.seed, exclude_qids=held
         )

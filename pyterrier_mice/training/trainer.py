@@ -21,6 +21,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from ..files import BUILDING, OLD, recover_replaced, remove_whole, replaced_whole, write_json
+from ..evaluation.splits import record_validation
 from ..rerankers.fusion import FUSION_FILE, choose_weight, with_first_stage
 from .config import ConfigError, TrainConfig
 from .data import GroupData
@@ -102,7 +103,16 @@ class Trainer:
                 rr.tokenizer.save_pretrained(tmp)
                 if self.fusion is not None and self.fusion["step"] == self.step:
                     write_json(os.path.join(tmp, FUSION_FILE), self.fusion)
+                if self.validation is not None:  # the queries this checkpoint and its weight were chosen on
+                    record_validation(tmp, *self.validation_source(), self.validation[0])
         return path
+
+    def validation_source(self) -> tuple[str, str]:
+        """The collection and split of the validation queries."""
+        cfg = self.cfg
+        if cfg.eval.split == "holdout":
+            return cfg.data.path, cfg.data.split
+        return cfg.eval.path or cfg.data.path, cfg.eval.split
 
     def check_config(self, resume_anyway: bool = False) -> None:
         if self.accelerator.is_main_process:
