@@ -128,3 +128,27 @@ def test_two_processes_scoring_the_same_pairs_share_the_cache(tmp_path):
     expected = [len(q) + 0.5 * len(d) for q, d in zip(qs, ds)]
     assert all(np.allclose(scores, expected) for scores, _ in results)
     assert sorted(n for _, n in results) == [0, 12]  # scored once
+
+
+def test_a_bi_encoder_teacher_embeds_each_text_once_and_scores_as_uncached(tokenizer, tmp_path):
+    """The teacher's cached scores equal the uncached ones (1e-5); each distinct text is embedded once
+    per run, and a later run with the same model reuses the embeddings kept beside the scores."""
+    from pyterrier_mice import BiEncoderReranker
+    from pyterrier_mice.training.teacher import teacher_scores
+
+    from test_bi_encoder import _tiny
+
+    path = _tiny(tmp_path / "st", tokenizer, max_seq_length=32)
+    docs = ["the wing in the tunnel", "heat flow on a plate", "a shock wave", "birds fly"] * 30
+    queries = [f"query {i % 7} about wings" for i in range(len(docs))]
+    uncached = BiEncoderReranker.from_pretrained(path).score_pairs(queries, docs)
+    teacher = BiEncoderReranker.from_pretrained(path, batch_size=8)
+    encoded = []
+    real = teacher._encode
+    teacher._encode = lambda texts, side: encoded.extend(texts) or real(texts, side)
+    scores = teacher_scores(teacher, path, queries, docs, str(tmp_path / "cache"), verbose=False)
+    np.testing.assert_allclose(scores, uncached, rtol=0, atol=1e-5)
+    assert sorted(encoded) == sorted(set(docs) | set(queries))  # each distinct text once
+    encoded.clear()
+    teacher_scores(teacher, path, queries[:-1], docs[:-1], str(tmp_path / "cache"), verbose=False)  # other pairs
+    assert encoded == []  # the embeddings of the first run, reused

@@ -268,3 +268,43 @@ def test_every_mice_option_is_set_from_a_training_config_and_round_trips(tokeniz
         assert getattr(MiceModel.from_pretrained(str(tmp_path / option)).config, option) == value, option
         again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))  # a saved run's config
         assert again.to_dict() == cfg.to_dict()
+
+
+def test_validation_takes_a_bounded_share_of_a_short_run(tokenizer, beir_folder, tmp_path, capsys):
+    """``eval.every: auto`` on a run too short to afford more: one validation, at its end (where the
+    fusion weight is chosen), none at step 0; a long run validates at step 0 and 4 times after."""
+    from pyterrier_mice.training.config import TrainConfig
+    from pyterrier_mice.training.sizing import resolve_auto, validation_passes
+
+    def cfg(steps):
+        return TrainConfig.from_dict(
+            {
+                "steps": steps,
+                "batch_size": 2,
+                "model": {"type": "cross-encoder", "backbone": str(tmp_path / "backbone")},
+                "data": {"kind": "beir", "path": beir_folder, "split": "test", "negatives": 1},
+                "eval": {"split": "holdout", "holdout": 0.4, "k": 30, "every": "auto"},
+            }
+        )
+
+    _cli_config(tmp_path, tokenizer, beir_folder)  # saves the backbone
+    short, long = cfg(2), cfg(400)
+    assert validation_passes(short) == 1 and validation_passes(long) == 5
+    said = resolve_auto(short)
+    assert (short.eval.every, short.eval.at_start) == (2, False) and "one validation, at the end" in said[-1]
+    resolve_auto(long)
+    assert (long.eval.every, long.eval.at_start) == (100, True)
+
+
+def test_settings_derived_from_steps_follow_the_steps_a_user_sets(tmp_path):
+    """A recipe's warm-up and validation spacing follow ``--set steps=N`` unless set too (the audit:
+    ``--set steps=20`` kept ``warmup: 20``, so the learning rate rose for the whole run)."""
+    from pyterrier_mice.training.config import TrainConfig
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"steps": 400, "warmup": 20, "eval": {"every": 100}}))
+    cfg = TrainConfig.from_yaml(str(recipe), ["steps=20"])
+    assert (cfg.steps, cfg.warmup, cfg.eval.every) == (20, "auto", "auto")
+    cfg = TrainConfig.from_yaml(str(recipe), ["steps=20", "warmup=3"])
+    assert (cfg.warmup, cfg.eval.every) == (3, "auto")
+    assert TrainConfig.from_yaml(str(recipe)).warmup == 20  # the recipe as written

@@ -3,13 +3,23 @@ re-ranker (zero-shot, and the teacher of the cross-encoder recipe), encoded by s
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+
 import numpy as np
 import torch
 
+from ..files import atomic_file
 from . import profiling
 from ..models.bi_encoder import load_sentence_transformer
 from .base import Reranker
 from .text import tokenize
+
+
+def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 class BiEncoderReranker(Reranker):
@@ -54,9 +64,43 @@ class BiEncoderReranker(Reranker):
         """The ``SentenceTransformer`` saved at ``name_or_path`` (a folder or hub id)."""
         return load_sentence_transformer(name_or_path)
 
+    @contextlib.contextmanager
+    def cached_embeddings(self, path: str | None = None):
+        """Within this block each distinct text is embedded once, however many pairs and calls use it
+        (what a teacher scoring thousands of pairs over a few hundred documents needs); with ``path``
+        (a ``.npz`` file) the embeddings are read from it first and written to it at the end, so that
+        later runs with the same model and lengths reuse them."""
+        store: dict[str, np.ndarray] = {}
+        if path is not None and os.path.exists(path):
+            with np.load(path) as saved:
+                store.update({k: saved[k] for k in saved.files})
+        before, self._embeddings = len(store), store
+        try:
+            yield store
+        finally:
+            self._embeddings = None
+            if path is not None and len(store) > before:
+                save_npz(path, store)
+
+    def _embedding_key(self, side: str, text: str) -> str:
+        length = self.query_max_length if side == "query" else self.doc_max_length
+        return hashlib.sha1(f"{side}\0{length}\0{text}".encode("utf8", "surrogatepass")).hexdigest()
+
     def embed(self, texts: list[str], side: str) -> torch.Tensor:
         """``[N, D]`` embeddings of ``texts`` as queries (``side="query"``) or documents, as the model's
-        ``encode_query`` / ``encode_document`` compute them, each text cut at its side's length."""
+        ``encode_query`` / ``encode_document`` compute them, each text cut at its side's length (each
+        distinct text once inside :meth:`cached_embeddings`)."""
+        store = getattr(self, "_embeddings", None)
+        if store is None:
+            return self._encode(texts, side)
+        keys = [self._embedding_key(side, t) for t in texts]
+        todo = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in store))
+        if todo:
+            for text, vector in zip(todo, self._encode(todo, side).float().cpu().numpy()):
+                store[self._embedding_key(side, text)] = vector
+        return torch.from_numpy(np.stack([store[k] for k in keys])).to(self.device)
+
+    def _encode(self, texts: list[str], side: str) -> torch.Tensor:
         length = self.query_max_length if side == "query" else self.doc_max_length
         what = "queries" if side == "query" else "documents"
         with profiling.section("tokenise"):

@@ -19,6 +19,9 @@ BACKBONE = "backbone"
 AUTO = "auto"
 #: the keys that take :data:`AUTO`
 AUTO_KEYS = ("model.max_length", "model.doc_max_length", "steps", "warmup", "eval.every")
+#: settings derived from ``steps``: set in a recipe, they follow a ``steps`` the user changes unless
+#: the user sets them too
+FOLLOW_STEPS = ("warmup", "eval.every")
 
 
 class ConfigError(ValueError):
@@ -114,7 +117,8 @@ class EvalConfig:
     k: int = 100  # re-rank BM25 top-k
     max_queries: int | None = None  # validate on at most this many queries (a seeded sample)
     measure: str = "RR@10"
-    every: int | str = 10000  # steps between validations (0: never; auto: 4 in a run)
+    every: int | str = 10000  # steps between validations (0: never; auto: up to 4, a bounded share of the run)
+    at_start: bool = True  # also validate the untrained model (every: auto turns it off when a run affords one pass)
     batch_size: int = 64
     seed: int | None = None  # held-out queries and the validation sample (None: the training seed)
 
@@ -168,6 +172,17 @@ class TrainConfig:
             if not sep or not key:
                 raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr=1e-4 or --set model.type=mice")
             _set(d, key, yaml.safe_load(value) if value != "" else None, f"--set {item!r}")
+        changed = override_keys(overrides) | set(values or {})
+        if "steps" in changed:  # what the recipe derived from its steps follows the user's
+            for key in FOLLOW_STEPS:
+                current = _get(d, key)
+                if (
+                    key not in changed
+                    and isinstance(current, (int, float))
+                    and not isinstance(current, bool)
+                    and current
+                ):
+                    _set(d, key, AUTO, f"{key} (following steps)")
         return cls.from_dict(d)
 
     def auto_fields(self) -> list[str]:
@@ -319,6 +334,16 @@ def override_keys(overrides: list[str]) -> set[str]:
             parts = ["model", parts[2]]
         keys.add(".".join(parts))
     return keys
+
+
+def _get(d: dict, key: str):
+    """The value at the dotted ``key`` of the config dict ``d`` (None when unset)."""
+    node = d
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _set(d: dict, key: str, value, said: str) -> None:

@@ -20,8 +20,11 @@ SAMPLE = 5000
 ROUND = 32
 #: ``steps: auto`` trains at least this many steps, and at most this many passes over the groups
 MIN_STEPS, MAX_EPOCHS = 50, 4
-#: ``eval.every: auto`` validates this many times after step 0
+#: ``eval.every: auto`` validates at most this many times after step 0
 VALIDATIONS = 4
+#: ``eval.every: auto`` spends at most this share of a run on validation (a training step costs about
+#: three forward passes of its pairs: forward and backward)
+VALIDATION_SHARE = 0.25
 
 
 def covering_length(lengths: np.ndarray, limit: int, coverage: float = COVERAGE) -> int:
@@ -110,8 +113,11 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
     - ``steps``: as many as ``budget_tokens`` pair tokens afford (batch × documents per group × the
       mean pair length once cut), at least :data:`MIN_STEPS`, at most :data:`MAX_EPOCHS` passes
       over the training groups;
-    - ``warmup``: a tenth of the steps; ``eval.every``: :data:`VALIDATIONS` validations after step 0
-      (with ``steps: auto``, rounded up to a multiple of them, so that the last is at the last step).
+    - ``warmup``: a tenth of the steps;
+    - ``eval.every``: up to :data:`VALIDATIONS` validations after step 0, as many as keep validation
+      within :data:`VALIDATION_SHARE` of the run (a short run validates once, at its end, where the
+      fusion weight is chosen, and not at step 0); with ``steps: auto``, the steps are rounded up to a
+      multiple of the validations, so that the last is at the last step.
     """
     auto = cfg.auto_fields()
     if not auto:
@@ -144,7 +150,8 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
         groups = training_groups(cfg)
         cfg.steps = affordable_steps(cfg.budget_tokens, per_step, groups, cfg.batch_size)
         if cfg.eval.every == AUTO:  # validations evenly spaced, the last at the last step
-            cfg.steps = math.ceil(cfg.steps / VALIDATIONS) * VALIDATIONS
+            after = max(1, validation_passes(cfg) - 1)
+            cfg.steps = math.ceil(cfg.steps / after) * after
         said.append(
             f"steps={cfg.steps} ({cfg.budget_tokens:,} pair tokens of budget at about {per_step:,.0f} a step; "
             f"{cfg.steps * cfg.batch_size / max(groups, 1):.1f} passes over {groups} training groups)"
@@ -153,6 +160,37 @@ def resolve_auto(cfg: TrainConfig) -> list[str]:
         cfg.warmup = cfg.steps // 10
         said.append(f"warmup={cfg.warmup} (a tenth of the steps)")
     if cfg.eval.every == AUTO:
-        cfg.eval.every = max(1, math.ceil(cfg.steps / VALIDATIONS))
-        said.append(f"eval.every={cfg.eval.every} ({VALIDATIONS} validations after step 0)")
+        passes = validation_passes(cfg)
+        cfg.eval.every = max(1, math.ceil(cfg.steps / max(1, passes - 1)))
+        cfg.eval.at_start = cfg.eval.at_start and passes > 1
+        said.append(
+            f"eval.every={cfg.eval.every} ("
+            + (
+                f"{passes - 1} validation(s) after step 0"
+                if passes > 1
+                else "one validation, at the end: more would cost over a quarter of this short run"
+            )
+            + ")"
+        )
     return said
+
+
+def validation_passes(cfg: TrainConfig) -> int:
+    """How many validation passes (step 0 included) a run affords: at most :data:`VALIDATIONS` + 1, as
+    many as keep them within :data:`VALIDATION_SHARE` of its compute, at least one (the last step's)."""
+    pairs = validation_queries(cfg) * cfg.eval.k
+    training = 3 * cfg.steps * cfg.batch_size * (1 + cfg.data.negatives)  # forward and backward
+    affordable = int(VALIDATION_SHARE / (1 - VALIDATION_SHARE) * training // max(1, pairs))
+    return max(1, min(VALIDATIONS + 1, affordable))
+
+
+def validation_queries(cfg: TrainConfig) -> int:
+    """How many queries a validation pass re-ranks."""
+    from ..evaluation.datasets import BeirFolder
+    from .data import holdout_qids
+
+    if cfg.eval.split == "holdout":
+        n = len(holdout_qids(BeirFolder(cfg.data.path), cfg.data.split, cfg.eval.holdout, cfg.eval_seed))
+    else:
+        n = len(BeirFolder(cfg.eval.path or cfg.data.path).get_topics(cfg.eval.split))
+    return min(n, cfg.eval.max_queries or n)

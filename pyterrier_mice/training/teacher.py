@@ -68,7 +68,12 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
     if verbose and done:
         print(f"resuming teacher scoring at pair {done} of {n}", flush=True)
     truncation = teacher.collect_truncation() if hasattr(teacher, "collect_truncation") else contextlib.nullcontext()
-    with truncation:  # one truncation warning for the whole scoring, not one per chunk
+    embeddings = (  # a bi-encoder embeds each distinct text once, kept beside the scores for later runs
+        teacher.cached_embeddings(os.path.join(os.path.dirname(final), f"embeddings-{teacher.cache_key()}.npz"))
+        if hasattr(teacher, "cached_embeddings")
+        else contextlib.nullcontext()
+    )
+    with truncation, embeddings:  # one truncation warning for the whole scoring, not one per chunk
         while done < n:
             end = min(n, done + CHUNK)
             scores[done:end] = teacher.score_pairs(queries[done:end], docs[done:end])

@@ -240,7 +240,7 @@ class Trainer:
             if finished is not None:
                 return finished
             seed_everything(cfg.seed)
-            if cfg.eval.every and self.validation is not None:
+            if cfg.eval.every and self.validation is not None and cfg.eval.at_start:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
                 self.history.append({"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]})
                 self.save_model("best")
