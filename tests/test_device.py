@@ -1,5 +1,6 @@
 """The device under test (``MICE_TEST_DEVICE``; default: cuda when present, else cpu): every
-re-ranker in fp32, fp16 and bf16 scores as fp32 on the CPU; an index built there serves a CPU
+re-ranker in each precision the device runs (CUDA: fp32, fp16, bf16; CPU: fp32, bf16 autocast, int8
+quantised) scores as fp32 on the CPU, within a stated tolerance; an index built there serves a CPU
 re-ranker exactly; training steps run in bf16 through accelerate. ``benchmarks/gpu_check.py``
 runs these on a GPU; CI runs them on the CPU (``pytest -m device``)."""
 
@@ -18,7 +19,8 @@ from rerankers import FACTORIES
 pytestmark = pytest.mark.device
 DEVICE = os.environ.get("MICE_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 #: |score − fp32 CPU score| allowed, relative to the largest |score| (tiny random models)
-TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 6e-2}
+TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 6e-2, "int8": 3e-2}
+PRECISIONS = ["fp32", "bf16", "int8"] if DEVICE == "cpu" else ["fp32", "fp16", "bf16"]
 
 
 def _frame():
@@ -58,7 +60,7 @@ def test_the_device_is_there():
     torch.zeros(1, device=DEVICE)
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("name", sorted(SYSTEMS))
 def test_every_reranker_on_the_device_scores_as_fp32_on_cpu(name, dtype, tokenizer, root):
     ref = SYSTEMS[name](tokenizer, root, device="cpu")(_frame()).set_index(["qid", "docno"])["score"]

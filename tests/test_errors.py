@@ -339,3 +339,14 @@ def test_a_run_killed_while_removing_its_checkpoint_is_seen_as_finished(tokenize
     monkeypatch.setattr(shutil, "rmtree", rmtree)
     again = Trainer(cfg, _reranker(cfg, tokenizer), _groups()).train()
     assert again["step"] == cfg.steps
+
+
+def test_a_precision_the_device_cannot_honour_is_one_line(tokenizer, tmp_path):
+    from pyterrier_mice import MaskedCrossEncoderModel
+
+    MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert"), tokenizer).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="precision='fp16' runs on CUDA; on the CPU use 'bf16'"):
+        CrossEncoderReranker.from_pretrained(str(tmp_path), device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision='int4'; expected one of"):
+        CrossEncoderReranker.from_pretrained(str(tmp_path), device="cpu", precision="int4")

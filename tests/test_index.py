@@ -561,4 +561,36 @@ def test_an_index_packages_and_unpackages_as_a_pyterrier_artifact(mice_path, tmp
     assert isinstance(loaded, MiceIndex) and loaded.verify().docnos == index.docnos
     rr = loaded.reranker()
     expected = fly(frame()).set_index(["qid", "docno"])["score"]
-    np.testing.assert_allclose(rr(frame()).set_index(["qid", "docno"])["score"].loc[expected.index], expected, atol=5e-3)
+    np.testing.assert_allclose(
+        rr(frame()).set_index(["qid", "docno"])["score"].loc[expected.index], expected, atol=5e-3
+    )
+
+
+@pytest.mark.minilm
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("kv", [False, True])
+def test_reduced_precision_from_an_index_agrees_with_fp32(minilm_path, tmp_path_factory, precision, kv):
+    """MICE from stored states or K/V, computing in bf16 (autocast) or int8 (quantised linear layers)
+    on the CPU: every document read from the fp32-built index, scores close to fp32 and ranked alike
+    (MICE-ℓ3+3 on MiniLM-L6's real weights with a seeded random head, whose scores spread little: int8's
+    error is then a quarter of their spread; a trained model's ranking cost is in benchmarks.rst)."""
+    from scipy.stats import spearmanr
+
+    mice_path = str(tmp_path_factory.getbasetemp() / "minilm-mice")
+    if not os.path.exists(os.path.join(mice_path, "config.json")):
+        torch.manual_seed(0)
+        MiceModel.from_backbone(minilm_path, 3, 3).save_pretrained(mice_path)
+        from pyterrier_mice import load_tokenizer
+
+        load_tokenizer(minilm_path).save_pretrained(mice_path)
+    fly = MiceReranker.from_pretrained(mice_path, batch_size=4)
+    idx = MiceIndex(str(tmp_path_factory.mktemp("idx"))).indexer(fly, kv=kv, storage="fp32", overwrite=True)
+    idx = idx.index(corpus())
+    ref = fly(frame()).set_index(["qid", "docno"])["score"]
+    rr = MiceReranker.from_pretrained(mice_path, index=idx, precision=precision)
+    got = rr(frame()).set_index(["qid", "docno"])["score"]
+    assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
+    spread = float(ref.max() - ref.min())
+    within, correlated = {"bf16": (0.03, 0.95), "int8": (0.25, 0.8)}[precision]  # a random head: see the docstring
+    np.testing.assert_allclose(got.loc[ref.index], ref, rtol=0, atol=within * spread)
+    assert spearmanr(got.loc[ref.index], ref).statistic > correlated

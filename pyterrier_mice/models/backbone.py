@@ -219,6 +219,7 @@ class BertBackbone(Backbone):
             or mask.dtype != torch.bool
             or not cheaper
             or bias is not None
+            or not isinstance(sa.key.weight, torch.Tensor)  # quantised (int8): its weights are not read
         ):
             return super().cross_attention_from_states(layer, cross, x, states, mask, doc_mask, cls_mean, bias)
         q = split_heads(sa.query(x), heads)  # [B, h, Lq, d]
@@ -297,6 +298,9 @@ class ModernBertBackbone(Backbone):
     def _qkv(self, attn, x, parts):
         """Project ``x`` with the rows of ``Wqkv`` for ``parts`` ⊂ {0: q, 1: k, 2: v}."""
         h = self.config.hidden_size
+        if not isinstance(attn.Wqkv.weight, torch.Tensor):  # quantised (int8): project all, keep the parts
+            qkv = attn.Wqkv(x)
+            return [qkv[..., p * h : (p + 1) * h] for p in parts]
         w, b = attn.Wqkv.weight, attn.Wqkv.bias
         return [
             nn.functional.linear(x, w[p * h : (p + 1) * h], None if b is None else b[p * h : (p + 1) * h])

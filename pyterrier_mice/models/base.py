@@ -186,22 +186,3 @@ def special_ids(tokenizer) -> dict:
             f"tokenizer {tokenizer.name_or_path!r} has no [CLS]/[SEP] tokens; only BERT-style pair inputs are supported"
         )
     return {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id}
-
-
-def inference_dtype(dtype) -> torch.dtype | None:
-    """``'fp16'|'bf16'|'fp32'|torch.dtype|None`` → ``torch.dtype`` (None keeps the model's)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    table = {
-        "fp16": torch.float16,
-        "float16": torch.float16,
-        "half": torch.float16,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "float": torch.float32,
-    }
-    if str(dtype).lower() not in table:
-        raise ValueError(f"dtype={dtype!r} not understood; use 'fp16', 'bf16', 'fp32' or a torch.dtype")
-    return table[str(dtype).lower()]

@@ -17,7 +17,7 @@ import pyterrier as pt
 import torch
 
 from . import profiling
-from ..models.base import inference_dtype
+from .precision import Computing, check_precision, weights_dtype
 from ..models.checkpoints import check_model_kind, load_tokenizer
 
 
@@ -208,8 +208,8 @@ class Reranker(pt.Transformer):
     :param text_field: the column holding the document text (default ``"text"``).
     :param verbose: a progress bar while scoring.
     :param device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; ``None``: CUDA when present, else the CPU.
-    :param precision: what the model computes in: ``None`` (as loaded, fp32), ``"fp16"`` or ``"bf16"``
-        (CUDA).
+    :param precision: what the model computes in: ``None`` (as loaded, fp32); ``"bf16"`` (CUDA: bf16
+        weights; CPU: bf16 autocast); ``"fp16"`` (CUDA); ``"int8"`` (CPU: the linear layers quantised).
 
     Every score is a finite number, or the re-ranker says which pair was not. A re-ranker loaded with
     ``from_pretrained`` pickles as that call (its path and arguments), not as its weights, unless its
@@ -274,8 +274,9 @@ class Reranker(pt.Transformer):
         self.text_field = text_field
         self.verbose = verbose
         self.device = infer_device(device)
-        self.precision = precision
-        self.model = model.to(self.device, dtype=inference_dtype(precision)).eval()
+        self.precision = check_precision(precision, self.device, type(self).__name__)
+        self.model = model.to(self.device, dtype=weights_dtype(precision, self.device)).eval()
+        self._computing = Computing(precision, self.device)
         self.tokenizer = tokenizer
 
     @classmethod
@@ -320,7 +321,7 @@ class Reranker(pt.Transformer):
         d_codes, d_uniques = pd.factorize(pd.Series(list(zip(out["docno"].astype(str), texts))))
         docnos = [d for d, _ in d_uniques]
         doc_texts = [t for _, t in d_uniques]
-        with torch.inference_mode(), profiling.section("model"):
+        with torch.inference_mode(), profiling.section("model"), self._computing.scoring(self):
             scores = self._score(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
         check_finite(scores, out, self._who(), "the model scored")
         out["score"] = np.asarray(scores, dtype=np.float64)
