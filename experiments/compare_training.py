@@ -74,7 +74,14 @@ def curves(runs: dict) -> list[dict]:
         with open(path) as f:
             history = json.load(f)["history"]
         rows += [
-            {"variant": name, "seed": seed, "step": h["step"], "val": h["val"], "val_fused": h.get("val_fused", "")}
+            {
+                "variant": name,
+                "seed": seed,
+                "step": h["step"],
+                "val": h["val"],
+                "val_fused": h.get("val_fused", ""),
+                "val_ood": h.get("val_ood", ""),
+            }
             for h in history
             if "val" in h
         ]
@@ -171,7 +178,7 @@ def main(argv=None):
     rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_ood"])
         w.writeheader()
         w.writerows(rows)
 

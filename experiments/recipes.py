@@ -36,8 +36,17 @@ from pyterrier_mice.training.derive import derive_config
 from compare_training import curves, plot_curves  # noqa: E402  (experiments/ is the script's folder)
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "configs")
-#: recipe name → (its config, what the table calls its cross-encoder)
-RECIPES = {"previous": ("cranfield_ce.yaml", "CE, previous recipe"), "current": ("ce.yaml", "CE, current recipe")}
+#: recipe name → (its config, what the table calls its cross-encoder, what it sets over the config)
+RECIPES = {
+    "previous": ("cranfield_ce.yaml", "CE, previous recipe", []),
+    "current": ("ce.yaml", "CE, current recipe", []),
+    "fused": ("ce.yaml", "CE, fused teacher", ["data.teacher_fusion=true"]),
+    "fused+pseudo": (
+        "ce.yaml",
+        "CE, fused teacher + pseudo-queries",
+        ["data.teacher_fusion=true", "data.pseudo_queries=1000"],
+    ),
+}
 
 
 #: where the documentation's figures live (pyterrier_mice/pt_docs/figures: the pages show them from there)
@@ -63,16 +72,17 @@ def timed_run(cfg: TrainConfig) -> float:
 def train_cross_encoder(args, recipe: str, seed: int) -> tuple[str, float]:
     config = os.path.join(CONFIGS, RECIPES[recipe][0])
     out = os.path.join(args.work, f"{recipe}-ce-s{seed}")
-    cfg = TrainConfig.from_yaml(
-        config,
-        [
-            f"model.backbone={args.backbone}",
-            f"data.path={args.dataset}",
-            f"seed={seed}",
-            "eval.seed=12",
-            f"output_dir={out}",
-        ],
-    )
+    overrides = [
+        f"model.backbone={args.backbone}",
+        f"data.path={args.dataset}",
+        f"seed={seed}",
+        "eval.seed=12",
+        f"output_dir={out}",
+        *RECIPES[recipe][2],
+        *([f"steps={args.steps}"] if args.steps else []),
+        *([f"eval.ood_path={args.ood}"] if args.ood else []),
+    ]
+    cfg = TrainConfig.from_yaml(config, overrides)
     print(f"== {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
     return out, timed_run(cfg)
 
@@ -119,6 +129,10 @@ def main(argv=None):
         help="the seeds whose cross-encoders MICE is derived from (default: every one)",
     )
     ap.add_argument("--k", type=int, default=50, help="BM25 depth re-ranked on the test split")
+    ap.add_argument("--steps", type=int, help="every recipe's steps (the same budget for each; default: its own)")
+    ap.add_argument(
+        "--ood", help="another collection (BEIR folder) measured at every validation: the curve out of domain"
+    )
     ap.add_argument("--work", default="runs/recipes")
     ap.add_argument("--out", required=True, help="prefix of the Markdown/CSV/PNG outputs")
     args = ap.parse_args(argv)
@@ -169,7 +183,7 @@ def main(argv=None):
     ]
     rows = curves(runs)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_ood"])
         w.writeheader()
         w.writerows(rows)
     described = "; ".join(f"{RECIPES[r][1]}: seeds {', '.join(map(str, seeds[r]))}" for r in args.recipes)

@@ -152,3 +152,36 @@ def test_a_bi_encoder_teacher_embeds_each_text_once_and_scores_as_uncached(token
     encoded.clear()
     teacher_scores(teacher, path, queries[:-1], docs[:-1], str(tmp_path / "cache"), verbose=False)  # other pairs
     assert encoded == []  # the embeddings of the first run, reused
+
+
+def test_the_fused_teacher_scores_as_score_fusion_ranks(tokenizer, beir_folder, tmp_path):
+    """``data.teacher_fusion``: each group document's teacher score is the one ScoreFusion gives it at the
+    same weight, among its query's BM25 candidates (the normalisation of inference, not another)."""
+    import pandas as pd
+
+    from pyterrier_mice import BiEncoderReranker, ScoreFusion
+    from pyterrier_mice.evaluation.datasets import BeirFolder
+    from pyterrier_mice.evaluation.retrieval import bm25
+    from pyterrier_mice.training.data import attach_teacher_scores, beir_groups
+    from pyterrier_mice.training.fused_teacher import LOOKUP_DEPTH, fuse_with_bm25
+
+    import pyterrier as pt
+
+    from test_bi_encoder import _tiny
+
+    path = _tiny(tmp_path / "st", tokenizer, max_seq_length=32)
+    teacher = BiEncoderReranker.from_pretrained(path)
+    ds = BeirFolder(beir_folder)
+    data = beir_groups(ds, "test", None, k=5, negatives=2, seed=0)
+    attach_teacher_scores(data, teacher, path, str(tmp_path / "cache"))
+    topics = pd.DataFrame([(g.qid, g.query) for g in data.groups], columns=["qid", "query"]).drop_duplicates("qid")
+    fuse_with_bm25(data, ds, topics, teacher, path, str(tmp_path / "cache"), {"weight": 0.3, "depth": 3})
+    first = (bm25(ds, num_results=LOOKUP_DEPTH) >> pt.text.get_text(ds, "text"))(topics)
+    expected = ScoreFusion(teacher, weight=0.3, depth=3)(first).set_index(["qid", "docno"])["score"]
+    compared = 0
+    for grp in data.groups:
+        for docno, score in zip(grp.docnos, grp.teacher):
+            if (grp.qid, docno) in expected.index:
+                assert score == pytest.approx(expected[(grp.qid, docno)], abs=1e-5)
+                compared += 1
+    assert compared > 10

@@ -36,9 +36,12 @@ class MissingFirstStageScore(pt.validate.InputValidationError, ValueError):
 def reference_rows(frame: pd.DataFrame, depth: int = DEPTH) -> pd.Series:
     """Whether each row of ``frame`` (``qid``, ``first_score``, ``first_order``) is among the ``depth``
     best of its query by the first stage: by its score, ties broken by the first stage's own order
-    (never by the order of ``frame``'s rows)."""
-    order = frame.sort_values(["qid", "first_score", "first_order"], ascending=[True, False, True], kind="stable")
-    return order.groupby("qid", sort=False).cumcount().lt(depth).reindex(frame.index)
+    (never by the order of ``frame``'s rows); a row the first stage did not rank (``first_order``
+    infinite) never is."""
+    ranked = frame[np.isfinite(frame["first_order"].astype("float64"))]
+    order = ranked.sort_values(["qid", "first_score", "first_order"], ascending=[True, False, True], kind="stable")
+    top = order.groupby("qid", sort=False).cumcount().lt(depth)
+    return top.reindex(frame.index, fill_value=False).astype(bool)
 
 
 def normalised(

@@ -102,9 +102,11 @@ class DataConfig:
     teacher: str | None = None  # re-ranker checkpoint giving teacher scores (beir); "backbone": the
     #                                       starting model itself as a bi-encoder (a sentence-embedding backbone)
     teacher_max_length: int | None = None  # beir: the teacher's pair length (default: the student's lengths)
+    teacher_fusion: bool = False  # beir: the teacher's scores fused with BM25's at the weight chosen on validation
     teacher_cache: str | None = None  # folder of cached teacher scores, shareable by runs (None: output_dir/teacher)
     limit: int | None = None  # msmarco-teacher: first N triples (paper: 4M)
-    pseudo_queries: int = 0  # beir + distillation: N more groups on pseudo-queries cut from the corpus
+    pseudo_queries: int = 0  # beir + distillation: N more groups on pseudo-queries cut from the corpus (each
+    #                         ordered by the teacher: its best candidate first, what a label loss reads)
     pseudo_query_words: int | None = None  # their mean length in words, uniform in [w/2, 3w/2] (None: the
     #                                        mean length of the training queries)
 
@@ -121,6 +123,9 @@ class EvalConfig:
     at_start: bool = True  # also validate the untrained model (every: auto turns it off when a run affords one pass)
     batch_size: int = 64
     seed: int | None = None  # held-out queries and the validation sample (None: the training seed)
+    ood_path: str | None = None  # another collection (BEIR folder) measured at every validation, for the
+    #                             curve only (forgetting out of domain): its ood_split's queries, sampled
+    ood_split: str = "train"
 
 
 @dataclasses.dataclass
@@ -244,13 +249,14 @@ class TrainConfig:
                 f"data.pseudo_queries={self.data.pseudo_queries!r} must be ≥ 0 and "
                 f"data.pseudo_query_words={self.data.pseudo_query_words!r} ≥ 2"
             )
-        from .losses import DISTILLATION_LOSSES
+        from .losses import needs_teacher
 
-        if self.data.pseudo_queries and (self.loss not in DISTILLATION_LOSSES or self.data.kind != "beir"):
+        if self.data.pseudo_queries and (not needs_teacher(self.loss) or self.data.kind != "beir"):
             raise ConfigError(
                 f"data.pseudo_queries={self.data.pseudo_queries} needs distillation on a BEIR folder "
-                f"(loss=margin_mse or kl_div, data.kind=beir, data.teacher=…): pseudo-queries have no "
-                f"relevance labels; got loss={self.loss!r}, data.kind={self.data.kind!r}"
+                f"(a loss with margin_mse or kl_div, data.kind=beir, data.teacher=…): pseudo-queries have no "
+                f"relevance labels (the teacher's best candidate stands for one); got loss={self.loss!r}, "
+                f"data.kind={self.data.kind!r}"
             )
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")

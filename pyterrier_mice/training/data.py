@@ -18,6 +18,8 @@ class Group:
     query: str
     docs: list[str]  # positive first, then negatives
     teacher: list[float] | None = None  # teacher scores aligned with docs
+    qid: str | None = None  # where the group comes from (a BEIR folder's query and documents)
+    docnos: list[str] | None = None
 
 
 class GroupData:
@@ -109,7 +111,7 @@ def beir_groups(
             if pos not in texts:
                 continue
             negs = list(rng.choice(pool, size=min(negatives, len(pool)), replace=False))
-            groups.append(Group(query, [texts[pos]] + [texts[n] for n in negs]))
+            groups.append(Group(query, [texts[pos]] + [texts[n] for n in negs], qid=str(qid), docnos=[pos, *negs]))
     return GroupData(groups, seed=seed)
 
 
@@ -146,7 +148,8 @@ def pseudo_query_groups(
     for i, (source, query) in enumerate(zip(sources, queries)):
         pool = completed([d for d in found.get(f"pseudo-{i}", []) if d != source], size, docnos, rng, excluded=[source])
         picked = rng.choice(len(pool), size=size, replace=False)
-        groups.append(Group(query, [texts[pool[j]] for j in picked]))
+        docnos = [pool[j] for j in picked]
+        groups.append(Group(query, [texts[d] for d in docnos], qid=f"pseudo-{i}", docnos=docnos))
     return groups
 
 

@@ -5,6 +5,9 @@ Training layer: imports every layer below it and training modules."""
 
 from __future__ import annotations
 
+import os
+
+from ..evaluation.datasets import BeirFolder
 from .config import BACKBONE, ConfigError, TrainConfig
 from .data import (
     attach_teacher_scores,
@@ -26,9 +29,6 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     difference otherwise (``resume_anyway``: continue it under the new config; ``overwrite``:
     start again); all of this is checked before any data is prepared.
     """
-    import os
-
-    from ..evaluation.datasets import BeirFolder
     from .sizing import resolve_auto
     from .trainer import check_run_config, clear_output_dir, seed_everything
 
@@ -72,6 +72,7 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
                 size=1 + cfg.data.negatives,
                 seed=cfg.seed,
             )
+        validation = validation_run(cfg, ds, held)
         if cfg.data.teacher:
             path = cfg.teacher_path
             lengths = teacher_lengths(cfg, path)
@@ -81,24 +82,67 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
                 flush=True,
             )
             teacher = load_reranker(path, batch_size=cfg.eval.batch_size, device=cfg.device, **lengths)
-            attach_teacher_scores(
-                data, teacher, path, cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher")
-            )
+            cache = cfg.data.teacher_cache or os.path.join(cfg.output_dir, "teacher")
+            attach_teacher_scores(data, teacher, path, cache)
+            if cfg.data.teacher_fusion:
+                fuse_teacher(cfg, data, ds, teacher, path, cache, validation)
+            for grp in data.groups:  # a pseudo-query's positive: the teacher's best candidate
+                if grp.qid is not None and grp.qid.startswith("pseudo-"):
+                    order = sorted(range(len(grp.docs)), key=lambda i: -grp.teacher[i])
+                    grp.docs, grp.docnos = [grp.docs[i] for i in order], [grp.docnos[i] for i in order]
+                    grp.teacher = [grp.teacher[i] for i in order]
     else:
         raise ValueError(f"data.kind={cfg.data.kind!r}; expected 'beir' or 'msmarco-teacher'")
-    validation = None
+    if cfg.data.kind != "beir":
+        validation = validation_run(cfg, None, set())
+    out_of_domain = None
+    if cfg.eval.ood_path:
+        ood = BeirFolder(cfg.eval.ood_path)
+        topics = sample_queries(ood.get_topics(cfg.eval.ood_split), cfg.eval.max_queries, cfg.eval_seed)
+        out_of_domain = (bm25_run(ood, topics, None, cfg.eval.k), ood.get_qrels(cfg.eval.ood_split))
+    return Trainer(cfg, reranker, data, validation, out_of_domain).train(resume_anyway=resume_anyway)
+
+
+def validation_run(cfg: TrainConfig, ds, held: set):
+    """``(run, qrels)``: BM25's candidates (with texts) of the validation queries, or None."""
     eval_path = cfg.eval.path or (cfg.data.path if cfg.data.kind == "beir" else None)
     if cfg.eval.split == "holdout":
         if cfg.data.kind != "beir":
             raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
         topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
         topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.eval_seed)
-        validation = (bm25_run(ds, topics, work, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))])
-    elif eval_path and cfg.eval.every:
+        return bm25_run(ds, topics, None, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))]
+    if eval_path and cfg.eval.every:
         eval_ds = BeirFolder(eval_path)
         topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.eval_seed)
-        validation = (bm25_run(eval_ds, topics, work, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split))
-    return Trainer(cfg, reranker, data, validation).train(resume_anyway=resume_anyway)
+        return bm25_run(eval_ds, topics, None, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split)
+    return None
+
+
+def fuse_teacher(cfg: TrainConfig, data, ds, teacher, path: str, cache: str, validation) -> None:
+    """``data.teacher_fusion``: the teacher's scores fused with BM25's at the weight chosen on the
+    validation queries (see :mod:`.fused_teacher`), said in one line and kept in ``teacher_fusion.json``."""
+    import pandas as pd
+
+    from ..files import write_json
+    from .fused_teacher import choose_teacher_weight, fuse_with_bm25
+
+    if validation is None:
+        raise ConfigError(
+            "data.teacher_fusion chooses BM25's weight beside the teacher on validation queries: set eval.split "
+            "(e.g. holdout) and eval.every"
+        )
+    fusion = choose_teacher_weight(teacher, validation, cfg.eval.measure)
+    print(
+        f"teacher fused with BM25 at weight {fusion['weight']} ({fusion['measure']} on {fusion['queries']} "
+        f"validation queries: fused {fusion['value']:.4f}, teacher alone {fusion['reranker_alone']:.4f}, BM25 "
+        f"alone {fusion['first_stage_alone']:.4f})",
+        flush=True,
+    )
+    topics = pd.DataFrame([(g.qid, g.query) for g in data.groups], columns=["qid", "query"]).drop_duplicates("qid")
+    fuse_with_bm25(data, ds, topics, teacher, path, cache, fusion)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    write_json(os.path.join(cfg.output_dir, "teacher_fusion.json"), fusion)
 
 
 def teacher_lengths(cfg: TrainConfig, teacher_path: str) -> dict:

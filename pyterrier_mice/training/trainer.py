@@ -64,13 +64,14 @@ class Trainer:
     """Trains ``reranker`` on ``data`` (a :class:`GroupData`); validates on ``validation``:
     ``(run, qrels)`` with ``run`` a first-stage frame with texts to re-rank."""
 
-    def __init__(self, cfg: TrainConfig, reranker, data: GroupData, validation=None):
+    def __init__(self, cfg: TrainConfig, reranker, data: GroupData, validation=None, out_of_domain=None):
         if cfg.auto_fields():
             raise ConfigError(
                 f"{', '.join(cfg.auto_fields())}: 'auto' is sized to the collection by "
                 "pyterrier_mice.training.run (sizing.resolve_auto); give the Trainer numbers"
             )
         self.cfg, self.reranker, self.data, self.validation = cfg, reranker, data, validation
+        self.out_of_domain = out_of_domain  # (run, qrels) of another collection: measured, never chosen on
         self.loss_fn = get_loss(cfg.loss, cfg.temperature)
         self.measure = ir_measures.parse_measure(cfg.eval.measure)
         self.accelerator = _accelerator(cfg)
@@ -226,6 +227,29 @@ class Trainer:
         )
         return value
 
+    def measure_out_of_domain(self) -> dict:
+        """``{"val_ood": value}`` on the out-of-domain queries (``eval.ood_path``), or nothing."""
+        if self.out_of_domain is None:
+            return {}
+        run, qrels = self.out_of_domain
+        model = self.reranker.model
+        model.eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = self.reranker(run)
+        finally:
+            model.train()
+        value = float(
+            ir_measures.calc_aggregate(
+                [self.measure],
+                qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
+                res.rename(columns={"qid": "query_id", "docno": "doc_id"}),
+            )[self.measure]
+        )
+        self.accelerator.print(f"step {self.step}: out of domain {self.cfg.eval.measure} = {value:.4f}")
+        return {"val_ood": value}
+
     # ------------------------------------------------------------------ training
     def train(self, stop_after: int | None = None, resume_anyway: bool = False) -> dict:
         """Train to ``cfg.steps`` (resuming from a checkpoint if one exists, under the same config
@@ -242,7 +266,8 @@ class Trainer:
             seed_everything(cfg.seed)
             if cfg.eval.every and self.validation is not None and cfg.eval.at_start:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
-                self.history.append({"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]})
+                entry = {"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]}
+                self.history.append({**entry, **self.measure_out_of_domain()})
                 self.save_model("best")
         done = 0
         while self.step < cfg.steps and (stop_after is None or done < stop_after):
@@ -273,6 +298,7 @@ class Trainer:
             if cfg.eval.every and self.validation is not None and self.step % cfg.eval.every == 0:
                 value = self.validate()
                 entry["val"], entry["val_fused"] = value, self.fusion["value"]
+                entry.update(self.measure_out_of_domain())
                 if self.best is None or value > self.best[cfg.eval.measure]:
                     self.best = {"step": self.step, cfg.eval.measure: value}
                     self.save_model("best")
@@ -287,6 +313,7 @@ class Trainer:
                     # the last step was not validated: it is now, so that final/ gets its fusion weight and the
                     # curve its end
                     self.history[-1].update(val=self.validate(), val_fused=self.fusion["value"])
+                    self.history[-1].update(self.measure_out_of_domain())
                 self.save_model("final")
                 self.save_finished_state()
             if self.best is not None and self.best["step"] == 0:
