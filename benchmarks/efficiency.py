@@ -1,8 +1,8 @@
 """The efficiency table (the paper's Table 5, with the tools users would pick instead): re-ranking
-1 query × N docs × 512 tokens, on CUDA (with --dtype fp16/bf16 if asked) when a GPU is present,
+1 query × N docs × 512 tokens, on CUDA (with --precision fp16/bf16 if asked) when a GPU is present,
 else on CPU.
 
-    python benchmarks/efficiency.py [--docs 128] [--runs 3] [--threads 2] [--dtype fp16] [--out table.md]
+    python benchmarks/efficiency.py [--docs 128] [--runs 3] [--threads 2] [--precision fp16] [--out table.md]
 
 Besides latency, docs/s, peak memory and the FLOPs each system executes per document (and so the
 speed-up its arithmetic allows, and the share of it reached), it prints where each system's time
@@ -109,6 +109,13 @@ SYSTEMS = [
     "cross-encoder-l6",
     "st-cross-encoder-l6",
     *(f"{m}{w}" for m in MICE_FORMS for w in ("", "-index", "-index-kv") if MICE_FORMS[m][4] == 6),
+    # reduced precision (CPU: bf16 autocast, int8 quantised linear layers), and the ONNX Runtime peer
+    *(
+        f"{s}@{p}"
+        for s in ("cross-encoder", "mice", "mice-index", "mice-index-kv", "colbert-index")
+        for p in ("bf16", "int8")
+    ),
+    "flashrank",
 ]
 LABELS = {
     "cross-encoder": "Cross-encoder (MiniLM-L12)",
@@ -127,8 +134,20 @@ for _form, (_label, *_) in MICE_FORMS.items():
     )
 
 
+def split_precision(system: str) -> tuple[str, str | None]:
+    """``"mice-index@int8"`` → ``("mice-index", "int8")``; a system without one runs in fp32 (or --precision)."""
+    base, _, precision = system.partition("@")
+    return base, precision or None
+
+
+def label(system: str) -> str:
+    base, precision = split_precision(system)
+    return LABELS[base] + (f", {precision}" if precision else "")
+
+
 def mice_form(system: str) -> str | None:
     """The MICE form a system runs (None: not MICE)."""
+    system = split_precision(system)[0]
     return next(
         (m for m in sorted(MICE_FORMS, key=len, reverse=True) if system in (m, f"{m}-index", f"{m}-index-kv")), None
     )
@@ -139,6 +158,7 @@ def encoder_layers(system: str) -> int:
     form = mice_form(system)
     if form:
         return MICE_FORMS[form][4]
+    system = split_precision(system)[0]
     return CROSS_ENCODERS.get(peers.PEERS[system][1] if system in peers.PEERS else system, 12)
 
 
@@ -170,12 +190,14 @@ def time_head(reranker):
     backbone.score_head = timed
 
 
-def device_and_dtype(args):
+def device_and_precision(args):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return device, (args.dtype if device.startswith("cuda") else None)
+    return device, (args.precision if device.startswith("cuda") else None)
 
 
-def build(system, workdir, docs, device="cpu", dtype=None):
+def build(system, workdir, docs, device="cpu", precision=None):
+    system, own = split_precision(system)
+    precision = own or precision
     from pyterrier_mice import (
         ColBERTModel,
         ColBERTReranker,
@@ -194,7 +216,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
             batch_size=docs,
             max_length=512,
             device=device,
-            precision=dtype,
+            precision=precision,
         )
     if system.startswith("colbert"):
         path = os.path.join(workdir, "colbert")
@@ -206,7 +228,7 @@ def build(system, workdir, docs, device="cpu", dtype=None):
             )
         )
         index = MiceIndex(os.path.join(workdir, "index-colbert")) if system.endswith("index") else None
-        return ColBERTReranker(model, tok, batch_size=docs, device=device, precision=dtype, index=index)
+        return ColBERTReranker(model, tok, batch_size=docs, device=device, precision=precision, index=index)
     form = mice_form(system)
     path = os.path.join(workdir, form)
     _, options, first, k, layers = MICE_FORMS[form]
@@ -218,7 +240,9 @@ def build(system, workdir, docs, device="cpu", dtype=None):
     index = None
     if system != form:
         index = MiceIndex(os.path.join(workdir, f"index-{form}" + ("-kv" if system.endswith("kv") else "")))
-    return MiceReranker(model, tok, batch_size=docs, doc_max_length=512, device=device, precision=dtype, index=index)
+    return MiceReranker(
+        model, tok, batch_size=docs, doc_max_length=512, device=device, precision=precision, index=index
+    )
 
 
 def prepare(workdir, docs, systems):
@@ -226,6 +250,7 @@ def prepare(workdir, docs, systems):
     from pyterrier_mice import MiceIndex
 
     corpus = frame(docs)[["docno", "text"]].to_dict("records")
+    systems = [split_precision(s)[0] for s in systems]
     for form in MICE_FORMS:
         if not any(mice_form(s) == form for s in systems):
             continue
@@ -247,30 +272,36 @@ def prepare(workdir, docs, systems):
         if peer in systems:
             ce = build(peers.PEERS[peer][1], workdir, docs)
             peers.save_cross_encoder(ce.model, ce.tokenizer, os.path.join(workdir, peer))
+    if "flashrank" in systems:
+        ce = build("cross-encoder", workdir, docs)
+        peers.save_flashrank(ce.model, ce.tokenizer, os.path.join(workdir, "flashrank"))
     if hasattr(os, "sync"):  # the indexes written reach the disk now, not during the first timings
         os.sync()
 
 
-def build_peer(system, workdir, docs, device="cpu", dtype=None):
+def build_peer(system, workdir, docs, device="cpu", precision=None):
     """A peer's ``score(frame)`` and model, from the folder :func:`prepare` saved."""
     folder = os.path.join(workdir, system)
     if system == "pylate-colbert":
         score, model = peers.pylate_colbert(folder, docs, device)
+    elif system == "flashrank":
+        score, ranker = peers.flashrank(folder)
+        return score, build("cross-encoder", workdir, docs).model  # the parameters it quantised
     else:
         score, model = peers.st_cross_encoder(folder, docs, 512, device)
-    if dtype:
-        model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[dtype])
+    if precision:
+        model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
     return score, model
 
 
-def measure(system, workdir, docs, runs, warmup, device, dtype):
+def measure(system, workdir, docs, runs, warmup, device, precision):
     from pyterrier_mice.rerankers import profiling
 
     df = frame(docs)
     if system in peers.PEERS:
-        score, model = build_peer(system, workdir, docs, device, dtype)
+        score, model = build_peer(system, workdir, docs, device, precision)
     else:
-        rr = build(system, workdir, docs, device, dtype)
+        rr = build(system, workdir, docs, device, precision)
         time_head(rr)
         model = rr.model
 
@@ -305,7 +336,8 @@ def measure(system, workdir, docs, runs, warmup, device, dtype):
         "private_mb": float("nan") if sync else private.peak_mb,
         "profile": prof.exclusive(),
         "profiled_s": profiled,
-        "flops": counter.get_total_flops(),
+        # int8 layers run kernels FlopCounterMode does not count: their rows show no FLOPs, not a wrong count
+        "flops": None if split_precision(system)[1] == "int8" else counter.get_total_flops(),
     }
 
 
@@ -335,7 +367,7 @@ def goals(rows, bases) -> list[str]:
     for peer, (_, ours) in peers.PEERS.items():
         if ours in by and peer in by:
             x = by[ours]["docs_per_s"] / by[peer]["docs_per_s"]
-            check(f"{LABELS[ours]} at least as fast as {LABELS[peer]}", x >= 1, f"{x:.2f}×")
+            check(f"{label(ours)} at least as fast as {label(peer)}", x >= 1, f"{x:.2f}×")
     base = bases[12]
     for (form, path), target in SPEED_GOALS.items():
         system = form + path
@@ -343,26 +375,26 @@ def goals(rows, bases) -> list[str]:
             x = by[system]["docs_per_s"] / base["docs_per_s"]
             bound = base["flops"] / by[system]["flops"] if by[system].get("flops") else float("nan")
             check(
-                f"{LABELS[system]} ≥ {target}× the cross-encoder",
+                f"{label(system)} ≥ {target}× the cross-encoder",
                 x >= target,
                 f"{x:.1f}×; its FLOPs allow {bound:.1f}× at the cross-encoder's FLOP rate",
             )
     for system in [s for s in by if mice_form(s) and s.endswith(("-index", "-index-kv"))]:
         share = overhead_share(by[system])
-        check(f"{LABELS[system]}: PyTerrier + glue ≤ 5% of its time", share <= 0.05, f"{100 * share:.1f}%")
+        check(f"{label(system)}: PyTerrier + glue ≤ 5% of its time", share <= 0.05, f"{100 * share:.1f}%")
     for system in [s for s in by if mice_form(s)]:
         own, row = bases[encoder_layers(system)], by[system]
         private = row.get("private_mb", float("nan"))
         if private == private:  # measured (CPU): held on private memory, VmHWM shown beside it
             check(
-                f"{LABELS[system]}: peak private memory ≤ its cross-encoder's",
+                f"{label(system)}: peak private memory ≤ its cross-encoder's",
                 private <= own["private_mb"],
                 f"{private:.0f} vs {own['private_mb']:.0f} MB; peak RSS {row['peak_mb']:.0f} vs "
                 f"{own['peak_mb']:.0f} MB, with the index's mapped pages",
             )
         else:
             check(
-                f"{LABELS[system]}: peak memory ≤ its cross-encoder's",
+                f"{label(system)}: peak memory ≤ its cross-encoder's",
                 row["peak_mb"] <= own["peak_mb"],
                 f"{row['peak_mb']:.0f} vs {own['peak_mb']:.0f} MB",
             )
@@ -373,10 +405,10 @@ def agreement(workdir, rows) -> list[str]:
     """Each peer's scores against this package's system of the same weights (max |Δ score|)."""
     lines = []
     measured = {r["system"] for r in rows}
-    for peer, (label, ours) in peers.PEERS.items():
+    for peer, (peer_label, ours) in peers.PEERS.items():
         if peer in measured and ours in measured:
             a, b = (np.load(os.path.join(workdir, f"scores-{x}.npy")) for x in (peer, ours))
-            lines.append(f"- {label} vs {LABELS[ours]}: max |Δ score| = {np.abs(a - b).max():.2g}")
+            lines.append(f"- {peer_label} vs {label(ours)}: max |Δ score| = {np.abs(a - b).max():.2g}")
     return lines
 
 
@@ -395,16 +427,21 @@ def main():
         help=f"which to measure (default: all): {', '.join(SYSTEMS)}",
     )
     ap.add_argument("--device", help="default: cuda when present, else cpu")
-    ap.add_argument("--dtype", help="fp16 or bf16 on CUDA (the paper's table: fp32)")
+    ap.add_argument("--precision", help="every system in fp16 or bf16 on CUDA (the paper's table: fp32)")
     ap.add_argument("--out", help="also write the table (Markdown) here")
+    ap.add_argument(
+        "--agreement",
+        help="the ranking cost of each precision (benchmarks/pareto.py's JSON): its columns beside the speeds",
+    )
+    ap.add_argument("--goals", action="store_true", help="also check the performance goals (a developer's check)")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    device, dtype = device_and_dtype(args)
+    device, precision = device_and_precision(args)
     if args._worker:
-        print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup, device, dtype)))
+        print(json.dumps(measure(args._worker, args._workdir, args.docs, args.runs, args.warmup, device, precision)))
         return
     how = peers.missing()
     missing = {p: how for p in args.systems if p in peers.PEERS} if how else {}
@@ -432,7 +469,7 @@ def main():
             str(args.threads),
             "--device",
             device,
-        ] + (["--dtype", dtype] if dtype else [])
+        ] + (["--precision", precision] if precision else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"  measured {system}", file=sys.stderr)
@@ -441,7 +478,7 @@ def main():
     bases = {n: next((r for r in rows if r["system"] == ce), rows[0]) for ce, n in CROSS_ENCODERS.items()}
     peer_bases = {n: next((r for r in rows if r["system"] == PEER_OF[ce]), None) for ce, n in CROSS_ENCODERS.items()}
     where = (
-        f"CUDA ({torch.cuda.get_device_name()}), {dtype or 'fp32'}"
+        f"CUDA ({torch.cuda.get_device_name()}), {precision or 'fp32'}"
         if device.startswith("cuda")
         else f"CPU, {args.threads} threads, fp32"
     )
@@ -463,7 +500,7 @@ def main():
         bound = base["flops"] / flops
         vs_peer = f"{r['docs_per_s'] / peer['docs_per_s']:.2f}" if peer else "—"
         lines.append(
-            f"| {LABELS[r['system']]} | {r['params'] / 1e6:.1f}M | {r['mean'] * 1000:.0f} ± {r['sd'] * 1000:.0f} "
+            f"| {label(r['system'])} | {r['params'] / 1e6:.1f}M | {r['mean'] * 1000:.0f} ± {r['sd'] * 1000:.0f} "
             f"| {r['docs_per_s']:.1f} | {x:.2f} | {vs_peer} | {flops / args.docs / 1e9:.3f} "
             f"| {bound:.1f} | {flops / r['mean'] / 1e9:.1f} | {100 * x / bound:.0f}% | {r['peak_mb']:.0f} "
             f"| {r['increase_mb']:.0f} | {r.get('private_mb', float('nan')):.0f} |"
@@ -499,12 +536,44 @@ def main():
         total = r["profiled_s"]
         parts = [sum(r["profile"].get(k, 0.0) for k in keys) for _, keys in STAGES]
         lines.append(
-            f"| {LABELS[r['system']]} | "
+            f"| {label(r['system'])} | "
             + " | ".join(f"{100 * p / total:.1f}" for p in parts)
             + f" | {100 * (total - sum(parts)) / total:.1f} |"
         )
-    lines += ["", "Goals:", ""] + goals(rows, bases)
+    if args.agreement:
+        lines += ["", *agreement_table(rows, bases, args.agreement)]
+    if args.goals:
+        lines += ["", "Goals:", ""] + goals(rows, bases)
     report(lines, args.out)
+
+
+def agreement_table(rows, bases, path: str) -> list[str]:
+    """The reduced-precision rows, each speed beside its ranking cost against fp32 on a real collection
+    (measured by benchmarks/pareto.py with trained models of the same path)."""
+    with open(path) as f:
+        cost = json.load(f)
+    by = {r["system"]: r for r in rows}
+    lines = [
+        f"Reduced precision: each row's speed-up over the same path in fp32 (this table), and its ranking cost "
+        f"against fp32 on {cost['collection']} (benchmarks/pareto.py: trained models of the same path; max |Δ "
+        "score|, mean Kendall τ per query, ΔnDCG@10):",
+        "",
+        "| system | × itself in fp32 | × cross-encoder fp32 | max abs Δ score | Kendall τ | ΔnDCG@10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for system, row in by.items():
+        base, precision = split_precision(system)
+        if not precision and system != "flashrank":
+            continue
+        fp32 = by.get(base if precision else "cross-encoder")
+        own = f"{row['docs_per_s'] / fp32['docs_per_s']:.2f}" if fp32 else "—"
+        vs_ce = row["docs_per_s"] / bases[encoder_layers(system)]["docs_per_s"]
+        c = cost["rows"].get(system, {})
+        cells = [
+            f"{c[k]:{fmt}}" if k in c else "—" for k, fmt in (("max_abs", ".3g"), ("kendall", ".3f"), ("delta", "+.4f"))
+        ]
+        lines.append(f"| {label(system)} | {own} | {vs_ce:.2f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

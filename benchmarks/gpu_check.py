@@ -160,7 +160,7 @@ def main(argv=None):
                     "128",
                     "--runs",
                     "3",
-                    "--dtype",
+                    "--precision",
                     d,
                     "--systems",
                     *systems,

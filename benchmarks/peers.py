@@ -1,5 +1,5 @@
 """The tools a user would re-rank with instead of this package, on the same weights and inputs:
-sentence-transformers' ``CrossEncoder.predict``, and PyLate's ColBERT.
+sentence-transformers' ``CrossEncoder.predict``, FlashRank (ONNX Runtime, int8), and PyLate's ColBERT.
 
 Each builder takes the folder this benchmark saved a model to and returns ``(score, model)``:
 ``score(frame)`` re-ranks one query's candidates from their raw text (tokenisation included, as
@@ -11,12 +11,19 @@ carried into sentence-transformers 6 (it loads PyLate's checkpoint layout, which
 package: every release pins an older stack (1.6.0: transformers ≤ 5.3, torch 2.11,
 sentence-transformers 5.3) and, installed without its pins, calls sentence-transformers APIs that
 version 6 renamed. Install the peers with ``pip install -e ".[bench]"``.
+
+FlashRank scores a cross-encoder exported to ONNX and quantised to int8 by ONNX Runtime, as its own
+models are: :func:`save_flashrank` exports this package's weights into its layout. sentence-transformers'
+own ONNX and OpenVINO backends (``CrossEncoder(..., backend="onnx")``) cannot be installed beside this
+package: they need ``optimum-onnx`` (transformers < 4.58) and ``optimum-intel`` (transformers < 5.6),
+and this package needs transformers 5.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -26,7 +33,10 @@ PEERS = {
     "st-cross-encoder": ("sentence-transformers CrossEncoder.predict (same weights)", "cross-encoder"),
     "st-cross-encoder-l6": ("sentence-transformers CrossEncoder.predict, 6 layers", "cross-encoder-l6"),
     "pylate-colbert": ("PyLate ColBERT (MultiVectorEncoder), encode + MaxSim (same weights)", "colbert"),
+    "flashrank": ("FlashRank (ONNX Runtime, int8; same weights exported)", "cross-encoder"),
 }
+#: the model name FlashRank reads a MiniLM-L12 cross-encoder under (its file: int8, ``_Q``)
+FLASHRANK_NAME = "ms-marco-MiniLM-L-12-v2"
 
 INSTALL = 'pip install -e ".[bench]"'
 
@@ -34,10 +44,73 @@ INSTALL = 'pip install -e ".[bench]"'
 def missing() -> str | None:
     """None when the peers can run here, else the command that installs them."""
     try:
+        import flashrank  # noqa: F401
+        import onnxruntime  # noqa: F401
         from sentence_transformers import CrossEncoder, MultiVectorEncoder  # noqa: F401
     except ImportError:
         return INSTALL
     return None
+
+
+def save_flashrank(model, tokenizer, folder: str, max_length: int = 512) -> None:
+    """A cross-encoder of this package as FlashRank reads one: ``folder/<name>/`` holding the ONNX
+    export of its HF model, quantised to int8 by ONNX Runtime (as FlashRank's own ``_Q`` models are),
+    beside the tokenizer's files."""
+    import flashrank.Config
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = os.path.join(folder, FLASHRANK_NAME)
+    os.makedirs(target, exist_ok=True)
+    encoder = model.encoder.float().eval()
+    ids = torch.ones((2, 8), dtype=torch.long)
+    fp32 = os.path.join(folder, "model-fp32.onnx")
+    with warnings.catch_warnings():  # the tracer's notes on shape checks it keeps dynamic (the export is tested)
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder,
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            fp32,
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["logits"],
+            dynamic_axes={
+                name: {0: "batch", 1: "length"} for name in ("input_ids", "attention_mask", "token_type_ids")
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    onnx.checker.check_model(fp32, full_check=True)
+    quantize_dynamic(
+        fp32, os.path.join(target, flashrank.Config.model_file_map[FLASHRANK_NAME]), weight_type=QuantType.QInt8
+    )
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(target)
+    with open(os.path.join(target, "config.json"), "w") as f:
+        json.dump({**encoder.config.to_dict(), "pad_token_id": tokenizer.pad_token_id}, f)
+    with open(os.path.join(target, "special_tokens_map.json"), "w") as f:
+        json.dump({k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}, f)
+
+
+def flashrank(folder: str, max_length: int = 512):
+    """FlashRank's ``Ranker`` on the export :func:`save_flashrank` wrote; its scores are the logits'
+    sigmoid, returned here as logits (the same ranking) to compare with this package's."""
+    from flashrank import Ranker, RerankRequest
+
+    ranker = Ranker(model_name=FLASHRANK_NAME, cache_dir=folder, max_length=max_length, log_level="WARNING")
+
+    def score(df):
+        queries = df["query"].unique()
+        if len(queries) != 1:
+            raise ValueError("FlashRank re-ranks one query's candidates at a time")
+        passages = [{"id": i, "text": t} for i, t in enumerate(df["text"])]
+        ranked = ranker.rerank(RerankRequest(query=str(queries[0]), passages=passages))
+        probs = np.empty(len(passages), dtype=np.float64)
+        for p in ranked:
+            probs[p["id"]] = p["score"]
+        probs = np.clip(probs, 1e-12, 1 - 1e-12)
+        return np.log(probs / (1 - probs))
+
+    return score, ranker
 
 
 def save_cross_encoder(model, tokenizer, folder: str) -> None:

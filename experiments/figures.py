@@ -117,6 +117,27 @@ def efficiency(table_md: str, out: str) -> str:
     return out
 
 
+def schematic(model: str, out: str, weight: float | None = None) -> str:
+    """The HTML schematic of ``bm25 % 100 >> get_text >> ScoreFusion(MICE)`` on Cranfield, with the
+    MICE at ``model`` and the fusion weight its training chose (or ``weight``), drawn offline."""
+    import pyterrier as pt
+    import pyterrier.documentation
+
+    from pyterrier_mice import MiceReranker, ScoreFusion
+    from pyterrier_mice.evaluation.experiment import open_dataset
+    from pyterrier_mice.evaluation.retrieval import bm25
+
+    pyterrier.documentation._cached_objects_inv = {}  # no online lookup of PyTerrier's pages
+    ds = open_dataset("cranfield", "test")
+    mice = MiceReranker.from_pretrained(model)
+    fusion = ScoreFusion(mice, weight) if weight is not None else ScoreFusion.from_pretrained(model, mice)
+    pipeline = bm25(ds.collection) % 100 >> pt.text.get_text(ds.collection, "text") >> fusion
+    html = pt.schematic.draw(pipeline)
+    with open(out, "w", encoding="utf8") as f:
+        f.write(html.replace(os.path.abspath(model), os.path.normpath(model)))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -136,6 +157,19 @@ def main(argv=None):
     s.add_argument("--dataset", nargs="*", help="average over these datasets only (e.g. MSM DL19 DL20)")
     s.add_argument("--xlabel")
     s.add_argument("--out", required=True)
+    sc = sub.add_parser("schematic")
+    sc.add_argument("model", help="a MICE checkpoint (e.g. runs/mice/final)")
+    sc.add_argument("--weight", type=float, help="the fusion weight (default: the one its training chose)")
+    sc.add_argument(
+        "--out",
+        default=os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            "pyterrier_mice",
+            "pt_docs",
+            "figures",
+            "fusion_schematic.html",
+        ),
+    )
     e = sub.add_parser("efficiency")
     e.add_argument("table")
     e.add_argument("--out", required=True)
@@ -144,6 +178,8 @@ def main(argv=None):
         print("\n".join(masks(args.out, args.layers)))
     elif args.cmd == "sweep":
         print(sweep(args.csv, args.out, args.x, args.y, args.dataset, args.xlabel))
+    elif args.cmd == "schematic":
+        print(schematic(args.model, args.out, args.weight))
     else:
         print(efficiency(args.table, args.out))
 

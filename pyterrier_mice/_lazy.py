@@ -1,7 +1,5 @@
 """Package ``__init__`` s that import their names when first used (PEP 562), so that ``import
-pyterrier_mice`` and ``pyterrier-mice --help`` load no torch or transformers.
-
-Imports no module of the package."""
+pyterrier_mice`` and ``pyterrier-mice --help`` load no torch or transformers."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """Preparing machines to run the tutorials offline (a classroom, a laptop on a train): while online,
 fetch the hub models and the ir_datasets collections into their caches and build the BM25 indexes;
-afterwards everything runs with ``HF_HUB_OFFLINE=1``. ``pyterrier-mice prefetch`` runs it.
-
-Top layer: may import every layer."""
+afterwards everything runs with ``HF_HUB_OFFLINE=1``. ``pyterrier-mice prefetch`` runs it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The command line: ``pyterrier-mice train``, ``derive``, ``rerank``, ``prefetch`` and ``index build``/``verify``;
 every error prints one line (``--debug`` shows the traceback); models are loaded before any BM25 work; the
-package's modules are imported only by the command that needs them (``--help`` is quick).
-
-Top layer: may import every layer."""
+package's modules are imported only by the command that needs them (``--help`` is quick)."""
 
 from __future__ import annotations
 
@@ -147,7 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the documents of this TREC run (e.g. the BM25 top-k of the queries you will re-rank)",
     )
     bld.add_argument("--overwrite", action="store_true")
-    bld.add_argument("--verbose", action="store_true")
     return ap
 
 
@@ -243,7 +240,7 @@ def rerank_run(args) -> None:
 
     rank, world, local = launcher_rank()
     device = args.device or (f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    kwargs = {"batch_size": args.batch_size, "device": device, "verbose": False}
+    kwargs = {"batch_size": args.batch_size, "device": device, "verbose": True}  # a bar per shard
     if args.index:
         kwargs["index"] = args.index
     reranker = load_reranker(args.model, **kwargs)  # a mistyped model fails here, before any BM25 work
@@ -305,7 +302,7 @@ def build_index(args) -> None:
     shard = launcher_shard()
     idx = (
         MiceIndex(args.out)
-        .indexer(rr, kv=args.kv, storage=args.storage, overwrite=args.overwrite, verbose=args.verbose, shard=shard)
+        .indexer(rr, kv=args.kv, storage=args.storage, overwrite=args.overwrite, shard=shard)
         .index(docs)
     )
     where = f"shard {shard[0]} of {shard[1]} of " if shard else ""

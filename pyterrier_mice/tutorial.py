@@ -1,7 +1,5 @@
 """The settings the tutorials and the quick start run in (offline on the bundled collection, or
-full with internet; see :func:`setting`), with their trained models cached.
-
-Top layer: may import every layer."""
+full with internet; see :func:`setting`), with their trained models cached."""
 
 from __future__ import annotations
 

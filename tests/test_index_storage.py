@@ -136,7 +136,7 @@ def test_pq_storage_reads_what_faiss_reconstructs(mice_path, tmp_path, monkeypat
 
 
 def kind_books(kind, sample):
-    from pyterrier_mice.index.kinds import get_storage
+    from pyterrier_mice.index.storage_kinds import get_storage
 
     return get_storage(kind).train(sample)
 
@@ -171,7 +171,7 @@ def test_pq_tiny_corpus_corrupt_codebook_and_no_faiss(mice_path, tmp_path, monke
 
 
 def test_pq_refuses_a_vector_size_it_cannot_cut():
-    from pyterrier_mice.index.kinds import get_storage
+    from pyterrier_mice.index.storage_kinds import get_storage
 
     with pytest.raises(ValueError, match="vector size 30 is not a multiple of 8; use int8 or int4"):
         get_storage("pq1").stored_shapes((2, 30))

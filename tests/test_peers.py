@@ -85,3 +85,32 @@ def test_flop_counter_counts_the_cpu_attention_kernel():
         F.scaled_dot_product_attention(q, k, k, attn_mask=mask)
     assert plain.get_total_flops() == 0  # the defect the benchmark works around
     assert counted.get_total_flops() == 2 * 2 * 3 * 5 * 7 * (8 + 8)
+
+
+def test_flashrank_ranks_as_ours_within_int8_error(minilm_tokenizer, tmp_path):
+    """FlashRank runs the same weights exported to ONNX and quantised to int8: its logits follow
+    ours to int8's error, and fp32 ONNX (before quantisation) equals ours exactly."""
+    pytest.importorskip("flashrank", reason="FlashRank is in the bench extra")
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the bench extra")
+    import onnxruntime
+
+    model = MaskedCrossEncoderModel.from_encoder(tiny_encoder(vocab_size=minilm_tokenizer.vocab_size), minilm_tokenizer)
+    frame = _frame()
+    ours = _in_row_order(CrossEncoderReranker(model, minilm_tokenizer, max_length=32)(frame), frame)
+    peers.save_flashrank(model, minilm_tokenizer, str(tmp_path), max_length=32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model-fp32.onnx"))
+    enc = minilm_tokenizer(
+        list(frame["query"]),
+        list(frame["text"]),
+        truncation="longest_first",
+        max_length=32,
+        padding=True,
+        return_tensors="np",
+    )
+    (logits,) = session.run(
+        None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    )
+    np.testing.assert_allclose(logits[:, 0], ours, atol=1e-4)
+    score, _ = peers.flashrank(str(tmp_path), max_length=32)
+    flash = score(frame)
+    assert np.abs(flash - ours).max() < 0.1 * (np.ptp(ours) + 1e-3) + 0.05

@@ -63,7 +63,8 @@ def test_validation_keeps_best_and_beir_groups(tokenizer, beir_folder, tmp_path)
     out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
     vals = [h["val"] for h in out["history"] if "val" in h]
     assert len(vals) == 3 and out["best"]["nDCG@10"] == max(vals)
-    assert os.path.exists(os.path.join(cfg.output_dir, "best", "config.json"))
+    # best/ only where it is neither the starting model (step 0) nor final/ (the last step)
+    assert os.path.exists(os.path.join(cfg.output_dir, "best", "config.json")) == (0 < out["best"]["step"] < 4)
 
 
 def test_checkpoints_record_their_lengths(tokenizer, beir_folder, tmp_path):
@@ -83,11 +84,29 @@ def test_best_from_step_zero_is_reported_loudly(tokenizer, beir_folder, tmp_path
 
     run = bm25_run(ds, ds.get_topics("test"), str(tmp_path), 5)
     cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", lr=0.0, eval={"every": 2, "measure": "nDCG@10"})
-    with pytest.warns(UserWarning, match="never improved.*step-0 weights"):
+    with pytest.warns(UserWarning, match="never improved on the starting model.*final/ .* holds the trained model"):
         out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
-    assert out["best"]["step"] == 0
+    assert out["best"]["step"] == 0 and not os.path.exists(os.path.join(cfg.output_dir, "best"))
     printed = capsys.readouterr().out
-    assert "WARNING: best/ is the untrained step-0 model" in printed and "step 0: validation nDCG@10 = " in printed
+    assert "WARNING: validation never improved on the starting model" in printed
+    assert "step 0: validation nDCG@10 = " in printed and "random" not in printed  # its head was trained
+
+
+def test_a_random_head_is_said_only_where_the_head_was_random(tokenizer, beir_folder, tmp_path, capsys):
+    from transformers import AutoModel
+
+    ds = BeirFolder(beir_folder)
+    data = beir_groups(ds, "test", str(tmp_path), k=10, negatives=2, seed=0)
+    from pyterrier_mice.training import bm25_run
+
+    base = tmp_path / "base"
+    AutoModel.from_config(tiny_encoder("bert").config).save_pretrained(base)  # no classification head
+    tokenizer.save_pretrained(base)
+    run = bm25_run(ds, ds.get_topics("test"), str(tmp_path), 5)
+    cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", lr=0.0, eval={"every": 2, "measure": "nDCG@10"})
+    cfg.model.backbone = str(base)
+    with pytest.warns(UserWarning, match="never improved on the starting model \\(its head random\\)"):
+        Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
 
 
 def test_validation_queries_do_not_move_with_the_training_seed(beir_folder, tmp_path):

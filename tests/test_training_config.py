@@ -50,7 +50,6 @@ def test_cli_train_on_a_beir_folder(tokenizer, beir_folder, tmp_path):
     )
     assert main(["train", path, "--set", "seed=3"]) == 0
     assert os.path.exists(tmp_path / "out" / "final" / "config.json")
-    assert os.path.exists(tmp_path / "out" / "best" / "config.json")
 
 
 def test_resume_refuses_a_changed_config(tokenizer, beir_folder, tmp_path, capsys):

@@ -1,7 +1,5 @@
 """Test collections (a BEIR-layout folder, a bundled one by name, or an ir_datasets id) behind one
-small API that ``pt.text.get_text`` and ``pt.Experiment`` accept.
-
-Evaluation layer: imports no other layer."""
+small API that ``pt.text.get_text`` and ``pt.Experiment`` accept."""
 
 from __future__ import annotations
 
@@ -200,11 +198,11 @@ def _fetching(path: str, what: str):
     except RuntimeError as e:
         if not (e.args and e.args[0] == "All download sources failed"):
             raise
-        raise _unavailable(path, what, e) from e
+        raise _unavailable(path, what, e) from None  # its cause is in the line: no chain of tracebacks
     except OSError as e:  # ConnectionError, TimeoutError and requests' errors are OSErrors
         if isinstance(e, DatasetUnavailable):
             raise
-        raise _unavailable(path, what, e) from e
+        raise _unavailable(path, what, e) from None
     finally:
         logging.disable(previous)
 

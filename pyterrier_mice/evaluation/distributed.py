@@ -1,9 +1,7 @@
 """Re-ranking a large run across processes: the queries cut into shards of a fixed number of
 queries, dealt to the ranks that ``torchrun`` / ``accelerate launch`` start (or to one process),
 each shard written as a TREC run atomically, and the shards merged in order into one run. The merged
-run is the same, byte for byte, whatever the number of processes; a rerun skips finished shards.
-
-Evaluation layer: imports only :mod:`pyterrier_mice.evaluation` modules (the re-ranker is passed in)."""
+run is the same, byte for byte, whatever the number of processes; a rerun skips finished shards."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """The paper's re-ranking experiment as a library: datasets, BM25 top-k, re-rankers, saved runs and
-the table with significance marks.
-
-Evaluation layer: imports :mod:`pyterrier_mice.evaluation` modules and the fusion of
-:mod:`pyterrier_mice.rerankers` (re-rankers are passed in)."""
+the table with significance marks."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The BM25 first stage: one PISA index per corpus, built once under a lock in a shared cache.
-
-Evaluation layer: imports no other layer."""
+"""The BM25 first stage: one PISA index per corpus, built once under a lock in a shared cache."""
 
 from __future__ import annotations
 

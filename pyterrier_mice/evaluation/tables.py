@@ -1,7 +1,5 @@
 """The paper's table layout: a measure per dataset and system, group averages, and ↑/↓ marks from
-significance tests against a baseline.
-
-Evaluation layer: imports no other layer."""
+significance tests against a baseline."""
 
 from __future__ import annotations
 

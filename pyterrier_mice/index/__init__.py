@@ -4,7 +4,7 @@ reading and locked atomic builds. It reads re-rankers' models through duck typin
 
 from .build import MiceIndexer
 from .encoder import DocumentEncoder
-from .kinds import STORAGE_KINDS
+from .storage_kinds import STORAGE_KINDS
 from .layout import MiceIndexError, text_hash
 from .store import MiceIndex
 

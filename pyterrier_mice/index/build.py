@@ -1,7 +1,5 @@
 """Building a document-state index atomically (its own temporary directory, an exclusive lock,
-renamed into place when complete), alone or as one shard of many.
-
-Index layer: imports only :mod:`pyterrier_mice.index` modules (never :mod:`.store`)."""
+renamed into place when complete), alone or as one shard of many."""
 
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ import numpy as np
 import pyterrier as pt
 import torch
 
+from ..progress import bar
 from ..files import Busy, locked, no_space_errno, recover_replaced, replaced_whole, write_json
 from .checksums import CHUNK_BYTES, ChecksumWriter
 from .encoder import DOCUMENT_ENCODER_MEMBERS, DocumentEncoder
@@ -36,7 +35,7 @@ from .layout import (
     encode_docnos,
     text_hash,
 )
-from .kinds import get_storage
+from .storage_kinds import get_storage
 
 #: what ``pt.Artifact.load`` reads to open an index with this package
 PT_META = {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": "pyterrier-mice"}
@@ -99,6 +98,12 @@ class MiceIndexer(pt.Indexer):
     environment) this worker encodes every ``world_size``-th document of the corpus, from the
     ``rank``-th on, into ``<path>/shards/<rank>``; the last worker to finish writes the root
     manifest, and the shards then read as one index.
+
+    ``kv=True`` (MICE) also stores each interaction layer's keys and values; ``storage`` is the storage
+    kind (``fp32``, ``fp16``, ``int8``, ``int4``, ``pq``, ``pq1``); ``batch_size``: documents per forward
+    pass (default: the re-ranker's); ``text_field`` defaults to the re-ranker's; ``wait`` queues behind a
+    build already running into the same path (True, or seconds) instead of failing; ``verbose``: a
+    progress bar (default; ``PYTERRIER_MICE_PROGRESS=0`` silences every bar).
     """
 
     def __init__(
@@ -110,7 +115,7 @@ class MiceIndexer(pt.Indexer):
         storage="fp16",
         batch_size=None,
         overwrite=False,
-        verbose=False,
+        verbose=True,
         text_field=None,
         wait: bool | float = False,
         shard=None,
@@ -206,7 +211,7 @@ class MiceIndexer(pt.Indexer):
         rr = self.reranker
         docnos, offsets, hashes, seen = [], [0], [], set()
         state_shape = extras_shape = None
-        progress = pt.tqdm(desc="indexing", unit="doc") if self.verbose else None
+        progress = bar(desc="indexing", unit="doc") if self.verbose else None
         states = self.storage.writer(tmp, STATES)
         extras = self.storage.writer(tmp, EXTRAS) if self.kv else None
         tokens = ChecksumWriter(os.path.join(tmp, TOKENS)) if getattr(rr, "uses_token_ids", False) else None

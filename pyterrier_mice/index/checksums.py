@@ -1,6 +1,4 @@
-"""Per-chunk CRC-32 checksums of index files: computed while writing, checked in full or lazily.
-
-Index layer: imports no other module of the package."""
+"""Per-chunk CRC-32 checksums of index files: computed while writing, checked in full or lazily."""
 
 from __future__ import annotations
 

@@ -6,9 +6,7 @@ Each stored vector of ``d`` values is cut into ``d / sub`` sub-vectors, each rep
 naming the nearest of 256 centroids (``sub`` = 4 for ``pq``, 8 for ``pq1``): at hidden size 384 a
 state takes 96 bytes (``pq``), 8× fewer than fp16. Stored K/V get one codebook per layer, keys
 and values. Files: ``<name>`` (uint8 codes, ``[tokens, *lead, d / sub]``) and ``<name>.codebook``
-(float32 ``[slices, d / sub, 256, sub]``), both checksummed.
-
-Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+(float32 ``[slices, d / sub, 256, sub]``), both checksummed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """What the index needs from a document encoder (a split re-ranker: MICE, ColBERT, split PreTTR),
-declared as a protocol; the re-rankers implement it, the index layer never imports them.
-
-Index layer: imports no other module of the package."""
+declared as a protocol; the re-rankers implement it, the index layer never imports them."""
 
 from __future__ import annotations
 

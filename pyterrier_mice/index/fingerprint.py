@@ -1,6 +1,4 @@
-"""What identifies the model and tokenizer behind stored document states.
-
-Index layer: imports no other layer (re-rankers are passed in)."""
+"""What identifies the model and tokenizer behind stored document states."""
 
 from __future__ import annotations
 

@@ -3,9 +3,7 @@
 counts, CRC-32 per 1 MiB chunk of every file; written last), ``docnos.txt``, ``offsets.npy``
 (int64 token offsets), ``texts.npy`` (uint64 hash of each raw text), ``states.bin`` (per-token
 states), optional ``extras.bin`` (MICE: each interaction layer's K/V) and ``tokens.bin`` (int32
-token ids, for MICE's exact-match options); a sharded index holds ``shards/<rank>/`` indexes.
-
-Index layer: imports no other module of the package."""
+token ids, for MICE's exact-match options); a sharded index holds ``shards/<rank>/`` indexes."""
 
 from __future__ import annotations
 

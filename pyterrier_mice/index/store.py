@@ -1,7 +1,5 @@
 """Reading a document-state index: the PyTerrier artifact, lookups by docno and raw text, and
-reads checked against the stored checksums.
-
-Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+reads checked against the stored checksums."""
 
 from __future__ import annotations
 
@@ -29,7 +27,7 @@ from .layout import (
     read_manifest,
     text_hash,
 )
-from .kinds import get_storage
+from .storage_kinds import get_storage
 
 VERIFY_MODES = ("lazy", "full", "none")
 

@@ -1,7 +1,5 @@
 """Masked multi-head attention on top of torch SDPA (boolean masks, or the MICE authors' additive
-ones: see :func:`attend`), the masks it takes and the token-match weights of MICE's exact-match options.
-
-Models layer: imports no other module of the package."""
+ones: see :func:`attend`), the masks it takes and the token-match weights of MICE's exact-match options."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The backbone adapter: one interface over HF BERT and ModernBERT sequence-classification models
 (embeddings, layers split into attention and FFN, cross-attention, head), so that every model
-here can mask, split or cache attention. Adding a backbone means adding one subclass here.
-
-Models layer: imports only :mod:`.attention`."""
+here can mask, split or cache attention. Adding a backbone means adding one subclass here."""
 
 from __future__ import annotations
 

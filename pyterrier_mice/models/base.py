@@ -1,8 +1,6 @@
 """The shared base of this package's HF models: a config embedding the backbone's config, and a
 ``PreTrainedModel`` owning a HF sequence-classification backbone (``save_pretrained`` /
-``from_pretrained`` round-trip every model here).
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+``from_pretrained`` round-trip every model here)."""
 
 from __future__ import annotations
 

@@ -97,6 +97,12 @@ def model_type_of(name_or_path) -> str:
     if os.path.isdir(path):
         cfg = os.path.join(path, "config.json")
         if not os.path.exists(cfg):
+            trained = [n for n in ("final", "best") if os.path.exists(os.path.join(path, n, "config.json"))]
+            if trained:
+                raise FileNotFoundError(
+                    f"{path!r} is a training run's folder, not a checkpoint: load its model, "
+                    f"{os.path.join(path, trained[0])!r}"
+                )
             raise FileNotFoundError(f"{path!r} holds no config.json: not a Hugging Face checkpoint folder")
         with open(cfg, encoding="utf8") as f:
             return json.load(f).get("model_type", "")

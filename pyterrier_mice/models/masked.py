@@ -1,7 +1,5 @@
 """The attention-masked cross-encoder: a BERT/ModernBERT cross-encoder run with a per-layer
-segment policy (Mask 0–3, Sparse CE, PreTTR-ℓ, ...) through SDPA.
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+segment policy (Mask 0–3, Sparse CE, PreTTR-ℓ, ...) through SDPA."""
 
 from __future__ import annotations
 

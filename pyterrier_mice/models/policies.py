@@ -1,7 +1,5 @@
 """Attention policies: per layer, which receiver segment may read which sender segment; the
-paper's masks by name (the table: :class:`AttentionPolicy`) and their figure.
-
-Models layer: imports only :mod:`.segments`."""
+paper's masks by name (the table: :class:`AttentionPolicy`) and their figure."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """PreTTR-ℓ: a cross-encoder whose first ℓ layers keep {[CLS], Q, [SEP1]} and {D, [SEP2]} apart,
-computed jointly (a masked cross-encoder) or split (precomputable documents; see :class:`PreTTRConfig`).
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+computed jointly (a masked cross-encoder) or split (precomputable documents; see :class:`PreTTRConfig`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The five segments of a cross-encoder input (``[CLS]``, Q, ``[SEP1]``, D, ``[SEP2]``) and how to
-find them from token ids.
-
-Models layer: imports no other module of the package."""
+find them from token ids."""
 
 from __future__ import annotations
 

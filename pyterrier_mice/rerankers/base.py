@@ -16,6 +16,7 @@ import pandas as pd
 import pyterrier as pt
 import torch
 
+from ..progress import bar
 from . import profiling
 from .precision import Computing, check_precision, weights_dtype
 from ..models.checkpoints import check_model_kind, load_tokenizer
@@ -415,7 +416,7 @@ class Reranker(pt.Transformer):
     def _progress(self, total: int, desc: str):
         if not self.verbose or total == 0:
             return None
-        return pt.tqdm(total=total, desc=desc, unit="pair")
+        return bar(total=total, desc=desc, unit="pair")
 
     def _warn_truncated(self, n: int, total: int, what: str, limit: int | None = None, summary: bool = False) -> None:
         """Warn that ``n`` of ``total`` texts were cut at ``limit`` tokens: once per re-ranker and kind

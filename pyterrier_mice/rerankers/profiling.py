@@ -1,7 +1,5 @@
 """Where re-ranking time goes: named sections (tokenise, lookup, read, encode, interaction, …)
-timed when a recording is active, at no cost otherwise.
-
-Re-rankers layer: imports no other module of the package."""
+timed when a recording is active, at no cost otherwise."""
 
 from __future__ import annotations
 

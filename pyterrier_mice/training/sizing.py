@@ -1,7 +1,5 @@
 """Sizing a recipe to the collection it is given: text lengths that cover most of its documents,
-and the number of steps a budget of tokens affords (the config's ``auto`` values).
-
-Training layer: imports :mod:`pyterrier_mice.models`, :mod:`pyterrier_mice.evaluation` and :mod:`.config`."""
+and the number of steps a budget of tokens affords (the config's ``auto`` values)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Teacher scores for distillation, computed once and cached on disk next to the run (resumable
-chunk by chunk, keyed by the teacher's fingerprint and the pairs).
-
-Training layer: imports :mod:`pyterrier_mice.evaluation`."""
+chunk by chunk, keyed by the teacher's fingerprint and the pairs)."""
 
 from __future__ import annotations
 
@@ -11,9 +9,9 @@ import json
 import os
 
 import numpy as np
-import pyterrier as pt
 
 from ..files import locked, save_npy, write_text
+from ..progress import bar
 
 CHUNK = 256
 
@@ -64,7 +62,7 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
         partial, mode="r+" if os.path.exists(partial) else "w+", dtype=np.float32, shape=(n,)
     )
     done = int(open(done_file).read()) if os.path.exists(done_file) else 0
-    progress = pt.tqdm(total=n, initial=done, desc="teacher scores", unit="pair") if verbose else None
+    progress = bar(total=n, initial=done, desc="teacher scores", unit="pair") if verbose else None
     if verbose and done:
         print(f"resuming teacher scoring at pair {done} of {n}", flush=True)
     truncation = teacher.collect_truncation() if hasattr(teacher, "collect_truncation") else contextlib.nullcontext()

@@ -1,7 +1,5 @@
 """One trainer for every model type, on accelerate (CPU, one GPU, or several), with validation,
-best/final checkpoints and resumable runs.
-
-Training layer: imports training modules."""
+best/final checkpoints and resumable runs."""
 
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ from accelerate.state import AcceleratorState
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from ..progress import bar
 from ..files import BUILDING, OLD, recover_replaced, remove_whole, replaced_whole, write_json
 from ..evaluation.splits import record_validation
 from ..rerankers.fusion import FUSION_FILE, choose_weight, with_first_stage
@@ -227,6 +226,27 @@ class Trainer:
         )
         return value
 
+    def _say_never_improved(self) -> None:
+        """Validation never rose above the starting model's: said loudly (no best/ is written: the
+        starting model is its own checkpoint)."""
+        from ..models.checkpoints import has_classification_head
+
+        cfg, value = self.cfg, self.best[self.cfg.eval.measure]
+        try:
+            random_head = not has_classification_head(cfg.model.backbone)
+        except (OSError, ValueError):
+            random_head = False
+        start = "the starting model (its head random)" if random_head else f"the starting model ({cfg.model.backbone})"
+        warnings.warn(
+            f"validation never improved on {start}: {cfg.eval.measure} {value:.4f} at step 0, above every later "
+            f"step; final/ ({self._path('final')}) holds the trained model; use it, the starting model, or change "
+            "the recipe (lr, steps, loss)",
+            stacklevel=3,
+        )
+        self.accelerator.print(
+            f"WARNING: validation never improved on {start} ({cfg.eval.measure} {value:.4f}); no best/ was written"
+        )
+
     def measure_out_of_domain(self) -> dict:
         """``{"val_ood": value}`` on the out-of-domain queries (``eval.ood_path``), or nothing."""
         if self.out_of_domain is None:
@@ -267,9 +287,13 @@ class Trainer:
             if cfg.eval.every and self.validation is not None and cfg.eval.at_start:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
                 entry = {"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]}
-                self.history.append({**entry, **self.measure_out_of_domain()})
-                self.save_model("best")
+                self.history.append({**entry, **self.measure_out_of_domain()})  # best/: the starting model, not copied
         done = 0
+        progress = (
+            bar(total=cfg.steps, initial=self.step, desc=f"training {os.path.basename(cfg.output_dir)}", unit="step")
+            if self.accelerator.is_main_process and self.step < cfg.steps
+            else None
+        )
         while self.step < cfg.steps and (stop_after is None or done < stop_after):
             groups = self.data.batch(self.step, cfg.batch_size)
             sizes = {len(g.docs) for g in groups}
@@ -295,6 +319,9 @@ class Trainer:
             self.step += 1
             done += 1
             entry = {"step": self.step, "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]}
+            if progress is not None:
+                progress.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
+                progress.update(1)
             if cfg.eval.every and self.validation is not None and self.step % cfg.eval.every == 0:
                 value = self.validate()
                 entry["val"], entry["val_fused"] = value, self.fusion["value"]
@@ -307,6 +334,8 @@ class Trainer:
                 self.accelerator.print(json.dumps(entry))
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save_checkpoint()
+        if progress is not None:
+            progress.close()
         if self.step >= cfg.steps:
             if not os.path.exists(self._path("final", "config.json")) or done:
                 if self.validation is not None and cfg.eval.every and (self.fusion or {}).get("step") != self.step:
@@ -315,22 +344,15 @@ class Trainer:
                     self.history[-1].update(val=self.validate(), val_fused=self.fusion["value"])
                     self.history[-1].update(self.measure_out_of_domain())
                 self.save_model("final")
+                if self.best is not None and self.best["step"] == self.step and self.accelerator.is_main_process:
+                    remove_whole(self._path("best"))  # the last step validated best: best/ would be final/ again
                 self.save_finished_state()
             if self.best is not None and self.best["step"] == 0:
-                warnings.warn(
-                    f"validation never improved on the untrained model: {self._path('best')} holds the "
-                    f"step-0 weights (random head), {cfg.eval.measure} {self.best[cfg.eval.measure]:.4f}; "
-                    "use final/ or change the recipe (lr, steps, loss)",
-                    stacklevel=2,
-                )
-                self.accelerator.print(
-                    f"WARNING: best/ is the untrained step-0 model ({cfg.eval.measure} "
-                    f"{self.best[cfg.eval.measure]:.4f}); validation never improved"
-                )
+                self._say_never_improved()
         return {"step": self.step, "best": self.best, "history": self.history}
 
 
-def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
+def check_run_config(cfg: TrainConfig, resume_anyway: bool = False, write: bool = True) -> None:
     """Write the resolved config into ``cfg.output_dir``; a run already there under another config
     is refused with the difference (unless ``resume_anyway``, which continues it under the new one).
     A run that saved no step (it failed or was stopped before its first checkpoint) holds nothing to
@@ -356,8 +378,9 @@ def check_run_config(cfg: TrainConfig, resume_anyway: bool = False) -> None:
             f"{cfg.output_dir} holds a checkpoint but no {CONFIG_FILE}, so it cannot be checked "
             "against this config; pass --overwrite or --resume-anyway"
         )
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    write_json(path, current)
+    if write:  # once the model and data are ready: a run that fails before leaves no config behind
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        write_json(path, current)
 
 
 def read_saved_config(saved: dict) -> dict:

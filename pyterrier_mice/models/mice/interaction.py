@@ -1,8 +1,6 @@
 """MICE's interaction layers and their schedules: :class:`InteractionLayer` (a backbone layer plus a
 cross-attention over the document, with the optional exact-match head and lexical bias), and one
-small schedule per ``interaction`` order saying in which order a layer's attentions run.
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+small schedule per ``interaction`` order saying in which order a layer's attentions run."""
 
 from __future__ import annotations
 

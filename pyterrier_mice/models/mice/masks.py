@@ -1,8 +1,6 @@
 """The masks of MICE's interaction layers: the query's self-attention per layer, the query's
 cross-attention over the document, and the token matches of the exact-match options; boolean, or
-additive where the config asks for the authors' numerics (:attr:`MiceConfig.reference_numerics`).
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+additive where the config asks for the authors' numerics (:attr:`MiceConfig.reference_numerics`)."""
 
 from __future__ import annotations
 

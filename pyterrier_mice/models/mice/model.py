@@ -1,7 +1,5 @@
 """MICE's model: :class:`MiceModel`, the backbone cut at ℓ* (queries and documents encoded apart),
-its interaction layers, and the scoring of query states against document states or cached K/V.
-
-Models layer: imports only :mod:`pyterrier_mice.models` modules."""
+its interaction layers, and the scoring of query states against document states or cached K/V."""
 
 from __future__ import annotations
 

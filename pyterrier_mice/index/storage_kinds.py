@@ -1,6 +1,4 @@
-"""Every storage kind of an index, by the name a build is given (``dtype=``) and its manifest records.
-
-Index layer: imports only :mod:`pyterrier_mice.index` modules."""
+"""Every storage kind of an index, by the name a build is given (``storage=``) and its manifest records."""
 
 from __future__ import annotations
 
@@ -12,5 +10,5 @@ STORAGE_KINDS = {cls.name: cls for cls in (Float32, Float16, Int8, Int4, Product
 
 def get_storage(name: str) -> Storage:
     if name not in STORAGE_KINDS:
-        raise ValueError(f"storage dtype={name!r}; expected one of {list(STORAGE_KINDS)}")
+        raise ValueError(f"storage={name!r}; expected one of {list(STORAGE_KINDS)}")
     return STORAGE_KINDS[name]()

@@ -1,0 +1,20 @@
+"""Progress bars on long work (training steps, teacher scoring, validation, indexing, re-ranking):
+PyTerrier's tqdm, on stderr, silenced for the whole process by ``PYTERRIER_MICE_PROGRESS=0``."""
+
+from __future__ import annotations
+
+import os
+
+
+def enabled() -> bool:
+    """Whether progress bars are shown (``PYTERRIER_MICE_PROGRESS=0`` silences them)."""
+    return os.environ.get("PYTERRIER_MICE_PROGRESS", "1") not in ("0", "false", "no")
+
+
+def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs):
+    """A progress bar (``pt.tqdm``: the notebook's widget in a notebook), or None when silenced."""
+    if not enabled():
+        return None
+    import pyterrier as pt
+
+    return pt.tqdm(total=total, desc=desc, unit=unit, mininterval=1.0, **kwargs)
