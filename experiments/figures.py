@@ -3,7 +3,8 @@
     python experiments/figures.py masks --out figures/            # Figure 2: the attention policies
     python experiments/figures.py sweep fig3.csv --xlabel "first interaction layer ℓ*" --out fig3.png
     python experiments/figures.py sweep fig4.csv --xlabel "dropped layers" --out fig4.png
-    python experiments/figures.py efficiency benchmarks/results/efficiency_cpu.md --out figures/eff.png
+    python experiments/figures.py efficiency pyterrier_mice/pt_docs/results/efficiency_cpu.md --out figures/eff.png
+    python experiments/figures.py pareto pyterrier_mice/pt_docs/results/pareto_cranfield.json --out fig.png
 
 ``sweep`` plots a CSV written by ``experiments/sweep.py`` (Figures 3 and 4: nDCG@10 against the
 first interaction layer, or the dropped layers), averaged over its datasets (``--dataset MSM DL19
@@ -117,6 +118,41 @@ def efficiency(table_md: str, out: str) -> str:
     return out
 
 
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The systems no other system beats on both axes (faster and at least as effective, or as fast
+    and more effective), fastest first; ``points``: name → (ms per query, effectiveness)."""
+    front, best = [], float("-inf")
+    for name, (ms, score) in sorted(points.items(), key=lambda item: (item[1][0], -item[1][1])):
+        if score > best:
+            front.append(name)
+            best = score
+    return front
+
+
+def pareto(points: dict[str, tuple[float, float]], out: str, ylabel: str = "nDCG@10", title: str = "") -> str:
+    """Effectiveness against latency: each system a point (ms per query, log scale), the Pareto
+    front drawn through the systems nothing beats on both axes, each point labelled."""
+    front = pareto_front(points)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for name, (ms, score) in points.items():
+        on = name in front
+        ax.scatter([ms], [score], s=36 if on else 22, color="tab:red" if on else "tab:blue", zorder=3)
+        ax.annotate(name, (ms, score), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    xs, ys = zip(*(points[n] for n in front))
+    ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean response time, ms per query (log scale)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
 def schematic(model: str, out: str, weight: float | None = None) -> str:
     """The HTML schematic of ``bm25 % 100 >> get_text >> ScoreFusion(MICE)`` on Cranfield, with the
     MICE at ``model`` and the fusion weight its training chose (or ``weight``), drawn offline."""
@@ -173,6 +209,9 @@ def main(argv=None):
     e = sub.add_parser("efficiency")
     e.add_argument("table")
     e.add_argument("--out", required=True)
+    pa = sub.add_parser("pareto")
+    pa.add_argument("results", help="written by benchmarks/pareto.py (--json)")
+    pa.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "masks":
         print("\n".join(masks(args.out, args.layers)))
@@ -180,6 +219,13 @@ def main(argv=None):
         print(sweep(args.csv, args.out, args.x, args.y, args.dataset, args.xlabel))
     elif args.cmd == "schematic":
         print(schematic(args.model, args.out, args.weight))
+    elif args.cmd == "pareto":
+        import json
+
+        with open(args.results, encoding="utf8") as f:
+            saved = json.load(f)
+        points = {r["system"]: (r["ms_per_query"], r["nDCG@10"]) for r in saved["systems"]}
+        print(pareto(points, args.out, title=saved.get("title", "")))
     else:
         print(efficiency(args.table, args.out))
 

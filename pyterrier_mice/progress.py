@@ -1,5 +1,6 @@
 """Progress bars on long work (training steps, teacher scoring, validation, indexing, re-ranking):
-PyTerrier's tqdm, on stderr, silenced for the whole process by ``PYTERRIER_MICE_PROGRESS=0``."""
+PyTerrier's tqdm, on stderr, shown once the work has taken a second (quick work and work that fails
+at once print nothing), silenced for the whole process by ``PYTERRIER_MICE_PROGRESS=0``."""
 
 from __future__ import annotations
 
@@ -17,4 +18,4 @@ def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs):
         return None
     import pyterrier as pt
 
-    return pt.tqdm(total=total, desc=desc, unit=unit, mininterval=1.0, **kwargs)
+    return pt.tqdm(total=total, desc=desc, unit=unit, mininterval=1.0, delay=kwargs.pop("delay", 1.0), **kwargs)

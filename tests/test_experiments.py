@@ -146,11 +146,13 @@ def test_sweeps_and_figures(beir_folder, checkpoints, tmp_path):
             os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu_before.md"), str(tmp_path / "eff.png")
         ),
         figures.efficiency(
-            os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"),  # FLOP columns
+            os.path.join(ROOT, "pyterrier_mice", "pt_docs", "results", "efficiency_cpu.md"),  # FLOP columns
             str(tmp_path / "eff2.png"),
         ),
     ]
-    names, _, _, memory = figures.efficiency_rows(os.path.join(ROOT, "benchmarks", "results", "efficiency_cpu.md"))
+    names, _, _, memory = figures.efficiency_rows(
+        os.path.join(ROOT, "pyterrier_mice", "pt_docs", "results", "efficiency_cpu.md")
+    )
     assert names[0].startswith("Cross-encoder") and all(m > 100 for m in memory)  # peak RSS, not GFLOP / doc
     for png in pngs:
         with Image.open(png) as im:

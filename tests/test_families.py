@@ -8,38 +8,19 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "families"))
 
 import dot_reranker  # noqa: E402  (the one registration)
 from dot_model import DotModel  # noqa: E402
 
-from conftest import tiny_encoder  # noqa: E402
+from training_helpers import _cli_config  # noqa: E402
 
 
 @pytest.fixture
 def dot_config(tokenizer, beir_folder, tmp_path):
-    backbone = tmp_path / "backbone"
-    tiny_encoder("bert").save_pretrained(backbone)
-    tokenizer.save_pretrained(backbone)
-    cfg = {
-        "output_dir": str(tmp_path / "run"),
-        "steps": 2,
-        "batch_size": 2,
-        "warmup": 0,
-        "lr": 1e-4,
-        "loss": "infonce",
-        "device": "cpu",
-        "log_every": 0,
-        "save_every": 0,
-        "model": {"type": "dot", "backbone": str(backbone), "scale": 0.5, "query_max_length": 16, "doc_max_length": 32},
-        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5},
-        "eval": {"every": 0},
-    }
-    path = tmp_path / "dot.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    model = {"type": "dot", "backbone": str(tmp_path / "backbone"), "scale": 0.5, "query_max_length": 16}
+    return _cli_config(tmp_path, tokenizer, beir_folder, model={**model, "doc_max_length": 32}, save_every=0)
 
 
 def test_a_family_trains_saves_loads_and_reranks_through_the_cli(dot_config, beir_folder, tmp_path, capsys):
@@ -48,7 +29,7 @@ def test_a_family_trains_saves_loads_and_reranks_through_the_cli(dot_config, bei
     from pyterrier_mice.cli import main
 
     assert main(["train", dot_config]) == 0
-    final = str(tmp_path / "run" / "final")
+    final = str(tmp_path / "out" / "final")
     rr = load_reranker(final)
     assert type(rr) is dot_reranker.DotReranker and isinstance(rr.model, DotModel)
     assert (rr.model.config.layers, rr.model.config.scale) == (2, 0.5)  # the family's options, as configured

@@ -230,8 +230,12 @@ def test_bf16_reranker_uses_an_fp32_built_index(mice_path, other_mice_path, tmp_
     rr = MiceReranker.from_pretrained(mice_path, index=idx, precision="bf16")
     assert rr.last_stats == {} and np.isfinite(rr(frame())["score"]).all()
     assert rr.last_stats == {"encoded": 0, "from_index": len(DOCS)}
-    with pytest.raises(MiceIndexError, match="different model.*built by a float32 model.*runs in bfloat16"):
+    with pytest.raises(MiceIndexError, match="different model") as err:  # bf16 on the CPU: fp32 weights, autocast
         MiceReranker.from_pretrained(other_mice_path, index=idx, precision="bf16")
+    assert "runs in" not in str(err.value)
+    other = MiceReranker.from_pretrained(other_mice_path)  # weights in bf16 themselves (as on CUDA): said
+    with pytest.raises(MiceIndexError, match="different model.*built by a float32 model.*runs in bfloat16"):
+        MiceReranker(other.model.to(torch.bfloat16), other.tokenizer, index=idx)
 
 
 def test_indexer_inherits_the_rerankers_text_field(mice_path, tmp_path):

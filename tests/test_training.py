@@ -331,3 +331,29 @@ def test_validation_never_changes_the_weights_trained(tokenizer, beir_folder, tm
     for other in finals[1:]:
         for k in finals[0]:
             assert torch.equal(finals[0][k], other[k]), k
+
+
+def test_validation_and_out_of_domain_average_over_the_queries_measured(tokenizer, beir_folder, tmp_path):
+    """A sample of queries is measured against the judgements of those queries only: judgements of
+    the others (the whole split's qrels) would count each unmeasured query as a zero. The curve's last
+    values equal the saved final model's, measured independently on the same queries."""
+    import ir_measures
+
+    from pyterrier_mice.training import bm25_run
+    from pyterrier_mice.training.runner import measured_queries
+
+    ds = BeirFolder(beir_folder)
+    topics, qrels = measured_queries(ds, "test", 2, seed=0)
+    assert len(topics) == 2 and set(qrels["qid"]) == set(topics["qid"])
+    assert set(measured_queries(ds, "test", 3, 0, among={"1", "2"})[0]["qid"]) == {"1", "2"}
+    data = beir_groups(ds, "test", str(tmp_path), k=10, negatives=2, seed=0)
+    run = bm25_run(ds, topics, str(tmp_path), 5)
+    everything = ds.get_qrels("test")  # 5 queries judged, 2 measured
+    cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", eval={"every": 2, "measure": "nDCG@10"})
+    out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, everything), (run, everything)).train()
+    last = out["history"][-1]
+    final = load_reranker(os.path.join(cfg.output_dir, "final"))
+    res = final(run).rename(columns={"qid": "query_id", "docno": "doc_id"})
+    judged = qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"})
+    expected = ir_measures.calc_aggregate([ir_measures.nDCG @ 10], judged, res)[ir_measures.nDCG @ 10]
+    assert last["val"] == pytest.approx(expected, abs=1e-6) and last["val_ood"] == pytest.approx(expected, abs=1e-6)

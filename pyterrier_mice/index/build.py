@@ -200,9 +200,9 @@ class MiceIndexer(pt.Indexer):
                 with replaced_whole(path) as tmp:  # the previous index, if any, stays whole until this one is
                     self._write(it, tmp)
             except OSError as e:
-                if no_space_errno(e):
+                if errno := no_space_errno(e):
                     raise MiceIndexError(
-                        f"{path}: no space left to build the index ({e.strerror}); the previous "
+                        f"{path}: no space left to build the index ({os.strerror(errno)}); the previous "
                         "index, if any, is intact"
                     ) from None
                 raise

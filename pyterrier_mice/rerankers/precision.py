@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 
 import torch
 
@@ -77,9 +78,13 @@ class Computing:
                 for name, m in model.named_modules()
                 if isinstance(m, torch.nn.Linear) and not HEADS.intersection(name.split("."))
             }
-            self._quantised = torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(model).eval(), layers, dtype=torch.qint8
-            )
+            with warnings.catch_warnings():
+                # torch 2.13 announces the removal of its quantised tensors (torchao takes them over); the
+                # kernels run and are tested here, and the note is not the user's to act on
+                warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
+                self._quantised = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(model).eval(), layers, dtype=torch.qint8
+                )
             self._versions = versions
         return self._quantised
 

@@ -96,8 +96,8 @@ def run(cfg: TrainConfig, *, overwrite: bool = False, resume_anyway: bool = Fals
     out_of_domain = None
     if cfg.eval.ood_path:
         ood = BeirFolder(cfg.eval.ood_path)
-        topics = sample_queries(ood.get_topics(cfg.eval.ood_split), cfg.eval.max_queries, cfg.eval_seed)
-        out_of_domain = (bm25_run(ood, topics, None, cfg.eval.k), ood.get_qrels(cfg.eval.ood_split))
+        topics, qrels = measured_queries(ood, cfg.eval.ood_split, cfg.eval.max_queries, cfg.eval_seed)
+        out_of_domain = (bm25_run(ood, topics, None, cfg.eval.k), qrels)
     return Trainer(cfg, reranker, data, validation, out_of_domain).train(resume_anyway=resume_anyway)
 
 
@@ -107,13 +107,12 @@ def validation_run(cfg: TrainConfig, ds, held: set):
     if cfg.eval.split == "holdout":
         if cfg.data.kind != "beir":
             raise ValueError("eval.split 'holdout' needs data.kind 'beir'")
-        topics, qrels = ds.get_topics(cfg.data.split), ds.get_qrels(cfg.data.split)
-        topics = sample_queries(topics[topics["qid"].isin(held)], cfg.eval.max_queries, cfg.eval_seed)
-        return bm25_run(ds, topics, None, cfg.eval.k), qrels[qrels["qid"].isin(set(topics["qid"]))]
+        topics, qrels = measured_queries(ds, cfg.data.split, cfg.eval.max_queries, cfg.eval_seed, among=held)
+        return bm25_run(ds, topics, None, cfg.eval.k), qrels
     if eval_path and cfg.eval.every:
         eval_ds = BeirFolder(eval_path)
-        topics = sample_queries(eval_ds.get_topics(cfg.eval.split), cfg.eval.max_queries, cfg.eval_seed)
-        return bm25_run(eval_ds, topics, None, cfg.eval.k), eval_ds.get_qrels(cfg.eval.split)
+        topics, qrels = measured_queries(eval_ds, cfg.eval.split, cfg.eval.max_queries, cfg.eval_seed)
+        return bm25_run(eval_ds, topics, None, cfg.eval.k), qrels
     return None
 
 
@@ -174,3 +173,14 @@ def sample_queries(topics, n: int | None, seed: int):
     if n is None or len(topics) <= n:
         return topics
     return topics.sample(n=n, random_state=seed).sort_index()
+
+
+def measured_queries(ds, split: str, n: int | None, seed: int, among: set | None = None):
+    """``(topics, qrels)``: a seeded sample of at most ``n`` judged queries of ``ds``'s ``split``
+    (those in ``among`` only, if given), and the judgements of exactly those queries: a measure
+    averages over the queries its qrels judge, so judgements of queries left out of the sample
+    would count each as a zero."""
+    topics, qrels = ds.get_topics(split), ds.get_qrels(split)
+    topics = topics[topics["qid"].isin(set(qrels["qid"]) if among is None else among & set(qrels["qid"]))]
+    topics = sample_queries(topics, n, seed)
+    return topics, qrels[qrels["qid"].isin(set(topics["qid"]))]

@@ -205,13 +205,7 @@ class Trainer:
         finally:
             self.reranker.verbose = verbose
         model.train()
-        value = float(
-            ir_measures.calc_aggregate(
-                [self.measure],
-                qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
-                res.rename(columns={"qid": "query_id", "docno": "doc_id"}),
-            )[self.measure]
-        )
+        value = self._measure(res, run, qrels)
         # the weight of the first stage's score beside this model's, chosen on these queries (see ScoreFusion)
         scored = with_first_stage(res, run)
         self.fusion = {
@@ -232,11 +226,13 @@ class Trainer:
         from ..models.checkpoints import has_classification_head
 
         cfg, value = self.cfg, self.best[self.cfg.eval.measure]
-        try:
-            random_head = not has_classification_head(cfg.model.backbone)
-        except (OSError, ValueError):
-            random_head = False
-        start = "the starting model (its head random)" if random_head else f"the starting model ({cfg.model.backbone})"
+        backbone, random_head = cfg.model.backbone, False
+        if backbone:  # None: a model built in code, not from a folder
+            try:
+                random_head = not has_classification_head(backbone)
+            except (OSError, ValueError):
+                pass
+        start = "the starting model" + (" (its head random)" if random_head else f" ({backbone})" if backbone else "")
         warnings.warn(
             f"validation never improved on {start}: {cfg.eval.measure} {value:.4f} at step 0, above every later "
             f"step; final/ ({self._path('final')}) holds the trained model; use it, the starting model, or change "
@@ -245,6 +241,19 @@ class Trainer:
         )
         self.accelerator.print(
             f"WARNING: validation never improved on {start} ({cfg.eval.measure} {value:.4f}); no best/ was written"
+        )
+
+    def _measure(self, res, run, qrels) -> float:
+        """``eval.measure`` of the re-ranked ``res`` over the queries of ``run`` (the candidates it
+        re-ranked): judgements of any other query are left out, as the fusion weight's choice leaves
+        them out, so that both average over the same queries."""
+        qrels = qrels[qrels["qid"].isin(set(run["qid"]))]
+        return float(
+            ir_measures.calc_aggregate(
+                [self.measure],
+                qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
+                res.rename(columns={"qid": "query_id", "docno": "doc_id"}),
+            )[self.measure]
         )
 
     def measure_out_of_domain(self) -> dict:
@@ -260,13 +269,7 @@ class Trainer:
                 res = self.reranker(run)
         finally:
             model.train()
-        value = float(
-            ir_measures.calc_aggregate(
-                [self.measure],
-                qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"}),
-                res.rename(columns={"qid": "query_id", "docno": "doc_id"}),
-            )[self.measure]
-        )
+        value = self._measure(res, run, qrels)
         self.accelerator.print(f"step {self.step}: out of domain {self.cfg.eval.measure} = {value:.4f}")
         return {"val_ood": value}
 
