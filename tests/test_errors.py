@@ -350,3 +350,13 @@ def test_a_precision_the_device_cannot_honour_is_one_line(tokenizer, tmp_path):
         CrossEncoderReranker.from_pretrained(str(tmp_path), device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="precision='int4'; expected one of"):
         CrossEncoderReranker.from_pretrained(str(tmp_path), device="cpu", precision="int4")
+
+
+def test_a_split_written_into_the_dataset_name_says_the_split_argument(tmp_path):
+    from pyterrier_mice import open_dataset
+
+    with pytest.raises(FileNotFoundError, match=r"open_dataset\('cranfield', split='train'\)") as err:
+        open_dataset("cranfield/train")
+    assert len(str(err.value).splitlines()) == 1
+    with pytest.raises(FileNotFoundError, match="use a BEIR-layout folder or irds:"):
+        open_dataset(str(tmp_path / "nothing" / "here"))

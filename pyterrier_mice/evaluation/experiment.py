@@ -99,6 +99,12 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
         coll = BeirFolder(spec)
         return Dataset(dataset_label(spec), coll, coll.get_topics(split), coll.get_qrels(split))
     if not spec.startswith("irds:"):
+        parent, last = os.path.split(spec.rstrip("/"))
+        if parent and os.path.isdir(dataset_path(parent)):  # "cranfield/train": a folder and a split
+            raise FileNotFoundError(
+                f"dataset {spec!r}: not a folder; a split of a folder is an argument: "
+                f"open_dataset({parent!r}, split={last!r})"
+            )
         raise FileNotFoundError(f"dataset {spec!r}: not a folder; use a BEIR-layout folder or irds:<ir_datasets id>")
     coll = IrdsCollection(spec)  # not cached and not downloadable: one line (DatasetUnavailable)
     return Dataset(dataset_label(spec), coll, coll.get_topics(), coll.get_qrels())
