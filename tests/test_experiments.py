@@ -431,3 +431,30 @@ def test_every_cli_option_passes_through_torchrun_and_accelerate_launch():
                 except SystemExit:
                     raise AssertionError(f"{launcher} refuses `{' '.join(tail)}`") from None
                 assert getattr(parsed, dest) == tail, (launcher, tail, getattr(parsed, dest))
+
+
+@pytest.mark.minilm
+@pytest.mark.slow
+def test_recipes_trains_derives_and_scores_in_and_out_of_domain(minilm_path, beir_folder, tmp_path, monkeypatch):
+    """experiments/recipes.py end to end at 2 steps a run: the cross-encoder and the MICE derived
+    from it, the cosine and the fused teacher, each model fused, scored on the training collection's
+    test split and on another collection's, marked against BM25 and against the teacher."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "experiments"))  # recipes.py imports its neighbour
+    recipes = script("recipes")
+    monkeypatch.setattr(recipes, "DOCS_FIGURES", str(tmp_path))
+    out = str(tmp_path / "r")
+    table = recipes.main(
+        ["--dataset", "cranfield-mini", "--backbone", str(minilm_path), "--seeds", "1", "--recipes", "current",
+         "--steps", "2", "--k", "5", "--set", "model.length_limit=48", "--set", "eval.k=5",
+         "--derive-set", "model.doc_max_length=32", "--derive-set", "eval.k=5", "--test-on", beir_folder,
+         "--work", str(tmp_path / "work"), "--out", out]
+    )  # fmt: skip
+    assert {recipes.COSINE, recipes.FUSED_TEACHER, "BM25", "CE, current recipe", "MICE from CE, current recipe"} <= set(
+        table.index
+    )
+    assert "CE, current recipe + BM25" in table.index and "MICE from CE, current recipe + BM25" in table.index
+    assert any(c.endswith("(out of domain)") for c in table.columns)
+    text = open(out + ".md").read()
+    assert "▲/▼ above/below MiniLM cosine (zero-shot)" in text and "fused teacher: at weight" in text
+    tested = pd.read_csv(out + "_test.csv")
+    assert set(tested["dataset"]) == {"cranfield-mini", os.path.basename(beir_folder)}
