@@ -78,29 +78,38 @@ def score(folder: str, out: str) -> None:
     keys = run[["qid", "docno"]].astype(str).agg("/".join, axis=1).to_numpy()
     scores = {}
 
-    def record(name, rr):
-        got = rr(run).astype({"qid": str, "docno": str})
+    failed = {}
+
+    def record(name, make):
+        try:
+            got = make()(run).astype({"qid": str, "docno": str})
+        except Exception as e:  # a form this version cannot score: said, and the others still scored
+            failed[name] = f"{type(e).__name__}: {e}"
+            print(f"{name}: {failed[name]}", flush=True)
+            return
         got = got.set_index(got["qid"] + "/" + got["docno"])["score"]
         scores[name] = got.loc[keys].to_numpy()
 
     for policy in POLICIES:
-        record(f"ce-{policy}", load_reranker(os.path.join(folder, "ce"), policy=policy, batch_size=64))
+        record(f"ce-{policy}", lambda: load_reranker(os.path.join(folder, "ce"), policy=policy, batch_size=64))
     for name in MICE_FORMS:
         path = os.path.join(folder, name)
         fly = load_reranker(path, batch_size=64)
-        record(name, fly)
+        record(name, lambda: fly)
         for kv in (False, True):
             index = os.path.join(folder, "indexes", f"{name}-{'kv' if kv else 'states'}")
             MiceIndex(index).indexer(fly, kv=kv, storage="fp32", overwrite=True).index(corpus)
-            record(f"{name}-{'kv' if kv else 'states'}", load_reranker(path, batch_size=64, index=index))
-    record("colbert", load_reranker(os.path.join(folder, "colbert"), batch_size=64))
-    record("prettr-joint", load_reranker(os.path.join(folder, "prettr"), batch_size=64))
+            record(f"{name}-{'kv' if kv else 'states'}", lambda: load_reranker(path, batch_size=64, index=index))
+    record("colbert", lambda: load_reranker(os.path.join(folder, "colbert"), batch_size=64))
+    # PreTTR's documents start at position 40: the pair is cut at 256 tokens so that both versions stay
+    # within the 512 positions (the earlier version's default length ran past them)
+    record("prettr-joint", lambda: load_reranker(os.path.join(folder, "prettr"), batch_size=64, max_length=256))
     from pyterrier_mice import PreTTRReranker
 
-    record("prettr-split", PreTTRReranker.from_pretrained(os.path.join(folder, "prettr"), batch_size=64))
-    record("bi-encoder", load_reranker(minilm(), batch_size=64))
+    record("prettr-split", lambda: PreTTRReranker.from_pretrained(os.path.join(folder, "prettr"), batch_size=64))
+    record("bi-encoder", lambda: load_reranker(minilm(), batch_size=64))
     np.savez(out, keys=keys, **scores)
-    print(f"{out}: {len(scores)} forms × {len(keys)} pairs")
+    print(f"{out}: {len(scores)} forms × {len(keys)} pairs" + (f"; not scored: {', '.join(failed)}" if failed else ""))
 
 
 def compare(a: str, b: str) -> None:

@@ -8,6 +8,8 @@ building the same thing at once.
   the two renames;
 - :func:`remove_whole`: a folder removed so that a kill meanwhile leaves all of it or none of it;
 - :func:`locked`: a cross-process lock for a path (beside it, or in the system's temporary folder);
+- :func:`cache_dir`: where the package keeps what every run shares (BM25 indexes, a teacher's
+  embeddings): ``$PYTERRIER_MICE_CACHE``, by default ``~/.cache/pyterrier_mice``;
 - a full disk is one :class:`OSError` line that names the path and says "no space"; what is written
   is readable as the umask allows (some writers create files for their owner only).
 """
@@ -28,6 +30,13 @@ import tempfile
 BUILDING, OLD, REMOVING = ".building", ".old", ".removing"
 #: errno values of a full disk (or a file-size limit): ENOSPC, EDQUOT, EFBIG
 NO_SPACE = (errnos.ENOSPC, errnos.EDQUOT, errnos.EFBIG)
+
+
+def cache_dir(name: str) -> str:
+    """The folder ``name`` of the package's shared cache: ``$PYTERRIER_MICE_CACHE/<name>`` (default
+    ``~/.cache/pyterrier_mice/<name>``)."""
+    root = os.environ.get("PYTERRIER_MICE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pyterrier_mice")
+    return os.path.join(root, name)
 
 
 def no_space_errno(exc: BaseException) -> int | None:

@@ -132,7 +132,8 @@ def test_two_processes_scoring_the_same_pairs_share_the_cache(tmp_path):
 
 def test_a_bi_encoder_teacher_embeds_each_text_once_and_scores_as_uncached(tokenizer, tmp_path):
     """The teacher's cached scores equal the uncached ones (1e-5); each distinct text is embedded once
-    per run, and a later run with the same model reuses the embeddings kept beside the scores."""
+    per run, and a later run with the same model (another run folder) reuses the embeddings kept in
+    the shared cache."""
     from pyterrier_mice import BiEncoderReranker
     from pyterrier_mice.training.teacher import teacher_scores
 
@@ -150,8 +151,25 @@ def test_a_bi_encoder_teacher_embeds_each_text_once_and_scores_as_uncached(token
     np.testing.assert_allclose(scores, uncached, rtol=0, atol=1e-5)
     assert sorted(encoded) == sorted(set(docs) | set(queries))  # each distinct text once
     encoded.clear()
-    teacher_scores(teacher, path, queries[:-1], docs[:-1], str(tmp_path / "cache"), verbose=False)  # other pairs
+    teacher_scores(teacher, path, queries[:-1], docs[:-1], str(tmp_path / "other-run"), verbose=False)
     assert encoded == []  # the embeddings of the first run, reused
+
+
+def test_runs_ending_at_once_each_add_their_embeddings(tokenizer, tmp_path):
+    from pyterrier_mice import BiEncoderReranker
+
+    from test_bi_encoder import _tiny
+
+    path = _tiny(tmp_path / "st", tokenizer, max_seq_length=32)
+    a, b = BiEncoderReranker.from_pretrained(path), BiEncoderReranker.from_pretrained(path)
+    store = str(tmp_path / "embeddings.npz")
+    with a.cached_embeddings(store) as first:
+        with b.cached_embeddings(store) as second:  # both read the file before either wrote it
+            b.embed(["the wing"], "document")
+        a.embed(["a plate"], "document")
+    assert len(first) == len(second) == 1
+    with np.load(store) as saved:
+        assert len(saved.files) == 2  # neither run's embedding lost
 
 
 def test_the_fused_teacher_scores_as_score_fusion_ranks(tokenizer, beir_folder, tmp_path):

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-from ..files import locked
+from ..files import cache_dir, locked
 
 
 def corpus_key(collection) -> str:
@@ -61,8 +61,7 @@ def top_of_run(run, k: int):
 def index_cache_dir() -> str:
     """Where BM25 indexes are kept, shared by every run: ``$PYTERRIER_MICE_CACHE/bm25`` (default
     ``~/.cache/pyterrier_mice/bm25``)."""
-    root = os.environ.get("PYTERRIER_MICE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pyterrier_mice")
-    return os.path.join(root, "bm25")
+    return cache_dir("bm25")
 
 
 def home_contracted(path: str) -> str:

@@ -10,11 +10,16 @@ import os
 import numpy as np
 import torch
 
-from ..files import atomic_file
+from ..files import atomic_file, locked
 from . import profiling
 from ..models.bi_encoder import load_sentence_transformer
 from .base import Reranker
 from .text import tokenize
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    with np.load(path) as saved:
+        return {k: saved[k] for k in saved.files}
 
 
 def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -68,19 +73,23 @@ class BiEncoderReranker(Reranker):
     def cached_embeddings(self, path: str | None = None):
         """Within this block each distinct text is embedded once, however many pairs and calls use it
         (what a teacher scoring thousands of pairs over a few hundred documents needs); with ``path``
-        (a ``.npz`` file) the embeddings are read from it first and written to it at the end, so that
-        later runs with the same model and lengths reuse them."""
+        (a ``.npz`` file, named by :meth:`cache_key`) the embeddings are read from it first and added
+        to it at the end, so that later runs with the same model and lengths (other seeds, recipes,
+        the fused teacher) embed only what is new; runs ending at once each add theirs."""
         store: dict[str, np.ndarray] = {}
         if path is not None and os.path.exists(path):
-            with np.load(path) as saved:
-                store.update({k: saved[k] for k in saved.files})
-        before, self._embeddings = len(store), store
+            store.update(_read_npz(path))
+        before, self._embeddings = set(store), store
         try:
             yield store
         finally:
             self._embeddings = None
-            if path is not None and len(store) > before:
-                save_npz(path, store)
+            if path is not None and len(store) > len(before):
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                with locked(path):  # another run may have added its own since this one read the file
+                    merged = _read_npz(path) if os.path.exists(path) else {}
+                    merged.update({k: v for k, v in store.items() if k not in before})
+                    save_npz(path, merged)
 
     def _embedding_key(self, side: str, text: str) -> str:
         length = self.query_max_length if side == "query" else self.doc_max_length

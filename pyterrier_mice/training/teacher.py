@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from ..files import locked, save_npy, write_text
+from ..files import cache_dir, locked, save_npy, write_text
 from ..progress import bar
 
 CHUNK = 256
@@ -66,8 +66,8 @@ def _score_into(final: str, teacher, queries: list[str], docs: list[str], verbos
     if verbose and done:
         print(f"resuming teacher scoring at pair {done} of {n}", flush=True)
     truncation = teacher.collect_truncation() if hasattr(teacher, "collect_truncation") else contextlib.nullcontext()
-    embeddings = (  # a bi-encoder embeds each distinct text once, kept beside the scores for later runs
-        teacher.cached_embeddings(os.path.join(os.path.dirname(final), f"embeddings-{teacher.cache_key()}.npz"))
+    embeddings = (  # a bi-encoder embeds each distinct text once, kept in the shared cache for later runs
+        teacher.cached_embeddings(os.path.join(cache_dir("teacher-embeddings"), f"{teacher.cache_key()}.npz"))
         if hasattr(teacher, "cached_embeddings")
         else contextlib.nullcontext()
     )
