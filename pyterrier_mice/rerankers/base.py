@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import inspect
 import os
 import warnings
@@ -18,7 +17,10 @@ import torch
 
 from ..progress import bar
 from . import profiling
+from .checks import MissingTextColumn, check_finite, first_invalid_text
 from .precision import Computing, check_precision, weights_dtype
+from .signatures import constructor_signature, keywords_of
+from .source import recording_source, weights_checksum
 from ..models.checkpoints import check_model_kind, load_tokenizer
 
 
@@ -63,51 +65,6 @@ def run_batched(
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def constructor_signature(cls) -> inspect.Signature:
-    """``cls(...)``'s parameters with every ``**kwargs`` passed up to a base class replaced by that
-    class's keyword arguments: the real signature, for ``help()``, notebooks and the API reference."""
-    params, seen = [], set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        own = list(inspect.signature(init).parameters.values())[1:]
-        positional = [p for p in own if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if not params:
-            params += positional
-            seen |= {p.name for p in positional}
-        params += [p for p in own if p.kind == p.KEYWORD_ONLY and p.name not in seen]
-        seen |= {p.name for p in own}
-        if not any(p.kind == p.VAR_KEYWORD for p in own):
-            break
-    return inspect.Signature(params)
-
-
-def _with_keywords(function, keywords: inspect.Signature) -> inspect.Signature:
-    """``function``'s signature with its ``**kwargs`` replaced by ``keywords``' keyword arguments."""
-    own = [p for p in inspect.signature(function).parameters.values() if p.kind != p.VAR_KEYWORD]
-    names = {p.name for p in own}
-    extra = [
-        p.replace(kind=p.KEYWORD_ONLY)
-        for p in keywords.parameters.values()
-        if p.kind == p.KEYWORD_ONLY and p.name not in names | {"model_name"}
-    ]  # model_name: the path
-    return inspect.Signature(own + extra)
-
-
-def _recording_source(load):
-    """Wrap a ``from_pretrained`` so that the re-ranker it returns remembers the call."""
-
-    @functools.wraps(load)
-    def from_pretrained(cls, name_or_path, *args, **kwargs):
-        reranker = load(cls, name_or_path, *args, **kwargs)
-        if type(reranker) is cls:
-            reranker._pretrained = PretrainedSource(cls, name_or_path, args, kwargs, weights_versions(reranker.model))
-        return reranker
-
-    return from_pretrained
-
-
 def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
     """One relevance score per row: the logit (1 label) or log P(relevant) (2 labels)."""
     logits = logits.float()
@@ -116,86 +73,6 @@ def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[-1] == 2:
         return torch.log_softmax(logits, dim=-1)[:, 1]
     raise ValueError(f"model outputs {logits.shape[-1]} labels; expected 1 or 2")
-
-
-class MissingTextColumn(pt.validate.InputValidationError, ValueError):
-    """A re-ranker's input without its text column: PyTerrier's validation error (``pt.inspect``
-    reads its modes), printed as one line that names ``pt.text.get_text``."""
-
-    def __str__(self):
-        return self.args[0]
-
-
-class NonFiniteScore(ValueError):
-    """A score that is NaN or infinite, from a model or from the first stage."""
-
-
-def check_finite(scores, frame: pd.DataFrame, who: str, what: str) -> None:
-    """Raise :class:`NonFiniteScore` naming ``who``, the first such row's qid and docno, and what to do,
-    unless every score of ``frame``'s rows (aligned with ``scores``) is a finite number. ``what`` says
-    where the scores come from and what to check."""
-    values = np.asarray(scores, dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return
-    i = int(np.flatnonzero(bad)[0])
-    row = frame.iloc[i]
-    more = f" (and {int(bad.sum()) - 1} more row(s))" if bad.sum() > 1 else ""
-    raise NonFiniteScore(
-        f"{who}: {what} {values[i]} for qid={row['qid']!r}, docno={row['docno']!r}{more}; no ranking is made of it"
-    )
-
-
-def first_invalid_text(texts: pd.Series) -> int | None:
-    """The position of the first text that is not valid Unicode (a lone surrogate, which no tokenizer
-    reads), or None."""
-    try:
-        "".join(texts).encode("utf8")
-        return None
-    except UnicodeEncodeError:
-        pass
-    for i, t in enumerate(texts):
-        try:
-            t.encode("utf8")
-        except UnicodeEncodeError:
-            return i
-    return None
-
-
-def weights_checksum(model) -> np.ndarray:
-    """Two float64 sums per floating tensor of ``model`` (values, squares), on CPU: what tells
-    whether the weights changed since they were loaded (not a cryptographic hash)."""
-    with torch.no_grad():
-        sums = [
-            (float(t.sum()), float((t * t).sum()))
-            for t in (p.detach().to("cpu", torch.float64) for p in model.state_dict().values() if p.is_floating_point())
-        ]
-    return np.asarray(sums, dtype=np.float64).reshape(-1)
-
-
-def weights_versions(model) -> list[tuple[int, int]]:
-    """Each parameter's storage address and in-place write counter: both unchanged means no
-    optimizer step, ``load_state_dict`` or ``.to()`` touched the weights (cheap to take at load)."""
-    return [(t.data_ptr(), t._version) for t in model.state_dict().values()]
-
-
-@dataclasses.dataclass
-class PretrainedSource:
-    """How a re-ranker was loaded: what a pickle carries instead of its weights."""
-
-    cls: type
-    name_or_path: str
-    args: tuple
-    kwargs: dict
-    versions: list | None = None  # at load (not pickled)
-    checksum: np.ndarray | None = None  # at pickling
-
-    def unchanged(self, model) -> bool:
-        return self.versions == weights_versions(model)
-
-    def same_weights(self, model) -> bool:
-        now = weights_checksum(model)
-        return now.shape == self.checksum.shape and bool(np.allclose(now, self.checksum, rtol=1e-9, atol=1e-12))
 
 
 class Reranker(pt.Transformer):
@@ -232,8 +109,8 @@ class Reranker(pt.Transformer):
             init.__signature__ = signature.replace(parameters=own + list(signature.parameters.values()))
         loader = cls.__dict__.get("from_pretrained")
         if isinstance(loader, classmethod):
-            recording = _recording_source(loader.__func__)
-            recording.__signature__ = _with_keywords(loader.__func__, cls.__signature__)
+            recording = recording_source(loader.__func__)
+            recording.__signature__ = keywords_of(loader.__func__, cls.__signature__)
             cls.from_pretrained = classmethod(recording)
 
     def __getstate__(self) -> dict:
@@ -493,4 +370,4 @@ class Reranker(pt.Transformer):
 
 
 Reranker.__signature__ = constructor_signature(Reranker)
-Reranker.from_pretrained = classmethod(_recording_source(Reranker.from_pretrained.__func__))
+Reranker.from_pretrained = classmethod(recording_source(Reranker.from_pretrained.__func__))

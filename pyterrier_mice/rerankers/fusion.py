@@ -12,7 +12,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..files import write_json
-from .base import check_finite
+from .checks import check_finite
 
 #: where a trained model keeps the fusion weight chosen on its validation queries
 FUSION_FILE = "fusion.json"
