@@ -100,7 +100,8 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
         return Dataset(dataset_label(spec), coll, coll.get_topics(split), coll.get_qrels(split))
     if not spec.startswith("irds:"):
         parent, last = os.path.split(spec.rstrip("/"))
-        if parent and os.path.isdir(dataset_path(parent)):  # "cranfield/train": a folder and a split
+        folder = dataset_path(parent) if parent else ""
+        if folder and os.path.isdir(os.path.join(folder, "qrels")):  # "cranfield/train": a folder and a split
             raise FileNotFoundError(
                 f"dataset {spec!r}: not a folder; a split of a folder is an argument: "
                 f"open_dataset({parent!r}, split={last!r})"

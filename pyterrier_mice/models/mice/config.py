@@ -53,7 +53,7 @@ class MiceConfig(BackboneConfig):
     (sliding-window) layers get no mask at all (no window, no padding mask).
 
     Options that bring MICE closer to the cross-encoder it is derived from (the paper's MICE is
-    the default of each; see the README's "Deriving MICE from a cross-encoder"):
+    the default of each; see the documentation's "Deriving MICE from a cross-encoder"):
 
     - ``interaction="joint"``: each interaction layer attends over the query's own keys and the
       document's keys in one softmax with one residual and norm (the cross-encoder layer itself,
@@ -67,7 +67,7 @@ class MiceConfig(BackboneConfig):
 
     The authors' newer architecture (``MiceCrossEncoder`` in ``src/MICE/modeling/mice.py`` of
     xpmir/mice, read at commit b4dc361) adds these options (its name for each in brackets; see
-    :mod:`pyterrier_mice.loaders.authors_newer` for loading its checkpoints):
+    :mod:`pyterrier_mice.models.mice.authors.newer` for loading its checkpoints):
 
     - ``interaction="cross_first"`` [``cross_attn_first``, its default]: each interaction layer runs
       the cross-attention, then the query self-attention, then the FFN;
