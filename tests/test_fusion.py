@@ -251,7 +251,7 @@ def test_fusion_meets_non_finite_scores_and_duplicates_in_one_line():
             out = FixedScores(scores)(inp)
             return pd.concat([out, out.head(1)], ignore_index=True)
 
-    with pytest.raises(ValueError, match="the re-ranker's frame holds 1 duplicate \\(qid, docno\\) row"):
+    with pytest.raises(ValueError, match="the re-ranker's frame: 1 duplicate \\(qid, docno\\) row"):
         ScoreFusion(Doubled(), weight=0.5)(frame)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from ..progress import bar
 from . import profiling
-from .checks import MissingTextColumn, check_finite, first_invalid_text
+from .checks import MissingTextColumn, check_finite, first_invalid_text, refuse_duplicates
 from .precision import Computing, check_precision, weights_dtype
 from .signatures import constructor_signature, keywords_of
 from .source import recording_source, weights_checksum
@@ -214,13 +214,7 @@ class Reranker(pt.Transformer):
                 f"{type(self).__name__}: column 'query' is missing or not a string "
                 f"for {int(qmissing.sum())} row(s), e.g. qid={bad!r}"
             )
-        dup = df.duplicated(["qid", "docno"])
-        if dup.any():
-            row = df.loc[dup].iloc[0]
-            raise ValueError(
-                f"{type(self).__name__}: {int(dup.sum())} duplicate (qid, docno) row(s), "
-                f"e.g. qid={row['qid']!r}, docno={row['docno']!r}; drop duplicates before re-ranking"
-            )
+        refuse_duplicates(df, type(self).__name__, "drop duplicates before re-ranking")
         text = df[self.text_field]
         tmissing = text.isna()
         if tmissing.any():

@@ -1,5 +1,5 @@
 """What a re-ranker refuses, each in one line: a frame without its text column (PyTerrier's validation
-error), a text that is not valid Unicode, and a score that is not a finite number."""
+error), a candidate given twice, a text that is not valid Unicode, and a score that is not a finite number."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ class MissingTextColumn(pt.validate.InputValidationError, ValueError):
 
     def __str__(self):
         return self.args[0]
+
+
+def refuse_duplicates(frame: pd.DataFrame, who: str, what_to_do: str) -> None:
+    """Raise one line naming ``who``, how many (qid, docno) rows are repeats and the first, and
+    ``what_to_do``, unless each candidate of ``frame`` appears once."""
+    dup = frame.duplicated(["qid", "docno"])
+    if dup.any():
+        row = frame.loc[dup].iloc[0]
+        raise ValueError(
+            f"{who}: {int(dup.sum())} duplicate (qid, docno) row(s), e.g. qid={row['qid']!r}, "
+            f"docno={row['docno']!r}; {what_to_do}"
+        )
 
 
 class NonFiniteScore(ValueError):

@@ -12,7 +12,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..files import write_json
-from .checks import check_finite
+from .checks import check_finite, refuse_duplicates
 
 #: where a trained model keeps the fusion weight chosen on its validation queries
 FUSION_FILE = "fusion.json"
@@ -85,24 +85,14 @@ def _first_stage_order(first: pd.DataFrame) -> pd.Series:
     return first.groupby("qid", sort=False).cumcount().astype("float64")
 
 
-def _refuse_duplicates(frame: pd.DataFrame, what: str) -> None:
-    dup = frame.duplicated(["qid", "docno"])
-    if dup.any():
-        row = frame.loc[dup].iloc[0]
-        raise ValueError(
-            f"fusion: {what} holds {int(dup.sum())} duplicate (qid, docno) row(s), e.g. qid={row['qid']!r}, "
-            f"docno={row['docno']!r}; each candidate must appear once"
-        )
-
-
 def with_first_stage(reranked: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
     """``reranked`` with the first stage's score of each row (from ``first``, the first stage's result
     frame of the same candidates) in column ``first_score`` and its place in the first stage's
     ranking in ``first_order``. Both frames' scores must be finite and their candidates distinct."""
     check_finite(first["score"], first, "fusion", "the first stage's score is")
     check_finite(reranked["score"], reranked, "fusion", "the re-ranker's score is")
-    _refuse_duplicates(first, "the first stage's frame")
-    _refuse_duplicates(reranked, "the re-ranker's frame")
+    refuse_duplicates(first, "fusion: the first stage's frame", "each candidate must appear once")
+    refuse_duplicates(reranked, "fusion: the re-ranker's frame", "each candidate must appear once")
     stage = first[["qid", "docno", "score"]].rename(columns={"score": "first_score"})
     merged = reranked.merge(stage.assign(first_order=_first_stage_order(first)), on=["qid", "docno"], how="left")
     if merged["first_score"].isna().any():
