@@ -170,7 +170,8 @@ def test_training_saves_the_weight_chosen_on_held_out_queries_never_the_test_spl
     from pyterrier_mice.evaluation.splits import ChosenOnTestQueries, validation_topics
 
     final = str(tmp_path / "out" / "final")
-    assert set(validation_topics(final)["qid"]) == held
+    chosen_on = validation_topics(final)
+    assert set(chosen_on["qid"]) == held and len(chosen_on) == len(held)  # each query once
     if os.path.exists(tmp_path / "out" / "best"):
         assert set(validation_topics(str(tmp_path / "out" / "best"))["qid"]) == held
     argv = ["rerank", final, "--dataset", str(folder), "--split", "train", "--k", "3", "--out", str(tmp_path / "r")]

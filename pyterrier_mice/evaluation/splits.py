@@ -39,7 +39,8 @@ def check_disjoint(chosen_on: pd.DataFrame, evaluated: pd.DataFrame, what: str) 
 
 def record_validation(folder: str, dataset: str, split: str, topics: pd.DataFrame) -> None:
     """Write ``folder/validation.json``: the collection, split and queries (qid and text) that a model's
-    checkpoint and fusion weight were chosen on."""
+    checkpoint and fusion weight were chosen on (each query once, whatever rows ``topics`` has per query)."""
+    topics = topics.drop_duplicates(["qid", "query"])
     write_json(
         os.path.join(folder, VALIDATION_FILE),
         {

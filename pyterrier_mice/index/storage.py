@@ -1,6 +1,6 @@
 """How per-token vectors are stored: ``fp32``, ``fp16``, ``int8`` (one fp16 scale per vector) or
 ``int4`` (one fp16 scale per 32 values), written with checksums and read back from memory maps
-(the learned kinds are in :mod:`.codecs`, every kind by name in :mod:`.kinds`)."""
+(the learned kinds are in :mod:`.codecs`, every kind by name in :mod:`.storage_kinds`)."""
 
 from __future__ import annotations
 
