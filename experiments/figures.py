@@ -170,7 +170,7 @@ def schematic(model: str, out: str, weight: float | None = None) -> str:
     pipeline = bm25(ds.collection) % 100 >> pt.text.get_text(ds.collection, "text") >> fusion
     html = pt.schematic.draw(pipeline)
     with open(out, "w", encoding="utf8") as f:
-        f.write(html.replace(os.path.abspath(model), os.path.normpath(model)))
+        f.write(html.replace(os.path.abspath(model), os.path.normpath(model)).replace(os.path.expanduser("~"), "~"))
     return out
 
 
