@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from .progress import close_all
 from .training.derive import DEFAULT_FORM as DEFAULT_FORM_NAME, FORMS_HELP
 
 
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     except Exception as e:  # one line each (a KeyboardInterrupt still stops with its traceback)
         if args.debug:
             raise
+        close_all()  # an open progress bar would print after the error line
         print(f"pyterrier-mice {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
@@ -221,6 +223,7 @@ def run_script(main, argv=None) -> None:
     except Exception as e:
         if debug:
             raise
+        close_all()  # an open progress bar would print after the error line
         print(f"{os.path.basename(argv[0])}: error: {error_line(e)}", file=sys.stderr)
         sys.exit(2)
 

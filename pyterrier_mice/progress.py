@@ -19,3 +19,11 @@ def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs):
     import pyterrier as pt
 
     return pt.tqdm(total=total, desc=desc, unit=unit, mininterval=1.0, delay=kwargs.pop("delay", 1.0), **kwargs)
+
+
+def close_all() -> None:
+    """Close every progress bar still open (an error is about to be printed: its line must be the last)."""
+    import pyterrier as pt
+
+    for open_bar in list(getattr(pt.tqdm, "_instances", [])):  # tqdm's set of open bars
+        open_bar.close()
