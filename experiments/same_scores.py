@@ -75,7 +75,7 @@ def score(folder: str, out: str) -> None:
 
     run, ds = frame()
     corpus = [{"docno": d, "text": t} for d, t in ds.collection.texts().items() if d in set(run["docno"])]
-    keys = run[["qid", "docno"]].astype(str).agg("/".join, axis=1).to_numpy()
+    keys = run[["qid", "docno"]].astype(str).agg("/".join, axis=1).to_numpy().astype(str)
     scores = {}
 
     failed = {}
