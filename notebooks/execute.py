@@ -22,24 +22,49 @@ import psutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_AND_MEMORY = re.compile(r"^\*\*Time and memory\*\*.*$", re.M)
+CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # what nested progress bars write to move between lines
 
 
 class PeakMemory(threading.Thread):
-    """Samples a process tree's resident memory until stopped; ``peak`` in bytes."""
+    """Samples the resident memory of this process's children (a notebook's kernel and what it starts)
+    until stopped; ``peak`` in bytes."""
 
-    def __init__(self, pid: int):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, 0, True
+        self.peak, self.running = 0, True
 
     def run(self):
         while self.running:
             try:
-                root = psutil.Process(self.pid)
-                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                rss = sum(p.memory_info().rss for p in psutil.Process().children(recursive=True))
                 self.peak = max(self.peak, rss)
             except psutil.Error:
                 pass
             time.sleep(0.5)
+
+
+def coalesce_streams(nb) -> None:
+    """Each cell's consecutive outputs of one stream merged, and each line left as a terminal shows it:
+    a progress bar's last state, not each of its redraws."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if (
+                out.output_type == "stream"
+                and merged
+                and merged[-1].output_type == "stream"
+                and merged[-1].name == out.name
+            ):
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.output_type == "stream":
+                lines = [line.rsplit("\r", 1) for line in CURSOR_MOVES.sub("", out.text).split("\n")]
+                out.text = "\n".join(parts[-1] for parts in lines if len(parts) == 1 or parts[-1].strip())
+        cell.outputs = [o for o in merged if o.output_type != "stream" or o.text.strip()]
 
 
 def execute(path: str) -> tuple[float, int]:
@@ -47,13 +72,12 @@ def execute(path: str) -> tuple[float, int]:
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": HERE}})
     start = time.time()
-    with client.setup_kernel():
-        sampler = PeakMemory(client.km.provisioner.process.pid)
-        sampler.start()
-        try:
-            client.execute(reset_kc=False)
-        finally:
-            sampler.running = False
+    sampler = PeakMemory()
+    sampler.start()
+    try:
+        client.execute()
+    finally:
+        sampler.running = False
     took = time.time() - start
     line = (
         f"**Time and memory**: about {max(1, round(took / 60))} min on 2 CPU cores in the offline setting, "
@@ -64,6 +88,7 @@ def execute(path: str) -> tuple[float, int]:
     first.source = (
         TIME_AND_MEMORY.sub(line, first.source) if TIME_AND_MEMORY.search(first.source) else f"{first.source}\n\n{line}"
     )
+    coalesce_streams(nb)
     nbformat.write(nb, path)
     return took, sampler.peak
 

@@ -1,6 +1,6 @@
 """Every tutorial notebook executes, offline, on the bundled collection with small budgets (nbclient;
 any error in any cell fails the test), and its plotting cells draw; the committed notebooks show
-their figures and name no path of the machine that ran them."""
+their figures, keep each progress bar in its last state, and name no path of the machine that ran them."""
 
 import json
 import os
@@ -58,6 +58,39 @@ def test_committed_outputs_name_no_machine_path(name):
         }
     )
     assert not found, f"{name}: outputs name this machine's paths ({found}); rerun notebooks/execute.py"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_keep_each_progress_bar_in_its_last_state(name):
+    with open(os.path.join(ROOT, "notebooks", name), encoding="utf8") as f:
+        nb = json.load(f)
+    redrawn = [o for c in nb["cells"] for o in c.get("outputs", []) if "\r" in "".join(o.get("text", []))]
+    assert not redrawn, f"{name}: {len(redrawn)} outputs hold a progress bar's redraws; rerun notebooks/execute.py"
+
+
+def test_streams_are_coalesced_as_a_terminal_shows_them():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("execute", os.path.join(ROOT, "notebooks", "execute.py"))
+    execute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(execute)
+    stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
+    cell = nbformat.v4.new_code_cell("train()")
+    cell.outputs = [
+        stream("stderr", "\rtraining:  50%| 1/2"),
+        stream("stderr", "\rtraining: 100%| 2/2"),
+        stream("stderr", "\n"),
+        stream("stdout", "step 2: validation 0.31\n\nblank line above kept\n"),
+        stream("stderr", "\rinner: 100%\x1b[A\n\rtraining: 100%| 2/2\n"),
+        stream("stderr", "\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    execute.coalesce_streams(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stderr", "training: 100%| 2/2\n"),
+        ("stdout", "step 2: validation 0.31\n\nblank line above kept\n"),
+        ("stderr", "inner: 100%\ntraining: 100%| 2/2\n\n"),
+    ]
 
 
 @pytest.fixture(scope="module")
