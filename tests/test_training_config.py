@@ -3,6 +3,7 @@ resuming under a changed or older config, sizes chosen for the collection."""
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -20,6 +21,16 @@ from pyterrier_mice.training import (
 from conftest import tiny_encoder
 
 from training_helpers import _cli_config
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyterrier_mice", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml")))
+def test_every_shipped_config_loads_once_its_placeholders_are_set(name, tmp_path):
+    with open(os.path.join(CONFIGS, name), encoding="utf8") as f:
+        text = re.sub(r"REPLACE_WITH_\w+", "some/model", f.read())
+    (tmp_path / name).write_text(text, encoding="utf8")
+    TrainConfig.from_yaml(str(tmp_path / name))
 
 
 def test_config_errors_and_overrides(tmp_path):
