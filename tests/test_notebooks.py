@@ -68,12 +68,29 @@ def test_committed_outputs_keep_each_progress_bar_in_its_last_state(name):
     assert not redrawn, f"{name}: {len(redrawn)} outputs hold a progress bar's redraws; rerun notebooks/execute.py"
 
 
-def test_streams_are_coalesced_as_a_terminal_shows_them():
+def _execute_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("execute", os.path.join(ROOT, "notebooks", "execute.py"))
     execute = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(execute)
+    return execute
+
+
+@pytest.mark.notebooks
+def test_execute_writes_the_outputs_and_the_time_and_memory_line(tmp_path):
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# A notebook"), nbformat.v4.new_code_cell("print('ran')")]
+    )
+    nbformat.write(nb, str(tmp_path / "n.ipynb"))
+    took, peak = _execute_script().execute(str(tmp_path / "n.ipynb"))
+    done = nbformat.read(str(tmp_path / "n.ipynb"), as_version=4)
+    assert done.cells[1].outputs[0].text == "ran\n"
+    assert "**Time and memory**" in done.cells[0].source and took > 0 and peak > 0
+
+
+def test_streams_are_coalesced_as_a_terminal_shows_them():
+    execute = _execute_script()
     stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
     cell = nbformat.v4.new_code_cell("train()")
     cell.outputs = [
