@@ -48,6 +48,7 @@ RECIPES = {
     "previous": ("cranfield_ce.yaml", "CE, previous recipe", []),
     "current": ("ce.yaml", "CE, current recipe", []),
     "fused": ("ce.yaml", "CE, fused teacher", ["data.teacher_fusion=true"]),
+    "prior": ("ce.yaml", "CE, cosine as prior", ["model.prior=backbone"]),
     "fused+pseudo": (
         "ce.yaml",
         "CE, fused teacher + pseudo-queries",

@@ -15,6 +15,7 @@ _WHERE = {
     **{name: ".index" for name in ("MiceIndex", "MiceIndexError")},
     "open_dataset": ".evaluation.experiment",  # what a notebook needs beside the models
     "load_tokenizer": ".models.checkpoints",
+    "Prior": ".models.prior",
 }
 
 

@@ -357,3 +357,33 @@ def test_validation_and_out_of_domain_average_over_the_queries_measured(tokenize
     judged = qrels.rename(columns={"qid": "query_id", "docno": "doc_id", "label": "relevance"})
     expected = ir_measures.calc_aggregate([ir_measures.nDCG @ 10], judged, res)[ir_measures.nDCG @ 10]
     assert last["val"] == pytest.approx(expected, abs=1e-6) and last["val_ood"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_pseudo_query_groups_complete_short_lists_from_the_whole_corpus(beir_folder, tmp_path, monkeypatch):
+    """Where BM25 finds too few candidates, a group is completed with random documents of the whole
+    corpus, group after group (it once drew them from the previous group's documents only, repeating
+    that group or never finishing)."""
+    import threading
+
+    import pandas as pd
+
+    from pyterrier_mice.evaluation import retrieval
+    from pyterrier_mice.training import pseudo_query_groups
+
+    class FindsNothing:
+        def __call__(self, topics):
+            return pd.DataFrame(columns=["qid", "docno", "rank", "score"])
+
+    monkeypatch.setattr(retrieval, "bm25", lambda *a, **k: FindsNothing())
+    ds = BeirFolder(beir_folder)
+    out = []
+    worker = threading.Thread(
+        target=lambda: out.append(pseudo_query_groups(ds, str(tmp_path), 12, words=4, size=3, seed=0)), daemon=True
+    )
+    worker.start()
+    worker.join(60)
+    assert out, "pseudo_query_groups did not finish"
+    groups = out[0]
+    assert all(len(set(g.docnos)) == 3 for g in groups)
+    assert len({d for g in groups for d in g.docnos}) > 3
+    assert len({tuple(sorted(g.docnos)) for g in groups}) > 1

@@ -22,6 +22,7 @@ from .precision import Computing, check_precision, weights_dtype
 from .signatures import constructor_signature, keywords_of
 from .source import recording_source, weights_checksum
 from ..models.checkpoints import check_model_kind, load_tokenizer
+from ..models.prior import Prior, prior_scale_of
 
 
 def infer_device(device=None) -> torch.device:
@@ -88,6 +89,9 @@ class Reranker(pt.Transformer):
     :param device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; ``None``: CUDA when present, else the CPU.
     :param precision: what the model computes in: ``None`` (as loaded, fp32); ``"bf16"`` (CUDA: bf16
         weights; CPU: bf16 autocast); ``"fp16"`` (CUDA); ``"int8"`` (CPU: the linear layers quantised).
+    :param prior: a :class:`~pyterrier_mice.models.prior.Prior` (a bi-encoder's similarity × a scale)
+        added to every score: the model's, when its config names one (``prior_scale``), which
+        ``from_pretrained`` loads from the folder's ``prior/``; it computes in float32 whatever ``precision``.
 
     Every score is a finite number, or the re-ranker says which pair was not. A re-ranker loaded with
     ``from_pretrained`` pickles as that call (its path and arguments), not as its weights, unless its
@@ -144,6 +148,7 @@ class Reranker(pt.Transformer):
         verbose: bool = False,
         device=None,
         precision: str | None = None,
+        prior: Prior | None = None,
     ):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"{type(self).__name__}: batch_size={batch_size!r} must be an integer ≥ 1")
@@ -156,6 +161,23 @@ class Reranker(pt.Transformer):
         self.model = model.to(self.device, dtype=weights_dtype(precision, self.device)).eval()
         self._computing = Computing(precision, self.device)
         self.tokenizer = tokenizer
+        self.prior = self._checked_prior(prior, model)
+
+    def _checked_prior(self, prior: Prior | None, model) -> Prior | None:
+        """``prior`` on this re-ranker's device; a model whose scores are defined with a prior (its
+        config's ``prior_scale``) is refused without one, and so is a prior of another scale."""
+        scale = prior_scale_of(model)
+        if prior is None and scale is not None:
+            raise ValueError(
+                f"{self._who()}: the model's scores add a prior's (a bi-encoder's similarity × {scale}, its "
+                "config's prior_scale), and none was given: load it with from_pretrained(folder), which loads the "
+                "folder's prior/ too, or pass prior=pyterrier_mice.Prior.load(bi_encoder, scale)"
+            )
+        if prior is not None and not isinstance(prior, Prior):
+            raise TypeError(f"{type(self).__name__}: prior is a {type(prior).__name__}, not a Prior")
+        if prior is not None and scale is not None and prior.scale != scale:
+            raise ValueError(f"{self._who()}: prior scale {prior.scale} differs from the model's prior_scale {scale}")
+        return prior.to(self.device) if prior is not None else None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, tokenizer=None, **kwargs) -> "Reranker":
@@ -165,6 +187,8 @@ class Reranker(pt.Transformer):
         model = cls.load_model(name_or_path)
         if tokenizer is None:
             tokenizer = load_tokenizer(getattr(model, "tokenizer_source", None) or name_or_path)
+        if kwargs.get("prior") is None:
+            kwargs["prior"] = Prior.of_checkpoint(name_or_path, model, infer_device(kwargs.get("device")))
         return cls(model, tokenizer, model_name=os.fspath(name_or_path), **kwargs)
 
     @classmethod
@@ -201,6 +225,8 @@ class Reranker(pt.Transformer):
         doc_texts = [t for _, t in d_uniques]
         with torch.inference_mode(), profiling.section("model"), self._computing.scoring(self):
             scores = self._score(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
+            if self.prior is not None:
+                scores = scores + self.prior.scores(list(q_uniques), doc_texts, q_codes, d_codes)
         check_finite(scores, out, self._who(), "the model scored")
         out["score"] = np.asarray(scores, dtype=np.float64)
         out = pt.model.add_ranks(out)
@@ -247,8 +273,17 @@ class Reranker(pt.Transformer):
         raise NotImplementedError
 
     def forward_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
-        """Differentiable scores ``[N]`` of aligned pairs in one pass (used for training)."""
+        """Differentiable scores ``[N]`` of aligned pairs in one pass, the prior's aside (see
+        :meth:`training_scores`)."""
         raise NotImplementedError
+
+    def training_scores(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
+        """What training differentiates: :meth:`forward_pairs`, plus the prior's scores (constants)."""
+        scores = self.forward_pairs(queries, docs)
+        if self.prior is None:
+            return scores
+        prior = torch.as_tensor(self.prior.pair_scores(queries, docs), device=scores.device)
+        return scores + prior.to(scores.dtype)
 
     def score_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
         """Scores of aligned ``(query, doc)`` pairs, outside PyTerrier."""
@@ -335,6 +370,8 @@ class Reranker(pt.Transformer):
         h = hashlib.sha256(type(self).__qualname__.encode())
         h.update(weights_checksum(self.model).tobytes())
         h.update(repr(self._config_key()[1:]).encode())
+        if self.prior is not None:
+            h.update(self.prior.digest().encode())
         return h.hexdigest()[:16]
 
     def _config_key(self) -> tuple:
@@ -343,6 +380,7 @@ class Reranker(pt.Transformer):
             self.text_field,
             str(self.precision),
             *(getattr(self, name) for name in self.length_options),
+            *(() if getattr(self, "prior", None) is None else (self.prior.digest(),)),
         )
 
     def __eq__(self, other) -> bool:
@@ -357,6 +395,8 @@ class Reranker(pt.Transformer):
             args.append(f"text_field={self.text_field!r}")
         if self.precision is not None:
             args.append(f"precision={self.precision!r}")
+        if self.prior is not None:
+            args.append(f"prior={self.prior!r}")
         return args
 
     def __repr__(self) -> str:

@@ -62,6 +62,9 @@ class ModelConfig:
     query_max_length: int | None = None  # a split model's query length
     doc_max_length: int | str | None = None  # a split model's document length (auto: sized to the collection)
     length_limit: int | None = None  # auto lengths: at most this (None: as long as the backbone reads well)
+    prior: str | None = None  # a bi-encoder whose similarity × prior_scale every score adds (the model learns a
+    #                          correction of it): a folder, hub id, or "backbone" (the starting model as a bi-encoder)
+    prior_scale: float = 20.0  # the prior's weight: 20 = a cosine at temperature 0.05
     options: dict = dataclasses.field(default_factory=dict)  # the family's options, as set
 
     def __getattr__(self, name):  # an option of the family, read as an attribute: its value, or its default
@@ -69,6 +72,11 @@ class ModelConfig:
         if not name.startswith("_") and kind in families() and name in family_options(kind):
             return self.__dict__.get("options", {}).get(name, _option_defaults(kind)[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def prior_path(self) -> str | None:
+        """The prior's checkpoint (``prior``, with ``backbone`` meaning ``backbone``), or None."""
+        return self.backbone if self.prior == BACKBONE else self.prior
 
     def family(self):
         """The :class:`~pyterrier_mice.models.registry.Family` of ``type``."""
@@ -250,6 +258,7 @@ class TrainConfig:
             ("data.negatives", self.data.negatives, 1),
             ("eval.every", self.eval.every, 0),
             ("budget_tokens", self.budget_tokens, 1),
+            ("model.prior_scale", self.model.prior_scale, 1e-6),
         ]:
             if value != AUTO and value < low:
                 raise ConfigError(f"{key}={value!r} must be ≥ {low}")
@@ -295,6 +304,25 @@ class TrainConfig:
             )
         if self.data.kind == "beir" and not self.data.path:
             raise ConfigError("data.path is empty: set it to a BEIR-layout folder")
+        from ..models.prior import saved_prior
+
+        kept = saved_prior(self.model.backbone)
+        if kept is not None and not self.model.prior:
+            raise ConfigError(
+                f"model.backbone {self.model.backbone!r} scores with a prior (its prior/, scale {kept[1]:g}), which a "
+                f"model built from its weights would lose: keep it with --set model.prior={kept[0]} --set "
+                f"model.prior_scale={kept[1]:g}"
+            )
+        if self.model.prior:
+            from ..models.bi_encoder import is_bi_encoder
+
+            if not is_bi_encoder(self.model.prior_path):
+                raise ConfigError(
+                    f"model.prior: {self.model.prior_path!r}"
+                    + (f" (model.backbone, as model.prior is {BACKBONE!r})" if self.model.prior == BACKBONE else "")
+                    + " is no sentence-embedding model (no sentence-transformers modules.json); a prior is a "
+                    "bi-encoder whose similarity the scores add: set model.prior to one, or remove it"
+                )
         if self.data.kind == "beir":
             from ..evaluation.datasets import BeirFolder
 

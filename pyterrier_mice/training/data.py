@@ -145,9 +145,8 @@ def pseudo_query_groups(
     groups = []
     for i, (source, query) in enumerate(zip(sources, queries)):
         pool = completed([d for d in found.get(f"pseudo-{i}", []) if d != source], size, docnos, rng, excluded=[source])
-        picked = rng.choice(len(pool), size=size, replace=False)
-        docnos = [pool[j] for j in picked]
-        groups.append(Group(query, [texts[d] for d in docnos], qid=f"pseudo-{i}", docnos=docnos))
+        picked = [pool[j] for j in rng.choice(len(pool), size=size, replace=False)]
+        groups.append(Group(query, [texts[d] for d in picked], qid=f"pseudo-{i}", docnos=picked))
     return groups
 
 

@@ -27,6 +27,7 @@ def derive_config(args) -> tuple[str, list[str], dict]:
     ``TrainConfig.from_yaml(*derive_config(args))``: the user's ``--set`` wins over derive's values."""
     from ..models.checkpoints import has_classification_head
     from ..models.checkpoints import NO_HEAD
+    from ..models.prior import saved_prior
     from ..evaluation.datasets import dataset_path
 
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
@@ -56,6 +57,9 @@ def derive_config(args) -> tuple[str, list[str], dict]:
     }
     if form:
         print(f"derive: the {form} MICE form ({FORMS_HELP[form]}; --form to change)", flush=True)
+    kept = saved_prior(args.source)
+    if kept is not None:  # the source's prior, kept: MICE learns the correction the cross-encoder learnt
+        values["model.prior"], values["model.prior_scale"] = kept
     if folder:
         values["data.teacher"] = args.source
         if not args.config:

@@ -3,6 +3,7 @@ best/final checkpoints and resumable runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -40,7 +41,7 @@ class PairScorer(nn.Module):
         self._reranker = [reranker]  # not a submodule
 
     def forward(self, queries, docs):
-        return self._reranker[0].forward_pairs(queries, docs)
+        return self._reranker[0].training_scores(queries, docs)
 
 
 def seed_everything(seed: int) -> None:
@@ -99,6 +100,8 @@ class Trainer:
             rr = self.reranker
             model.config.trained_lengths = {k: getattr(rr, k) for k in rr.length_options if getattr(rr, k, None)}
             with replaced_whole(path) as tmp:
+                if rr.prior is not None:  # prior/ and the model config's prior_scale
+                    rr.prior.save(model, tmp)
                 model.save_pretrained(tmp)
                 rr.tokenizer.save_pretrained(tmp)
                 if self.fusion is not None and self.fusion["step"] == self.step:
@@ -237,7 +240,7 @@ class Trainer:
             f"validation never improved on {start}: {cfg.eval.measure} {value:.4f} at step 0, above every later "
             f"step; final/ ({self._path('final')}) holds the trained model; use it, the starting model, or change "
             "the recipe (lr, steps, loss)",
-            stacklevel=3,
+            stacklevel=4,  # the caller of train()
         )
         self.accelerator.print(
             f"WARNING: validation never improved on {start} ({cfg.eval.measure} {value:.4f}); no best/ was written"
@@ -280,6 +283,11 @@ class Trainer:
 
         ``stop_after`` stops after that many steps of this call (to simulate an interruption).
         """
+        prior = self.reranker.prior
+        with prior.keeping_embeddings() if prior is not None else contextlib.nullcontext():
+            return self._train(stop_after, resume_anyway)
+
+    def _train(self, stop_after: int | None, resume_anyway: bool) -> dict:
         cfg = self.cfg
         self.check_config(resume_anyway)
         if not self.resume():

@@ -1,0 +1,170 @@
+"""A model's prior: a sentence-embedding model (bi-encoder) whose similarity of query and document,
+times a scale, is added to the model's score, so that the model learns a correction of it.
+
+A cross-encoder trained from a bi-encoder's weights starts with a new head and ranks at random; with
+that bi-encoder's cosine as its prior (``model.prior: backbone``), it starts where the bi-encoder ranks
+(its new head adds little at step 0) and keeps what it knew on other collections while it learns.
+
+Saved in the model's folder: ``prior/`` (the bi-encoder in sentence-transformers' layout, run by that
+library) and the model config's ``prior_scale``. A folder whose config names a scale but holds no
+``prior/`` is refused, never scored without it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+
+import numpy as np
+import torch
+
+from .bi_encoder import load_sentence_transformer
+from .checkpoints import local_or_hub
+
+#: the folder, inside a model's folder, that holds its prior
+PRIOR_FOLDER = "prior"
+#: the model config's key for the prior's scale (its absence: the model has no prior)
+PRIOR_SCALE = "prior_scale"
+
+
+def saved_prior(path) -> tuple[str, float] | None:
+    """``(its prior/ folder, scale)`` of a model saved with a prior in the local folder ``path``, or None."""
+    import json
+
+    config = os.path.join(os.fspath(path), "config.json")
+    if not os.path.isfile(config):
+        return None
+    try:
+        with open(config, encoding="utf8") as f:
+            scale = json.load(f).get(PRIOR_SCALE)
+    except ValueError:
+        return None
+    return (os.path.join(os.fspath(path), PRIOR_FOLDER), scale) if scale is not None else None
+
+
+def prior_scale_of(model) -> float | None:
+    """The scale of the prior a model's scores are defined with (its config's ``prior_scale``), or None."""
+    return getattr(getattr(model, "config", None), PRIOR_SCALE, None)
+
+
+class Prior:
+    """``scale`` × the similarity (the cosine for most models) of a ``SentenceTransformer``'s query and
+    document embeddings, each as the model's ``encode_query`` / ``encode_document`` computes it at the
+    model's own length. It is frozen: nothing trains it, and it computes in float32 on its device."""
+
+    def __init__(self, model, scale: float, *, source: str | None = None, batch_size: int = 32):
+        if not hasattr(model, "encode_query"):
+            raise TypeError(f"Prior: model is a {type(model).__name__}, not a sentence-transformers model")
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"Prior: scale={scale!r} must be a positive number (20: a cosine at temperature 0.05)")
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.scale = float(scale)
+        self.source = source
+        self.batch_size = batch_size
+        self._cache: dict[tuple[str, str], torch.Tensor] | None = None
+        self._digest: str | None = None
+
+    @classmethod
+    def load(cls, name_or_path, scale: float, device=None, batch_size: int = 32) -> "Prior":
+        """The bi-encoder at ``name_or_path`` (a folder or hub id) as a prior of ``scale``."""
+        model = load_sentence_transformer(name_or_path, device)
+        return cls(model, scale, source=os.fspath(name_or_path), batch_size=batch_size)
+
+    @classmethod
+    def of_checkpoint(cls, name_or_path, model, device=None, batch_size: int = 32) -> "Prior | None":
+        """The prior saved with the model at ``name_or_path`` (its ``prior/``), or None when the model's
+        config names none; a config that names one whose folder is missing is refused."""
+        scale = prior_scale_of(model)
+        if scale is None:
+            return None
+        path = os.fspath(name_or_path)
+        if os.path.isdir(path):
+            folder = os.path.join(path, PRIOR_FOLDER)
+        else:  # a hub id: its prior/ folder, downloaded beside the model
+            from huggingface_hub import snapshot_download
+
+            snapshot = snapshot_download(local_or_hub(path), allow_patterns=[f"{PRIOR_FOLDER}/*"])
+            folder = os.path.join(snapshot, PRIOR_FOLDER)
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"{path!r}: its config.json says the scores add a prior's ({PRIOR_SCALE}={scale}), but it holds no "
+                f"{PRIOR_FOLDER}/ folder (the bi-encoder); save the model with its prior (training does), or remove "
+                f"{PRIOR_SCALE} from its config.json to score it without one"
+            )
+        return cls.load(folder, scale, device, batch_size)
+
+    def save(self, model, folder: str) -> None:
+        """Write the prior into ``folder/prior`` and its scale into ``model``'s config (before the model
+        is saved into ``folder``)."""
+        self.model.save(os.path.join(folder, PRIOR_FOLDER))
+        setattr(model.config, PRIOR_SCALE, self.scale)
+
+    def to(self, device) -> "Prior":
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def digest(self) -> str:
+        """A digest of the prior's weights and scale (what its scores depend on)."""
+        if self._digest is None:
+            h = hashlib.sha256(repr(self.scale).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().float().cpu().numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
+    @contextlib.contextmanager
+    def keeping_embeddings(self):
+        """Within this block each distinct text is embedded once (what training, which sees the same
+        documents at every pass, needs); outside it, nothing is kept."""
+        self._cache = {}
+        try:
+            yield self
+        finally:
+            self._cache = None
+
+    def embed(self, texts: list[str], side: str) -> torch.Tensor:
+        """``[N, D]`` embeddings of ``texts`` as queries (``side="query"``) or documents."""
+        if self._cache is None:
+            return self._encode(texts, side)
+        todo = list(dict.fromkeys(t for t in texts if (side, t) not in self._cache))
+        if todo:
+            for text, vector in zip(todo, self._encode(todo, side)):
+                self._cache[(side, text)] = vector
+        return torch.stack([self._cache[(side, t)] for t in texts])
+
+    def _encode(self, texts: list[str], side: str) -> torch.Tensor:
+        encode = self.model.encode_query if side == "query" else self.model.encode_document
+        if not texts:
+            return torch.zeros(0, self.model.get_sentence_embedding_dimension(), device=self.device)
+        with torch.inference_mode():
+            out = encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False)
+        return out.float().clone()
+
+    def scores(self, queries, docs, qidx, didx) -> np.ndarray:
+        """``scale`` × the similarity of pairs ``(queries[qidx[i]], docs[didx[i]])`` (each distinct text
+        embedded once), as float32."""
+        q, d = self.embed(list(queries), "query"), self.embed(list(docs), "document")
+        qi, di = torch.as_tensor(np.asarray(qidx), device=q.device), torch.as_tensor(np.asarray(didx), device=d.device)
+        out = [
+            self.model.similarity_pairwise(q[qi[s : s + 4096]], d[di[s : s + 4096]]).float()
+            for s in range(0, len(qi), 4096)  # one similarity per pair, never a full matrix
+        ]
+        return (self.scale * torch.cat(out)).cpu().numpy() if out else np.zeros(0, dtype=np.float32)
+
+    def pair_scores(self, queries, docs) -> np.ndarray:
+        """:meth:`scores` of aligned pairs ``(queries[i], docs[i])``."""
+        import pandas as pd
+
+        q_codes, q_uniq = pd.factorize(pd.Series(list(queries), dtype=object))
+        d_codes, d_uniq = pd.factorize(pd.Series(list(docs), dtype=object))
+        return self.scores(list(q_uniq), list(d_uniq), q_codes, d_codes)
+
+    def __repr__(self) -> str:
+        return f"Prior({self.source!r}, scale={self.scale:g})"

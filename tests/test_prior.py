@@ -1,0 +1,136 @@
+"""A model's prior: a bi-encoder's similarity × a scale, added to every score of the model, in scoring,
+in training, through saving and loading, and carried by ``derive``."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from pyterrier_mice import BiEncoderReranker, CrossEncoderReranker, MaskedCrossEncoderModel, MiceReranker
+from pyterrier_mice.models.prior import PRIOR_FOLDER, Prior
+
+from conftest import tiny_encoder
+
+QUERIES = ["boundary layer flow", "shock wave heat", "boundary layer flow"]
+DOCS = ["the flow of a boundary layer on a wing", "heat transfer behind a shock wave", "a wing in supersonic flow"]
+
+
+def _frame():
+    return pd.DataFrame(
+        {"qid": ["1", "2", "1"], "query": QUERIES, "docno": ["a", "b", "c"], "text": DOCS, "score": [3.0, 2.0, 1.0]}
+    )
+
+
+def _scores(rr) -> pd.Series:
+    return rr(_frame()).set_index("docno")["score"].sort_index()
+
+
+@pytest.fixture(scope="module")
+def prior(minilm_path):
+    return Prior.load(str(minilm_path), 20.0)
+
+
+def test_a_prior_scores_as_the_bi_encoder_times_its_scale(prior, minilm_path):
+    """The prior's scores are the bi-encoder re-ranker's (sentence-transformers' similarity) × scale,
+    with or without its embeddings kept."""
+    cosine = _scores(BiEncoderReranker.from_pretrained(str(minilm_path)))
+    got = pd.Series(prior.pair_scores(QUERIES, DOCS), index=["a", "b", "c"])
+    expected = torch.tensor(20.0 * cosine.values)
+    torch.testing.assert_close(torch.tensor(got.values).double(), expected, rtol=1e-6, atol=1e-5)
+    with prior.keeping_embeddings():
+        again = prior.pair_scores(QUERIES, DOCS)
+        assert len(prior._cache) == 2 + 3  # each distinct text embedded once
+    assert (again == got.values).all() and prior._cache is None
+
+
+@pytest.mark.parametrize("family", ["cross-encoder", "mice"])
+def test_a_prior_adds_to_every_score_in_scoring_and_in_training(family, prior, tokenizer, mice_path):
+    """With a prior, a re-ranker's scores are the model's plus the prior's, in PyTerrier and in the
+    scores training differentiates (whose gradients are the model's alone)."""
+    if family == "mice":
+        plain = MiceReranker.from_pretrained(mice_path)
+        with_prior = MiceReranker.from_pretrained(mice_path, prior=prior)
+    else:
+        model = MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", seed=3), tokenizer)
+        plain, with_prior = CrossEncoderReranker(model, tokenizer), CrossEncoderReranker(model, tokenizer, prior=prior)
+    added = pd.Series(prior.pair_scores(QUERIES, DOCS), index=["a", "b", "c"])
+    torch.testing.assert_close(
+        torch.tensor(_scores(with_prior).values), torch.tensor((_scores(plain) + added).values), rtol=0, atol=1e-5
+    )
+    trained = with_prior.training_scores(QUERIES, DOCS)
+    torch.testing.assert_close(trained.detach().double(), torch.tensor(_scores(with_prior).values), rtol=0, atol=1e-5)
+    trained.sum().backward()
+    assert all(p.grad is None for p in prior.model.parameters())
+    assert any(p.grad is not None for p in with_prior.model.parameters())
+    assert plain.cache_key() != with_prior.cache_key() and plain != with_prior
+    assert "prior=Prior(" in repr(with_prior)
+
+
+def test_a_model_saved_with_its_prior_loads_with_it_and_never_without(prior, tokenizer, tmp_path):
+    """Saved with its prior (prior/ and the config's prior_scale), a model loads with it and scores the
+    same; a folder that lost its prior/, or a model given without one, is refused in one line."""
+    model = MaskedCrossEncoderModel.from_encoder(tiny_encoder("bert", seed=3), tokenizer)
+    rr = CrossEncoderReranker(model, tokenizer, prior=prior)
+    folder = tmp_path / "ce"
+    prior.save(model, str(folder))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    assert json.load(open(folder / "config.json"))["prior_scale"] == 20.0
+    loaded = CrossEncoderReranker.from_pretrained(str(folder))
+    assert loaded.prior is not None and loaded.prior.scale == 20.0
+    assert (_scores(loaded).values == _scores(rr).values).all()
+    assert loaded.cache_key() == rr.cache_key()
+    with pytest.raises(ValueError, match="none was given: load it with from_pretrained"):
+        CrossEncoderReranker(MaskedCrossEncoderModel.from_pretrained(folder), tokenizer)
+    with pytest.raises(ValueError, match="prior scale 10.0 differs"):
+        CrossEncoderReranker(loaded.model, tokenizer, prior=Prior(prior.model, 10.0))
+    os.rename(folder / PRIOR_FOLDER, tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match=r"prior_scale=20.0\), but it holds no prior/ folder"):
+        CrossEncoderReranker.from_pretrained(str(folder))
+
+
+def test_training_with_a_prior_saves_it_and_derive_keeps_it(minilm_path, beir_folder, tmp_path, capsys):
+    """``model.prior: backbone`` trains a cross-encoder whose scores add the starting bi-encoder's
+    cosine; its folder holds the prior; training from that folder must keep it (said, not lost), and
+    ``derive`` keeps it in MICE."""
+    from pyterrier_mice import load_reranker
+    from pyterrier_mice.cli import main
+    from pyterrier_mice.training import TrainConfig, run
+    from pyterrier_mice.training.config import ConfigError
+
+    common = {
+        "steps": 1,
+        "batch_size": 2,
+        "warmup": 0,
+        "loss": "infonce+kl_div",
+        "temperature": 0.05,
+        "device": "cpu",
+        "log_every": 0,
+        "save_every": 0,
+        "eval": {"every": 0},
+        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "teacher": "backbone"},
+    }
+    model = {"type": "cross-encoder", "backbone": str(minilm_path), "max_length": 64, "prior": "backbone"}
+    run(TrainConfig.from_dict({"output_dir": str(tmp_path / "ce"), "model": model, **common}))
+    final = tmp_path / "ce" / "final"
+    assert (final / PRIOR_FOLDER / "modules.json").exists()
+    rr = load_reranker(str(final))
+    assert isinstance(rr, CrossEncoderReranker) and rr.prior.scale == 20.0
+
+    again = {"type": "cross-encoder", "backbone": str(final), "max_length": 64}
+    cfg = TrainConfig.from_dict({"output_dir": str(tmp_path / "again"), "model": again, **common})
+    cfg.data.teacher = None
+    cfg.loss = "infonce"
+    with pytest.raises(ConfigError, match=r"with a prior .*--set model.prior=.*prior --set model.prior_scale=20"):
+        cfg.check_data()
+
+    out = tmp_path / "mice"
+    sets = ["steps=1", "data.split=test", "eval.every=0", "data.bm25_k=5", "model.query_max_length=16"]
+    args = ["derive", str(final), "--data", beir_folder, "--out", str(out), "--set", "model.doc_max_length=32"]
+    assert main(args + [x for s in sets for x in ("--set", s)]) == 0
+    mice = load_reranker(str(out / "final"))
+    assert isinstance(mice, MiceReranker) and mice.prior is not None and mice.prior.scale == 20.0
+    saved = json.load(open(out / "train_config.json"))
+    assert saved["model"]["prior"] == str(final / PRIOR_FOLDER)
