@@ -45,6 +45,17 @@ def is_bi_encoder(name_or_path) -> bool:
     return bool(modules) and any(str(m.get("type", "")).rsplit(".", 1)[-1] == "Pooling" for m in modules)
 
 
+def pairwise_similarity(model, q, d, qidx, didx):
+    """``model``'s similarity of query embeddings ``q[qidx[i]]`` and document embeddings ``d[didx[i]]``,
+    one per pair (never a full matrix), as a float32 tensor."""
+    import numpy as np
+    import torch
+
+    qi, di = torch.as_tensor(np.asarray(qidx), device=q.device), torch.as_tensor(np.asarray(didx), device=d.device)
+    out = [model.similarity_pairwise(q[qi[s : s + 4096]], d[di[s : s + 4096]]).float() for s in range(0, len(qi), 4096)]
+    return torch.cat(out) if out else torch.zeros(0, device=q.device)
+
+
 def load_sentence_transformer(name_or_path, device=None):
     """The ``SentenceTransformer`` at ``name_or_path`` (a folder or hub id), refusing in one line a
     checkpoint that is no sentence-embedding model."""

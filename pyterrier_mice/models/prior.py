@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from .bi_encoder import load_sentence_transformer
+from .bi_encoder import load_sentence_transformer, pairwise_similarity
 from .checkpoints import local_or_hub
 
 #: the folder, inside a model's folder, that holds its prior
@@ -151,12 +151,7 @@ class Prior:
         """``scale`` × the similarity of pairs ``(queries[qidx[i]], docs[didx[i]])`` (each distinct text
         embedded once), as float32."""
         q, d = self.embed(list(queries), "query"), self.embed(list(docs), "document")
-        qi, di = torch.as_tensor(np.asarray(qidx), device=q.device), torch.as_tensor(np.asarray(didx), device=d.device)
-        out = [
-            self.model.similarity_pairwise(q[qi[s : s + 4096]], d[di[s : s + 4096]]).float()
-            for s in range(0, len(qi), 4096)  # one similarity per pair, never a full matrix
-        ]
-        return (self.scale * torch.cat(out)).cpu().numpy() if out else np.zeros(0, dtype=np.float32)
+        return (self.scale * pairwise_similarity(self.model, q, d, qidx, didx)).cpu().numpy()
 
     def pair_scores(self, queries, docs) -> np.ndarray:
         """:meth:`scores` of aligned pairs ``(queries[i], docs[i])``."""

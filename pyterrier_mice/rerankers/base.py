@@ -369,9 +369,7 @@ class Reranker(pt.Transformer):
 
         h = hashlib.sha256(type(self).__qualname__.encode())
         h.update(weights_checksum(self.model).tobytes())
-        h.update(repr(self._config_key()[1:]).encode())
-        if self.prior is not None:
-            h.update(self.prior.digest().encode())
+        h.update(repr(self._config_key()[1:]).encode())  # the prior's digest among them
         return h.hexdigest()[:16]
 
     def _config_key(self) -> tuple:

@@ -12,7 +12,7 @@ import torch
 
 from ..files import atomic_file, locked
 from . import profiling
-from ..models.bi_encoder import load_sentence_transformer
+from ..models.bi_encoder import load_sentence_transformer, pairwise_similarity
 from .base import Reranker
 from .text import tokenize
 
@@ -130,8 +130,4 @@ class BiEncoderReranker(Reranker):
 
     def _score(self, queries, docnos, docs, qidx, didx):
         q, d = self.embed(list(queries), "query"), self.embed(list(docs), "document")
-        qi, di = torch.as_tensor(np.asarray(qidx), device=q.device), torch.as_tensor(np.asarray(didx), device=d.device)
-        scores = []
-        for s in range(0, len(qi), 4096):  # pairs at a time: one similarity per pair, never a full matrix
-            scores.append(self.model.similarity_pairwise(q[qi[s : s + 4096]], d[di[s : s + 4096]]).float())
-        return torch.cat(scores).cpu().numpy() if scores else np.zeros(0, dtype=np.float32)
+        return pairwise_similarity(self.model, q, d, qidx, didx).cpu().numpy()
