@@ -49,6 +49,11 @@ RECIPES = {
     "current": ("ce.yaml", "CE, current recipe", []),
     "fused": ("ce.yaml", "CE, fused teacher", ["data.teacher_fusion=true"]),
     "prior": ("ce.yaml", "CE, cosine as prior", ["model.prior=backbone"]),
+    "prior+fused": (
+        "ce.yaml",
+        "CE, cosine as prior, fused teacher",
+        ["model.prior=backbone", "data.teacher_fusion=true"],
+    ),
     "fused+pseudo": (
         "ce.yaml",
         "CE, fused teacher + pseudo-queries",

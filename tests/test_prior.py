@@ -134,3 +134,65 @@ def test_training_with_a_prior_saves_it_and_derive_keeps_it(minilm_path, beir_fo
     assert isinstance(mice, MiceReranker) and mice.prior is not None and mice.prior.scale == 20.0
     saved = json.load(open(out / "train_config.json"))
     assert saved["model"]["prior"] == str(final / PRIOR_FOLDER)
+
+
+@pytest.mark.parametrize("kv", [False, True])
+def test_an_index_stores_the_prior_embeddings_and_reranks_as_on_the_fly(kv, prior, mice_path, tmp_path, monkeypatch):
+    """An index built by a model with a prior stores each document's prior embedding: re-ranking from it
+    scores as on the fly, and embeds no document it holds (only a changed text, and the queries)."""
+    from pyterrier_mice import MiceIndex
+
+    fly = MiceReranker.from_pretrained(mice_path, prior=prior)
+    corpus = [{"docno": d, "text": t} for d, t in zip("abc", DOCS)]
+    index = MiceIndex(str(tmp_path / "idx")).index(iter(corpus), reranker=fly, kv=kv, storage="fp32", verbose=False)
+    assert index.prior_digest == prior.digest() and os.path.isfile(tmp_path / "idx" / "prior.bin")
+    stored = MiceReranker.from_pretrained(mice_path, prior=prior, index=index)
+    embedded = []
+    encode = Prior._encode
+    monkeypatch.setattr(
+        Prior, "_encode", lambda self, texts, side: embedded.append((side, texts)) or encode(self, texts, side)
+    )
+    torch.testing.assert_close(
+        torch.tensor(_scores(stored).values), torch.tensor(_scores(fly).values), rtol=0, atol=1e-5
+    )
+    assert stored.last_stats["prior_from_index"] == 3
+    assert [side for side, _ in embedded] == ["query", "query", "document"]  # the one document: on the fly's
+
+    embedded.clear()
+    changed = _frame().assign(text=[DOCS[0], DOCS[1], "a wing in hypersonic flow"])
+    with pytest.warns(UserWarning, match="under their docno but with another text"):
+        got = stored(changed).set_index("docno")["score"].sort_index()
+    torch.testing.assert_close(
+        torch.tensor(got.values),
+        torch.tensor(fly(changed).set_index("docno")["score"].sort_index().values),
+        rtol=0,
+        atol=1e-5,
+    )
+    assert ("document", ["a wing in hypersonic flow"]) in embedded and stored.last_stats["prior_from_index"] == 2
+
+
+def test_a_prior_not_stored_in_the_index_is_embedded_and_a_corrupt_one_is_refused(prior, mice_path, tmp_path):
+    """A model with a prior re-ranks correctly from an index built without it (or by another prior):
+    it embeds the documents itself; stored prior embeddings corrupt on disk are refused in one line."""
+    from pyterrier_mice import MiceIndex
+    from pyterrier_mice.index.layout import MiceIndexError
+
+    corpus = [{"docno": d, "text": t} for d, t in zip("abc", DOCS)]
+    fly = MiceReranker.from_pretrained(mice_path, prior=prior)
+    plain = MiceIndex(str(tmp_path / "plain")).index(
+        iter(corpus), reranker=MiceReranker.from_pretrained(mice_path), verbose=False
+    )
+    assert plain.prior_digest is None
+    stored = MiceReranker.from_pretrained(mice_path, prior=prior, index=plain)
+    torch.testing.assert_close(
+        torch.tensor(_scores(stored).values), torch.tensor(_scores(fly).values), rtol=0, atol=1e-5
+    )
+    assert "prior_from_index" not in stored.last_stats and stored.last_stats["from_index"] == 3
+
+    MiceIndex(str(tmp_path / "idx")).index(iter(corpus), reranker=fly, verbose=False)
+    with open(tmp_path / "idx" / "prior.bin", "r+b") as f:
+        f.seek(8)
+        f.write(b"\xff\xff\xff\xff")
+    broken = MiceReranker.from_pretrained(mice_path, prior=prior, index=MiceIndex(str(tmp_path / "idx")))
+    with pytest.raises(MiceIndexError, match="prior.bin: bytes .* do not match their checksums"):
+        broken(_frame())

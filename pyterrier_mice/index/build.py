@@ -26,6 +26,7 @@ from .layout import (
     FORMAT_VERSION,
     MANIFEST,
     OFFSETS,
+    PRIOR,
     SHARDS,
     STATES,
     TEXTS,
@@ -215,6 +216,10 @@ class MiceIndexer(pt.Indexer):
         states = self.storage.writer(tmp, STATES)
         extras = self.storage.writer(tmp, EXTRAS) if self.kv else None
         tokens = ChecksumWriter(os.path.join(tmp, TOKENS)) if getattr(rr, "uses_token_ids", False) else None
+        # a model with a prior: each document's prior embedding too, so that re-ranking embeds none
+        prior = getattr(rr, "prior", None)
+        prior_file = ChecksumWriter(os.path.join(tmp, PRIOR)) if prior is not None else None
+        prior_dim = None
         with rr.collect_truncation():
             for batch in _chunks(it, self.batch_size):
                 texts = []
@@ -239,6 +244,10 @@ class MiceIndexer(pt.Indexer):
                 with torch.inference_mode():
                     enc = rr.encode_docs(seqs)
                     ext = rr.doc_extras(enc) if self.kv else None
+                    if prior_file is not None:
+                        embedded = prior.embed(texts, "document").float().cpu().numpy().astype("<f4")
+                        prior_dim = embedded.shape[1]
+                        prior_file.write(np.ascontiguousarray(embedded).tobytes())
                 state_shape = list(enc[0].shape[1:])
                 extras_shape = list(ext[0].shape[1:]) if self.kv else None
                 for i, d in enumerate(batch):
@@ -259,6 +268,8 @@ class MiceIndexer(pt.Indexer):
             checksums.update(extras.close())
         if tokens is not None:
             checksums[TOKENS] = tokens.close()
+        if prior_file is not None:
+            checksums[PRIOR] = prior_file.close()
         if not docnos:
             raise EmptyCorpus("no documents to index: the corpus iterator was empty")
         for name, data in (
@@ -286,6 +297,7 @@ class MiceIndexer(pt.Indexer):
             "model_name": recorded_model_name(rr.model_name),
             "token_ids": tokens is not None,
             "text_field": self.text_field,
+            "prior": None if prior is None else {"digest": prior.digest(), "dim": prior_dim},
             "checksums": {"algorithm": "crc32", "chunk_bytes": CHUNK_BYTES, "files": checksums},
         }
         write_json(os.path.join(tmp, MANIFEST), manifest)

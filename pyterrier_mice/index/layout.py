@@ -3,7 +3,9 @@
 counts, CRC-32 per 1 MiB chunk of every file; written last), ``docnos.txt``, ``offsets.npy``
 (int64 token offsets), ``texts.npy`` (uint64 hash of each raw text), ``states.bin`` (per-token
 states), optional ``extras.bin`` (MICE: each interaction layer's K/V) and ``tokens.bin`` (int32
-token ids, for MICE's exact-match options); a sharded index holds ``shards/<rank>/`` indexes."""
+token ids, for MICE's exact-match options) and ``prior.bin`` (float32 ``[num_docs, dim]``: each
+document's embedding by the re-ranker's prior, for a model that has one); a sharded index holds
+``shards/<rank>/`` indexes."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ ARTIFACT_TYPE, ARTIFACT_FORMAT = "doc_states", "mice"  # the package's store, wh
 MANIFEST = "manifest.json"
 DOCNOS, OFFSETS, TEXTS, STATES, EXTRAS = "docnos.txt", "offsets.npy", "texts.npy", "states.bin", "extras.bin"
 TOKENS = "tokens.bin"
+PRIOR = "prior.bin"
 SHARDS = "shards"  # a sharded index: shards/<rank>/ each an index as above; the root manifest lists them
 
 

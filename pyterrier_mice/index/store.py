@@ -17,6 +17,7 @@ from .layout import (
     DOCNOS,
     EXTRAS,
     OFFSETS,
+    PRIOR,
     STATES,
     TEXTS,
     TOKENS,
@@ -74,6 +75,11 @@ class _Part:
                 if m.get("token_ids") and total
                 else None
             )
+            self.prior = (
+                np.memmap(os.path.join(path, PRIOR), dtype="<f4", mode="r", shape=(n, m["prior"]["dim"]))
+                if m.get("prior")
+                else None
+            )
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, MiceIndexError):
                 raise
@@ -126,6 +132,12 @@ class _Part:
             self.check_file(TOKENS, 4 * start, 4 * end)
         return np.asarray(self.tokens[start:end], dtype=np.int64)
 
+    def prior_embedding(self, row: int) -> np.ndarray:
+        dim = self.prior.shape[1]
+        if self.verify_mode == "lazy":
+            self.check_file(PRIOR, 4 * dim * row, 4 * dim * (row + 1))
+        return np.asarray(self.prior[row], dtype=np.float32)
+
 
 # what every shard of a sharded index must agree on
 _SHARED_KEYS = (
@@ -138,6 +150,7 @@ _SHARED_KEYS = (
     "model_fingerprints",
     "tokenizer_fingerprint",
     "token_ids",
+    "prior",
 )
 
 
@@ -259,6 +272,21 @@ class MiceIndex(pt.Artifact, pt.Indexer):
     def has_token_ids(self) -> bool:
         """Whether the index stores each document's token ids (see :meth:`token_ids`)."""
         return bool(self.manifest.get("token_ids"))
+
+    @property
+    def prior_digest(self) -> str | None:
+        """The digest of the prior whose document embeddings the index stores (see
+        :meth:`prior_embeddings`), or None when it stores none."""
+        return (self.manifest.get("prior") or {}).get("digest")
+
+    def prior_embeddings(self, rows) -> torch.Tensor:
+        """``[len(rows), dim]`` float32: the stored prior embeddings of the documents at ``rows``."""
+        self._load()
+        if self.prior_digest is None:
+            raise MiceIndexError(f"{self.path} stores no prior embeddings (it was built by a model without a prior)")
+        if not len(rows):
+            return torch.zeros(0, self.manifest["prior"]["dim"])
+        return torch.from_numpy(np.stack([p.prior_embedding(local) for p, local in map(self._part_of, rows)]))
 
     def bytes_per_token(self) -> float:
         """Disk bytes per document token (states, plus extras and token ids when stored)."""

@@ -150,7 +150,11 @@ class Prior:
     def scores(self, queries, docs, qidx, didx) -> np.ndarray:
         """``scale`` × the similarity of pairs ``(queries[qidx[i]], docs[didx[i]])`` (each distinct text
         embedded once), as float32."""
-        q, d = self.embed(list(queries), "query"), self.embed(list(docs), "document")
+        return self.embedded_scores(self.embed(list(queries), "query"), self.embed(list(docs), "document"), qidx, didx)
+
+    def embedded_scores(self, q: torch.Tensor, d: torch.Tensor, qidx, didx) -> np.ndarray:
+        """:meth:`scores` from query embeddings ``q`` and document embeddings ``d`` (e.g. stored in an index)."""
+        q, d = q.to(self.device, torch.float32), d.to(self.device, torch.float32)
         return (self.scale * pairwise_similarity(self.model, q, d, qidx, didx)).cpu().numpy()
 
     def pair_scores(self, queries, docs) -> np.ndarray:

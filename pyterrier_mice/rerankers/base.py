@@ -226,7 +226,8 @@ class Reranker(pt.Transformer):
         with torch.inference_mode(), profiling.section("model"), self._computing.scoring(self):
             scores = self._score(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
             if self.prior is not None:
-                scores = scores + self.prior.scores(list(q_uniques), doc_texts, q_codes, d_codes)
+                with profiling.section("prior"):
+                    scores = scores + self._prior_scores(list(q_uniques), docnos, doc_texts, q_codes, d_codes)
         check_finite(scores, out, self._who(), "the model scored")
         out["score"] = np.asarray(scores, dtype=np.float64)
         out = pt.model.add_ranks(out)
@@ -271,6 +272,12 @@ class Reranker(pt.Transformer):
     ) -> np.ndarray:
         """Scores of pairs ``(queries[qidx[i]], docs[didx[i]])``; queries/docs are unique."""
         raise NotImplementedError
+
+    def _prior_scores(
+        self, queries: Sequence[str], docnos: Sequence[str], docs: Sequence[str], qidx: np.ndarray, didx: np.ndarray
+    ) -> np.ndarray:
+        """The prior's scores of the pairs :meth:`_score` scores (each text embedded by the prior)."""
+        return self.prior.scores(queries, docs, qidx, didx)
 
     def forward_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
         """Differentiable scores ``[N]`` of aligned pairs in one pass, the prior's aside (see

@@ -296,6 +296,21 @@ class SplitReranker(Reranker):
             progress.close()
         return scores
 
+    def _prior_scores(self, queries, docnos, docs, qidx, didx):
+        """The prior's scores, each document the index holds (same docno, same raw text, embedded by this
+        same prior) read from it rather than embedded."""
+        if self.index is None or self.index.prior_digest != self.prior.digest():
+            return super()._prior_scores(queries, docnos, docs, qidx, didx)
+        rows = self.index.lookup_texts(docnos, docs)
+        stored = [j for j, r in enumerate(rows) if r is not None]
+        missing = [j for j, r in enumerate(rows) if r is None]
+        d = torch.empty(len(docs), self.index.manifest["prior"]["dim"])
+        d[stored] = self.index.prior_embeddings([rows[j] for j in stored])
+        if missing:
+            d[missing] = self.prior.embed([docs[j] for j in missing], "document").float().cpu()
+        self.last_stats["prior_from_index"] = len(stored)
+        return self.prior.embedded_scores(self.prior.embed(list(queries), "query"), d, qidx, didx)
+
     def _say_text_differs(self, changed: int, total: int) -> None:
         """Warn, once per re-ranker, that documents of the index were encoded because their text changed."""
         if not changed or getattr(self, "_said_text_differs", False):
