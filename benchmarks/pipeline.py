@@ -27,7 +27,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import minilm_l12_encoder, tokenizer  # noqa: E402
 
-from pyterrier_mice import MiceIndex, MiceModel, MiceReranker, profiling  # noqa: E402
+from pyterrier_mice import MiceIndex, MiceModel, MiceReranker  # noqa: E402
+from pyterrier_mice.rerankers import profiling  # noqa: E402
 from pyterrier_mice.evaluation.experiment import open_dataset  # noqa: E402
 from pyterrier_mice.evaluation.retrieval import bm25  # noqa: E402
 

@@ -1,6 +1,7 @@
 """The experiment scripts end to end on the tiny BEIR folder: the paper's table, saved runs reused
 (and not reused once the checkpoint changes), the layer sweeps and every figure."""
 
+import glob
 import importlib.util
 import os
 
@@ -458,3 +459,19 @@ def test_recipes_trains_derives_and_scores_in_and_out_of_domain(minilm_path, bei
     assert "▲/▼ above/below MiniLM cosine (zero-shot)" in text and "fused teacher: at weight" in text
     tested = pd.read_csv(out + "_test.csv")
     assert set(tested["dataset"]) == {"cranfield-mini", os.path.basename(beir_folder)}
+
+
+@pytest.mark.parametrize(
+    "script",
+    sorted(
+        os.path.relpath(p, ROOT)
+        for folder in ("benchmarks", "experiments")
+        for p in glob.glob(os.path.join(ROOT, folder, "*.py"))
+    ),
+)
+def test_every_script_imports(script, monkeypatch):
+    """Every benchmark and experiment script imports what it names (``benchmarks/pipeline.py`` still
+    imported ``profiling`` from the package's top level after it moved, and failed before running)."""
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.join(ROOT, script)))  # a script imports its neighbours
+    spec = importlib.util.spec_from_file_location(f"script_{os.path.basename(script)[:-3]}", os.path.join(ROOT, script))
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
