@@ -64,8 +64,9 @@ def train_all(args, variants) -> dict:
 
 
 def curves(runs: dict) -> list[dict]:
-    """Validation points of every run (``val``, and ``val_fused``: fused with BM25 at the weight chosen
-    there), from a finished run's ``trainer.json`` (or an older run's checkpoint)."""
+    """Validation points of every run (``val``; ``val_fused``: fused with BM25 at the weight chosen
+    there; ``val_model``: the model without the prior kept beside it, ``model.prior_scale: equal``),
+    from a finished run's ``trainer.json`` (or an older run's checkpoint)."""
     rows = []
     for (name, seed), output_dir in runs.items():
         path = os.path.join(output_dir, "trainer.json")
@@ -80,6 +81,7 @@ def curves(runs: dict) -> list[dict]:
                 "step": h["step"],
                 "val": h["val"],
                 "val_fused": h.get("val_fused", ""),
+                "val_model": h.get("val_model", ""),
                 "val_ood": h.get("val_ood", ""),
             }
             for h in history
@@ -114,12 +116,12 @@ def plot_curves(rows: list[dict], measure: str, path: str, title: str) -> None:
             ms=3,
             label=name if len(by_seed) == 1 else f"{name} (mean of {len(by_seed)} seeds)",
         )
-        fused = [
-            np.mean([r["val_fused"] for r in mine if r["step"] == s and r["val_fused"] != ""] or [np.nan])
-            for s in steps
-        ]
-        if not all(np.isnan(fused)):
-            ax.plot(steps, fused, color=color, lw=1.5, ls="--", label=f"{name}, fused with BM25")
+        for key, style, what in [("val_fused", "--", "fused with BM25"), ("val_model", ":", "without the cosine")]:
+            points = [
+                np.mean([r[key] for r in mine if r["step"] == s and r.get(key, "") != ""] or [np.nan]) for s in steps
+            ]
+            if not all(np.isnan(points)):
+                ax.plot(steps, points, color=color, lw=1.5, ls=style, label=f"{name}, {what}")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"validation {measure}")
     ax.set_title(title, fontsize=10)
@@ -178,7 +180,7 @@ def main(argv=None):
     rows = curves({**runs, **{(name, 0): path for name, path in references.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_ood"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_model", "val_ood"])
         w.writeheader()
         w.writerows(rows)
 

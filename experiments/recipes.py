@@ -47,17 +47,18 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RECIPES = {
     "previous": ("cranfield_ce.yaml", "CE, previous recipe", []),
     "current": ("ce.yaml", "CE, current recipe", []),
-    "fused": ("ce.yaml", "CE, fused teacher", ["data.teacher_fusion=true"]),
-    "prior": ("ce.yaml", "CE, cosine as prior", ["model.prior=backbone"]),
+    "no-prior": ("ce.yaml", "CE, no cosine beside it", ["model.prior=null", "model.prior_scale=20"]),
+    "fused": ("ce.yaml", "CE, fused teacher", ["model.prior=null", "model.prior_scale=20", "data.teacher_fusion=true"]),
+    "prior": ("ce.yaml", "CE, cosine as prior", ["model.prior=backbone", "model.prior_scale=20"]),
     "prior+fused": (
         "ce.yaml",
         "CE, cosine as prior, fused teacher",
-        ["model.prior=backbone", "data.teacher_fusion=true"],
+        ["model.prior=backbone", "model.prior_scale=20", "data.teacher_fusion=true"],
     ),
     "fused+pseudo": (
         "ce.yaml",
         "CE, fused teacher + pseudo-queries",
-        ["data.teacher_fusion=true", "data.pseudo_queries=1000"],
+        ["model.prior=null", "model.prior_scale=20", "data.teacher_fusion=true", "data.pseudo_queries=1000"],
     ),
 }
 
@@ -248,7 +249,7 @@ def main(argv=None):
     ]
     rows = curves(runs)
     with open(args.out + "_curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_ood"])
+        w = csv.DictWriter(f, fieldnames=["variant", "seed", "step", "val", "val_fused", "val_model", "val_ood"])
         w.writeheader()
         w.writerows(rows)
     described = "; ".join(f"{RECIPES[r][1]}: seeds {', '.join(map(str, seeds[r]))}" for r in args.recipes)

@@ -196,3 +196,82 @@ def test_a_prior_not_stored_in_the_index_is_embedded_and_a_corrupt_one_is_refuse
     broken = MiceReranker.from_pretrained(mice_path, prior=prior, index=MiceIndex(str(tmp_path / "idx")))
     with pytest.raises(MiceIndexError, match="prior.bin: bytes .* do not match their checksums"):
         broken(_frame())
+
+
+def test_the_equal_scale_spreads_the_prior_as_widely_as_the_model_within_queries():
+    """``equal_scale`` is the ratio of within-query spreads: after it, the prior's scores vary within each
+    query as much as the model's (pooled), whatever the queries' offsets; a prior that never varies within
+    a query gets none, a model that never does leaves the prior alone to rank."""
+    import numpy as np
+
+    from pyterrier_mice.models.prior import equal_scale
+
+    rng = np.random.default_rng(0)
+    qids = np.repeat(["a", "b", "c"], 5)
+    model = rng.normal(size=15) * 4 + np.repeat([100.0, -50.0, 3.0], 5)  # offsets per query do not count
+    prior = rng.normal(size=15) * 0.1 + np.repeat([0.9, 0.1, 0.5], 5)
+    scale = equal_scale(model, prior, qids)
+
+    def spread(x):
+        x = pd.Series(x)
+        return float(np.sqrt(((x - x.groupby(qids).transform("mean")) ** 2).mean()))
+
+    assert spread(scale * prior) == pytest.approx(spread(model), rel=1e-9)
+    assert equal_scale(model, np.repeat([0.9, 0.1, 0.5], 5), qids) is None
+    assert equal_scale(np.repeat([1.0, 2.0, 3.0], 5), prior, qids) == 1.0
+
+
+def test_a_prior_kept_at_equal_scale_is_trained_without_and_saved_beside_the_model(minilm_path, beir_folder, tmp_path):
+    """``model.prior_scale: equal``: the model trains without the prior; each validation measures the
+    scale at which the prior spreads as the model does, and measures the two together; final/ holds the
+    prior at that scale, and scores as the model alone plus that scale × the cosine."""
+    import shutil
+
+    from pyterrier_mice import load_reranker
+    from pyterrier_mice.training import TrainConfig, run
+    from pyterrier_mice.training.config import ConfigError
+
+    common = {
+        "steps": 2,
+        "batch_size": 2,
+        "warmup": 0,
+        "loss": "infonce+kl_div",
+        "temperature": 0.05,
+        "device": "cpu",
+        "log_every": 0,
+        "save_every": 0,
+        "eval": {"split": "holdout", "holdout": 0.4, "k": 6, "every": 1, "measure": "nDCG@10"},
+        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "teacher": "backbone"},
+    }
+    model = {"type": "cross-encoder", "backbone": str(minilm_path), "max_length": 64, "prior": "backbone"}
+    equal = {**model, "prior_scale": "equal"}
+    result = run(TrainConfig.from_dict({"output_dir": str(tmp_path / "ce"), "model": equal, **common}))
+    last = result["history"][-1]
+    assert {"val", "val_model", "prior_scale"} <= set(last) and last["prior_scale"] > 0
+    final = tmp_path / "ce" / "final"
+    rr = load_reranker(str(final))
+    assert rr.prior is not None and rr.prior.scale == pytest.approx(last["prior_scale"])
+
+    alone_dir = tmp_path / "alone"  # the same weights, without the prior
+    shutil.copytree(final, alone_dir)
+    shutil.rmtree(alone_dir / PRIOR_FOLDER)
+    config = json.load(open(alone_dir / "config.json"))
+    del config["prior_scale"]
+    json.dump(config, open(alone_dir / "config.json", "w"))
+    alone = load_reranker(str(alone_dir))
+    assert alone.prior is None
+    cosine = Prior.load(str(minilm_path), 1.0).pair_scores(_frame()["query"], _frame()["text"])
+    expected = _scores(alone) + pd.Series(last["prior_scale"] * cosine, index=_frame()["docno"]).sort_index()
+    pd.testing.assert_series_equal(_scores(rr), expected, atol=1e-4, rtol=0, check_names=False)
+
+    no_prior = {k: v for k, v in model.items() if k != "prior"}
+    run(TrainConfig.from_dict({"output_dir": str(tmp_path / "none"), "model": no_prior, **common}))
+    trained = load_reranker(str(tmp_path / "none" / "final")).model.state_dict()  # the same seed, no prior at all
+    assert all(torch.equal(trained[k], v) for k, v in rr.model.state_dict().items())
+
+    for wrong in [{"prior": None}, {}]:
+        cfg = {"output_dir": str(tmp_path / "x"), "model": {**model, "prior_scale": "equal", **wrong}, **common}
+        if not wrong:
+            cfg["eval"] = {**common["eval"], "every": 0}
+        with pytest.raises(ConfigError, match=r"model.prior_scale='equal'.*set model.prior .*and eval.every"):
+            TrainConfig.from_dict(cfg)

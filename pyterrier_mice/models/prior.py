@@ -4,6 +4,8 @@ times a scale, is added to the model's score, so that the model learns a correct
 A cross-encoder trained from a bi-encoder's weights starts with a new head and ranks at random; with
 that bi-encoder's cosine as its prior (``model.prior: backbone``), it starts where the bi-encoder ranks
 (its new head adds little at step 0) and keeps what it knew on other collections while it learns.
+A model trained without one can keep a prior beside it instead, at the scale :func:`equal_scale`
+measures on validation queries (training's ``model.prior_scale: equal``).
 
 Saved in the model's folder: ``prior/`` (the bi-encoder in sentence-transformers' layout, run by that
 library) and the model config's ``prior_scale``. A folder whose config names a scale but holds no
@@ -40,6 +42,22 @@ def saved_prior(path) -> tuple[str, float] | None:
     except ValueError:
         return None
     return (os.path.join(os.fspath(path), PRIOR_FOLDER), scale) if scale is not None else None
+
+
+def equal_scale(model_scores, prior_scores, qids) -> float | None:
+    """The scale at which a prior's scores (``prior_scores``, at scale 1) spread as widely as a model's
+    (``model_scores``) among the candidates of a query: the ratio of their within-query standard
+    deviations, pooled over the queries ``qids`` (one per score). None when the prior's scores do not
+    vary within any query (no scale makes it count); 1 when the model's do not (the prior alone ranks)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"m": np.asarray(model_scores, "float64"), "p": np.asarray(prior_scores, "float64")})
+    frame["q"] = np.asarray(qids)
+    centred = frame[["m", "p"]] - frame.groupby("q", sort=False)[["m", "p"]].transform("mean")
+    spread = np.sqrt((centred**2).mean())
+    if not np.isfinite(spread["p"]) or spread["p"] == 0:
+        return None
+    return float(spread["m"] / spread["p"]) if spread["m"] > 0 else 1.0
 
 
 def prior_scale_of(model) -> float | None:

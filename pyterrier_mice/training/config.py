@@ -17,6 +17,8 @@ BACKBONE = "backbone"
 PLACEHOLDER = "REPLACE_WITH_"
 #: the value of a size chosen for the collection by :func:`pyterrier_mice.training.sizing.resolve_auto`
 AUTO = "auto"
+#: ``model.prior_scale``'s value for a prior kept beside the trained model at equal weight (see ModelConfig)
+EQUAL = "equal"
 #: the keys that take :data:`AUTO`
 AUTO_KEYS = ("model.max_length", "model.doc_max_length", "steps", "warmup", "eval.every")
 #: settings derived from ``steps``: set in a recipe, they follow a ``steps`` the user changes unless
@@ -64,7 +66,9 @@ class ModelConfig:
     length_limit: int | None = None  # auto lengths: at most this (None: as long as the backbone reads well)
     prior: str | None = None  # a bi-encoder whose similarity × prior_scale every score adds (the model learns a
     #                          correction of it): a folder, hub id, or "backbone" (the starting model as a bi-encoder)
-    prior_scale: float = 20.0  # the prior's weight: 20 = a cosine at temperature 0.05
+    prior_scale: float | typing.Literal["equal"] = 20.0  # the prior's weight: 20 = a cosine at temperature 0.05;
+    #   "equal": trained without it, then kept beside the model at the scale that spreads its scores as widely
+    #   as the model's over the validation queries (models.prior.equal_scale), so that each counts as much
     options: dict = dataclasses.field(default_factory=dict)  # the family's options, as set
 
     def __getattr__(self, name):  # an option of the family, read as an attribute: its value, or its default
@@ -260,7 +264,7 @@ class TrainConfig:
             ("budget_tokens", self.budget_tokens, 1),
             ("model.prior_scale", self.model.prior_scale, 1e-6),
         ]:
-            if value != AUTO and value < low:
+            if value != AUTO and value != EQUAL and value < low:
                 raise ConfigError(f"{key}={value!r} must be ≥ {low}")
         if self.data.pseudo_queries < 0 or (self.data.pseudo_query_words or 2) < 2:
             raise ConfigError(
@@ -275,6 +279,12 @@ class TrainConfig:
                 f"(a loss with margin_mse or kl_div, data.kind=beir, data.teacher=…): pseudo-queries have no "
                 f"relevance labels (the teacher's best candidate stands for one); got loss={self.loss!r}, "
                 f"data.kind={self.data.kind!r}"
+            )
+        if self.model.prior_scale == EQUAL and not (self.model.prior and self.eval.every):
+            raise ConfigError(
+                f"model.prior_scale={EQUAL!r} keeps the prior beside the model at a scale measured on the validation "
+                f"queries: set model.prior (e.g. backbone) and eval.every (got model.prior={self.model.prior!r}, "
+                f"eval.every={self.eval.every!r})"
             )
         if not 0 < self.eval.holdout < 1:
             raise ConfigError(f"eval.holdout={self.eval.holdout!r} must be a fraction between 0 and 1")

@@ -23,7 +23,8 @@ from ..progress import bar
 from ..files import BUILDING, OLD, recover_replaced, remove_whole, replaced_whole, write_json
 from ..evaluation.splits import record_validation
 from ..rerankers.fusion import FUSION_FILE, choose_weight, with_first_stage
-from .config import ConfigError, TrainConfig
+from ..models.prior import PRIOR_SCALE, Prior, equal_scale
+from .config import EQUAL, ConfigError, TrainConfig
 from .data import GroupData
 from .losses import get_loss
 
@@ -86,6 +87,16 @@ class Trainer:
         self.step, self.best = 0, None
         self.history: list[dict] = []
         self.fusion: dict | None = None  # the fusion weight chosen at the last validation, and at which step
+        self.kept_prior: Prior | None = None  # model.prior_scale "equal": the prior (at scale 1) kept beside the model
+        self.prior_choice: dict | None = None  # its scale measured at the last validation, and at which step
+        self._prior_scores: dict = {}  # its scores of the validation and out-of-domain candidates (it is frozen)
+        if cfg.model.prior_scale == EQUAL:
+            if validation is None:
+                raise ConfigError(
+                    f"model.prior_scale={EQUAL!r} measures the prior's scale on validation queries, and this run has "
+                    "none: set eval.split (e.g. holdout) or eval.path"
+                )
+            self.kept_prior = Prior.load(cfg.model.prior_path, 1.0, device=self.accelerator.device)
 
     # ------------------------------------------------------------------ paths
     def _path(self, *parts) -> str:
@@ -99,16 +110,55 @@ class Trainer:
             model = self.accelerator.unwrap_model(self.scorer).model
             rr = self.reranker
             model.config.trained_lengths = {k: getattr(rr, k) for k in rr.length_options if getattr(rr, k, None)}
-            with replaced_whole(path) as tmp:
-                if rr.prior is not None:  # prior/ and the model config's prior_scale
-                    rr.prior.save(model, tmp)
-                model.save_pretrained(tmp)
-                rr.tokenizer.save_pretrained(tmp)
-                if self.fusion is not None and self.fusion["step"] == self.step:
-                    write_json(os.path.join(tmp, FUSION_FILE), self.fusion)
-                if self.validation is not None:  # the queries this checkpoint and its weight were chosen on
-                    record_validation(tmp, *self.validation_source(), self.validation[0])
+            prior = rr.prior if rr.prior is not None else self._kept_prior_now()
+            try:
+                with replaced_whole(path) as tmp:
+                    if prior is not None:  # prior/ and the model config's prior_scale
+                        prior.save(model, tmp)
+                    model.save_pretrained(tmp)
+                    rr.tokenizer.save_pretrained(tmp)
+                    if self.fusion is not None and self.fusion["step"] == self.step:
+                        write_json(os.path.join(tmp, FUSION_FILE), self.fusion)
+                    if self.validation is not None:  # the queries this checkpoint and its weight were chosen on
+                        record_validation(tmp, *self.validation_source(), self.validation[0])
+            finally:
+                if rr.prior is None and hasattr(model.config, PRIOR_SCALE):  # the kept prior: this save's only
+                    delattr(model.config, PRIOR_SCALE)
         return path
+
+    def _kept_prior_now(self) -> Prior | None:
+        """The kept prior (``model.prior_scale: equal``) at the scale measured at this step's validation, or None."""
+        choice = self.prior_choice
+        if self.kept_prior is None or choice is None or choice["step"] != self.step or choice["scale"] is None:
+            return None
+        return Prior(self.kept_prior.model, choice["scale"], source=self.kept_prior.source)
+
+    def _with_kept_prior(self, res, key: str, measure_scale: bool):
+        """``res`` (the model's scores) with the kept prior's added at its scale, re-ranked; with
+        ``measure_scale`` the scale is measured on ``res`` first (see :func:`equal_scale`)."""
+        import pyterrier as pt
+
+        if key not in self._prior_scores:
+            scores = self.kept_prior.pair_scores(res["query"].tolist(), res[self.reranker.text_field].tolist())
+            self._prior_scores[key] = res[["qid", "docno"]].assign(_prior=scores)
+        res = res.merge(self._prior_scores[key], on=["qid", "docno"], how="left")
+        if measure_scale:
+            self.prior_choice = {
+                "step": self.step,
+                "scale": equal_scale(res["score"], res["_prior"], res["qid"]),
+                "model_alone": self._measure(res, *self.validation),
+            }
+        scale = self.prior_choice["scale"] or 0.0
+        res["score"] = res["score"] + scale * res["_prior"]
+        return pt.model.add_ranks(res.drop(columns=["_prior", "rank"], errors="ignore"))
+
+    def _validation_entry(self, value: float) -> dict:
+        """What the curve records of a validation: its value, fused with the first stage, the model's
+        alone and the kept prior's scale (``model.prior_scale: equal``), and out of domain."""
+        entry = {"val": value, "val_fused": self.fusion["value"]}
+        if self.prior_choice is not None:
+            entry.update(val_model=self.prior_choice["model_alone"], prior_scale=self.prior_choice["scale"])
+        return {**entry, **self.measure_out_of_domain()}
 
     def validation_source(self) -> tuple[str, str]:
         """The collection and split of the validation queries."""
@@ -208,6 +258,8 @@ class Trainer:
         finally:
             self.reranker.verbose = verbose
         model.train()
+        if self.kept_prior is not None:  # measured as final/ will score: the model and the prior beside it
+            res = self._with_kept_prior(res, "validation", measure_scale=True)
         value = self._measure(res, run, qrels)
         # the weight of the first stage's score beside this model's, chosen on these queries (see ScoreFusion)
         scored = with_first_stage(res, run)
@@ -220,6 +272,12 @@ class Trainer:
             f"step {self.step}: validation {self.cfg.eval.measure} = {value:.4f}, fused with the "
             f"first stage {self.fusion['value']:.4f} (weight {self.fusion['weight']}) "
             f"({run['qid'].nunique()} queries, {len(run)} pairs, {time.time() - start:.0f} s)"
+            + (
+                f"; the prior beside the model at scale {self.prior_choice['scale'] or 0:.4g} (the model alone "
+                f"{self.prior_choice['model_alone']:.4f})"
+                if self.kept_prior is not None
+                else ""
+            )
         )
         return value
 
@@ -272,6 +330,8 @@ class Trainer:
                 res = self.reranker(run)
         finally:
             model.train()
+        if self.kept_prior is not None:
+            res = self._with_kept_prior(res, "out of domain", measure_scale=False)
         value = self._measure(res, run, qrels)
         self.accelerator.print(f"step {self.step}: out of domain {self.cfg.eval.measure} = {value:.4f}")
         return {"val_ood": value}
@@ -297,8 +357,8 @@ class Trainer:
             seed_everything(cfg.seed)
             if cfg.eval.every and self.validation is not None and cfg.eval.at_start:
                 self.best = {"step": 0, cfg.eval.measure: self.validate()}
-                entry = {"step": 0, "val": self.best[cfg.eval.measure], "val_fused": self.fusion["value"]}
-                self.history.append({**entry, **self.measure_out_of_domain()})  # best/: the starting model, not copied
+                # best/: the starting model, not copied
+                self.history.append({"step": 0, **self._validation_entry(self.best[cfg.eval.measure])})
         done = 0
         progress = (
             bar(total=cfg.steps, initial=self.step, desc=f"training {os.path.basename(cfg.output_dir)}", unit="step")
@@ -335,8 +395,7 @@ class Trainer:
                 progress.update(1)
             if cfg.eval.every and self.validation is not None and self.step % cfg.eval.every == 0:
                 value = self.validate()
-                entry["val"], entry["val_fused"] = value, self.fusion["value"]
-                entry.update(self.measure_out_of_domain())
+                entry.update(self._validation_entry(value))
                 if self.best is None or value > self.best[cfg.eval.measure]:
                     self.best = {"step": self.step, cfg.eval.measure: value}
                     self.save_model("best")
@@ -352,8 +411,7 @@ class Trainer:
                 if self.validation is not None and cfg.eval.every and (self.fusion or {}).get("step") != self.step:
                     # the last step was not validated: it is now, so that final/ gets its fusion weight and the
                     # curve its end
-                    self.history[-1].update(val=self.validate(), val_fused=self.fusion["value"])
-                    self.history[-1].update(self.measure_out_of_domain())
+                    self.history[-1].update(self._validation_entry(self.validate()))
                 self.save_model("final")
                 if self.best is not None and self.best["step"] == self.step and self.accelerator.is_main_process:
                     remove_whole(self._path("best"))  # the last step validated best: best/ would be final/ again
