@@ -4,8 +4,9 @@ cranfield-mini collection, in one pt.Experiment with significance tests.
     python examples/quickstart.py
 
 - MiniLM cosine: the MiniLM-L6 of the test extra as a bi-encoder, zero-shot;
-- cross-encoder: trained here for a few dozen steps from the same weights (the recipe of
-  configs/ce.yaml: the judged documents, and that cosine as a teacher);
+- cross-encoder: trained here for a few dozen steps from the same weights (the loss of
+  configs/ce.yaml: the judged documents, and that cosine as a teacher; without the recipe's cosine
+  kept beside the model, to show what the model itself learnt);
 - MICE: derived from the cross-encoder (initialised from it, distilled from it);
 - "+ BM25": each fused with BM25's score, at the weight its training chose on held-out training queries.
 

