@@ -27,6 +27,22 @@ def _scores(rr) -> pd.Series:
     return rr(_frame()).set_index("docno")["score"].sort_index()
 
 
+def _training(beir_folder, **settings) -> dict:
+    """A training config's settings (all but output_dir and model) for a few CPU steps on ``beir_folder``,
+    distilled from the starting model's cosine; ``settings`` replace its keys."""
+    return {
+        "batch_size": 2,
+        "warmup": 0,
+        "loss": "infonce+kl_div",
+        "temperature": 0.05,
+        "device": "cpu",
+        "log_every": 0,
+        "save_every": 0,
+        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "teacher": "backbone"},
+        **settings,
+    }
+
+
 @pytest.fixture(scope="module")
 def prior(minilm_path):
     return Prior.load(str(minilm_path), 20.0)
@@ -100,18 +116,7 @@ def test_training_with_a_prior_saves_it_and_derive_keeps_it(minilm_path, beir_fo
     from pyterrier_mice.training import TrainConfig, run
     from pyterrier_mice.training.config import ConfigError
 
-    common = {
-        "steps": 1,
-        "batch_size": 2,
-        "warmup": 0,
-        "loss": "infonce+kl_div",
-        "temperature": 0.05,
-        "device": "cpu",
-        "log_every": 0,
-        "save_every": 0,
-        "eval": {"every": 0},
-        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "teacher": "backbone"},
-    }
+    common = _training(beir_folder, steps=1, eval={"every": 0})
     model = {"type": "cross-encoder", "backbone": str(minilm_path), "max_length": 64, "prior": "backbone"}
     run(TrainConfig.from_dict({"output_dir": str(tmp_path / "ce"), "model": model, **common}))
     final = tmp_path / "ce" / "final"
@@ -231,18 +236,9 @@ def test_a_prior_kept_at_equal_scale_is_trained_without_and_saved_beside_the_mod
     from pyterrier_mice.training import TrainConfig, run
     from pyterrier_mice.training.config import ConfigError
 
-    common = {
-        "steps": 2,
-        "batch_size": 2,
-        "warmup": 0,
-        "loss": "infonce+kl_div",
-        "temperature": 0.05,
-        "device": "cpu",
-        "log_every": 0,
-        "save_every": 0,
-        "eval": {"split": "holdout", "holdout": 0.4, "k": 6, "every": 1, "measure": "nDCG@10"},
-        "data": {"kind": "beir", "path": beir_folder, "split": "test", "bm25_k": 5, "teacher": "backbone"},
-    }
+    common = _training(
+        beir_folder, steps=2, eval={"split": "holdout", "holdout": 0.4, "k": 6, "every": 1, "measure": "nDCG@10"}
+    )
     model = {"type": "cross-encoder", "backbone": str(minilm_path), "max_length": 64, "prior": "backbone"}
     equal = {**model, "prior_scale": "equal"}
     result = run(TrainConfig.from_dict({"output_dir": str(tmp_path / "ce"), "model": equal, **common}))
