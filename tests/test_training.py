@@ -84,8 +84,10 @@ def test_best_from_step_zero_is_reported_loudly(tokenizer, beir_folder, tmp_path
 
     run = bm25_run(ds, ds.get_topics("test"), str(tmp_path), 5)
     cfg = _cfg(tmp_path, "cross-encoder", loss="infonce", lr=0.0, eval={"every": 2, "measure": "nDCG@10"})
-    with pytest.warns(UserWarning, match="never improved on the starting model.*final/ .* holds the trained model"):
+    said_why = "never improved on the starting model.*final/ .* holds the trained model"
+    with pytest.warns(UserWarning, match=said_why) as said:
         out = Trainer(cfg, _reranker(cfg, tokenizer), data, (run, ds.get_qrels("test"))).train()
+    assert [w.filename for w in said if "never improved" in str(w.message)] == [__file__]  # train()'s caller
     assert out["best"]["step"] == 0 and not os.path.exists(os.path.join(cfg.output_dir, "best"))
     printed = capsys.readouterr().out
     assert "WARNING: validation never improved on the starting model" in printed

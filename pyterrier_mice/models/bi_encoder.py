@@ -56,6 +56,17 @@ def pairwise_similarity(model, q, d, qidx, didx):
     return torch.cat(out) if out else torch.zeros(0, device=q.device)
 
 
+def embedded_once(texts: list[str], key, store: dict, encode) -> list:
+    """The rows of ``encode(texts)``, each distinct ``key(text)`` encoded once and kept in ``store``
+    (read from it when there)."""
+    keys = [key(t) for t in texts]
+    todo = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in store))
+    if todo:
+        for text, vector in zip(todo, encode(todo)):
+            store[key(text)] = vector
+    return [store[k] for k in keys]
+
+
 def load_sentence_transformer(name_or_path, device=None):
     """The ``SentenceTransformer`` at ``name_or_path`` (a folder or hub id), refusing in one line a
     checkpoint that is no sentence-embedding model."""

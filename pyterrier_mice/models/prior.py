@@ -20,7 +20,7 @@ import os
 import numpy as np
 import torch
 
-from .bi_encoder import load_sentence_transformer, pairwise_similarity
+from .bi_encoder import embedded_once, load_sentence_transformer, pairwise_similarity
 from .checkpoints import local_or_hub
 
 #: the folder, inside a model's folder, that holds its prior
@@ -119,6 +119,10 @@ class Prior:
         self.model.save(os.path.join(folder, PRIOR_FOLDER))
         setattr(model.config, PRIOR_SCALE, self.scale)
 
+    def with_scale(self, scale: float) -> "Prior":
+        """The same frozen bi-encoder as a prior of another ``scale``."""
+        return Prior(self.model, scale, source=self.source, batch_size=self.batch_size)
+
     def to(self, device) -> "Prior":
         self.model.to(device)
         return self
@@ -149,13 +153,10 @@ class Prior:
 
     def embed(self, texts: list[str], side: str) -> torch.Tensor:
         """``[N, D]`` embeddings of ``texts`` as queries (``side="query"``) or documents."""
-        if self._cache is None:
+        if self._cache is None or not texts:
             return self._encode(texts, side)
-        todo = list(dict.fromkeys(t for t in texts if (side, t) not in self._cache))
-        if todo:
-            for text, vector in zip(todo, self._encode(todo, side)):
-                self._cache[(side, text)] = vector
-        return torch.stack([self._cache[(side, t)] for t in texts])
+        rows = embedded_once(texts, lambda t: (side, t), self._cache, lambda todo: self._encode(todo, side))
+        return torch.stack(rows)
 
     def _encode(self, texts: list[str], side: str) -> torch.Tensor:
         encode = self.model.encode_query if side == "query" else self.model.encode_document

@@ -12,7 +12,7 @@ import torch
 
 from ..files import atomic_file, locked
 from . import profiling
-from ..models.bi_encoder import load_sentence_transformer, pairwise_similarity
+from ..models.bi_encoder import embedded_once, load_sentence_transformer, pairwise_similarity
 from .base import Reranker
 from .text import tokenize
 
@@ -102,12 +102,13 @@ class BiEncoderReranker(Reranker):
         store = getattr(self, "_embeddings", None)
         if store is None:
             return self._encode(texts, side)
-        keys = [self._embedding_key(side, t) for t in texts]
-        todo = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in store))
-        if todo:
-            for text, vector in zip(todo, self._encode(todo, side).float().cpu().numpy()):
-                store[self._embedding_key(side, text)] = vector
-        return torch.from_numpy(np.stack([store[k] for k in keys])).to(self.device)
+        rows = embedded_once(
+            texts,
+            lambda t: self._embedding_key(side, t),
+            store,
+            lambda todo: self._encode(todo, side).float().cpu().numpy(),
+        )
+        return torch.from_numpy(np.stack(rows)).to(self.device)
 
     def _encode(self, texts: list[str], side: str) -> torch.Tensor:
         length = self.query_max_length if side == "query" else self.doc_max_length

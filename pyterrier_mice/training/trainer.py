@@ -131,7 +131,7 @@ class Trainer:
         choice = self.prior_choice
         if self.kept_prior is None or choice is None or choice["step"] != self.step or choice["scale"] is None:
             return None
-        return Prior(self.kept_prior.model, choice["scale"], source=self.kept_prior.source)
+        return self.kept_prior.with_scale(choice["scale"])
 
     def _with_kept_prior(self, res, key: str, measure_scale: bool):
         """``res`` (the model's scores) with the kept prior's added at its scale, re-ranked; with
