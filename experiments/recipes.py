@@ -18,6 +18,7 @@ Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (a finished run is reu
 is kept in ``timing.json`` beside it). Every run of both recipes holds out the same 20% of the
 training queries (``eval.seed`` 12) for validation and for choosing the fusion weight; the test
 split is read only for the table. Writes ``OUT.md`` (the table), ``OUT_test.csv`` (per seed),
+``OUT_significance.csv`` (each row's p-values against BM25 and the teacher, uncorrected and Holm),
 ``OUT_curves.csv`` and the figure ``pyterrier_mice/pt_docs/figures/<name of OUT>.png`` (validation
 nDCG@10 against steps, fused dashed).
 """
@@ -134,9 +135,8 @@ def teacher_fusion(args, teacher) -> dict:
     return {key: chosen[key] for key in ("weight", "normalise", "depth") if key in chosen}
 
 
-def marked_column(values: pd.DataFrame, baseline: str, up: str, down: str) -> list[str]:
-    """Each system's mark against ``baseline`` (paired t-test, Holm): ``up``, ``down`` or ''."""
-    sig = significance(values, baseline)
+def marked_column(sig: pd.DataFrame, up: str, down: str) -> list[str]:
+    """Each system's mark in ``sig`` (see :func:`significance`): ``up``, ``down`` or ''."""
     return [{"↑": up, "↓": down}.get(mark, "") for mark in sig["mark"]]
 
 
@@ -220,7 +220,7 @@ def main(argv=None):
     fusions = {FUSED_TEACHER: (COSINE, fused_teacher), **saved_fusions(checkpoints)}
     distils_fused = all("data.teacher_fusion=true" in RECIPES[r][2] for r in args.recipes)
     teacher_row = FUSED_TEACHER if (args.teacher or ("fused" if distils_fused else "cosine")) == "fused" else COSINE
-    table, per_seed, test_rows = pd.DataFrame(), {}, []
+    table, per_seed, test_rows, p_rows = pd.DataFrame(), {}, [], []
     for spec in [args.dataset, *args.test_on]:
         ds = open_dataset(spec, "test")
         column = ds.label + ("" if spec == args.dataset else " (out of domain)")
@@ -232,8 +232,19 @@ def main(argv=None):
             if seed:
                 per_seed.setdefault((column, name), []).append(float(values[system].mean()) * 100)
         pooled = per_query(pool_repetitions(res), "nDCG@10")
-        vs_bm25 = marked_column(pooled, "BM25", "↑", "↓")
-        vs_teacher = marked_column(pooled, teacher_row, "▲", "▼")
+        sig_bm25, sig_teacher = significance(pooled, "BM25"), significance(pooled, teacher_row)
+        vs_bm25, vs_teacher = marked_column(sig_bm25, "↑", "↓"), marked_column(sig_teacher, "▲", "▼")
+        p_rows += [
+            [ds.label, name, round(100 * m, 2), *(f"{p:.4g}" for p in (pb, pbh, pt_, pth))]
+            for name, m, pb, pbh, pt_, pth in zip(
+                pooled.columns,
+                pooled.mean(),
+                sig_bm25["p"],
+                sig_bm25["p_corrected"],
+                sig_teacher["p"],
+                sig_teacher["p_corrected"],
+            )
+        ]
         if table.empty:
             table = pd.DataFrame(index=pooled.columns)
         cells = [f"{100 * m:.1f}{a}{b}" for m, a, b in zip(pooled.mean(), vs_bm25, vs_teacher)]
@@ -245,6 +256,10 @@ def main(argv=None):
         w = csv.writer(f)
         w.writerow(["dataset", "system", "seed", "nDCG@10"])
         w.writerows(test_rows)
+    with open(args.out + "_significance.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "system", "nDCG@10", "p vs BM25", "Holm p vs BM25", "p vs teacher", "Holm p vs teacher"])
+        w.writerows(p_rows)
     table["training (min)"] = [
         " + ".join(f"{np.mean(minutes[p]):.0f}" for p in _trained(n, minutes)) for n in table.index
     ]

@@ -459,6 +459,13 @@ def test_recipes_trains_derives_and_scores_in_and_out_of_domain(minilm_path, bei
     assert "▲/▼ above/below MiniLM cosine (zero-shot)" in text and "fused teacher: at weight" in text
     tested = pd.read_csv(out + "_test.csv")
     assert set(tested["dataset"]) == {"cranfield-mini", os.path.basename(beir_folder)}
+    p = pd.read_csv(out + "_significance.csv").set_index(["dataset", "system"])
+    column = table.columns[0]  # the training collection's: its marks are where Holm's p is under 0.05
+    for system, cell in table[column].items():
+        row = p.loc[("cranfield-mini", system)]
+        assert ("↑" in cell or "↓" in cell) == (row["Holm p vs BM25"] < 0.05)
+        assert ("▲" in cell or "▼" in cell) == (row["Holm p vs teacher"] < 0.05)
+        assert row["nDCG@10"] == pytest.approx(float(cell.rstrip("↑↓▲▼")), abs=0.05)
 
 
 @pytest.mark.parametrize(
