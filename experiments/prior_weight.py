@@ -25,6 +25,7 @@ import os
 import ir_measures
 import numpy as np
 import pandas as pd
+import pyterrier as pt
 from scipy.stats import ttest_rel
 
 from pyterrier_mice.evaluation.experiment import open_dataset
@@ -50,13 +51,7 @@ def saved_runs(folder: str) -> dict[str, pd.DataFrame]:
     for path in glob.glob(os.path.join(folder, "*.json")):
         with open(path) as f:
             names = json.load(f)["names"]
-        res = pd.read_csv(
-            path[:-5] + ".res.gz",
-            sep=r"\s+",
-            header=None,
-            names=["qid", "Q0", "docno", "rank", "score", "system"],
-            dtype={"qid": str, "docno": str},
-        )
+        res = pt.io.read_results(path[:-5] + ".res.gz")
         found.update({name: res[["qid", "docno", "score"]] for name in names})
     return found
 

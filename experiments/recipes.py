@@ -235,15 +235,9 @@ def main(argv=None):
         sig_bm25, sig_teacher = significance(pooled, "BM25"), significance(pooled, teacher_row)
         vs_bm25, vs_teacher = marked_column(sig_bm25, "↑", "↓"), marked_column(sig_teacher, "▲", "▼")
         p_rows += [
-            [ds.label, name, round(100 * m, 2), *(f"{p:.4g}" for p in (pb, pbh, pt_, pth))]
-            for name, m, pb, pbh, pt_, pth in zip(
-                pooled.columns,
-                pooled.mean(),
-                sig_bm25["p"],
-                sig_bm25["p_corrected"],
-                sig_teacher["p"],
-                sig_teacher["p_corrected"],
-            )
+            [ds.label, name, round(100 * b["mean"], 2)]
+            + [f"{p:.4g}" for p in (b["p"], b["p_corrected"], t["p"], t["p_corrected"])]
+            for (name, b), (_, t) in zip(sig_bm25.iterrows(), sig_teacher.iterrows())
         ]
         if table.empty:
             table = pd.DataFrame(index=pooled.columns)

@@ -61,6 +61,13 @@ def test_a_prior_scores_as_the_bi_encoder_times_its_scale(prior, minilm_path):
     assert (again == got.values).all() and prior._cache is None
 
 
+def test_a_prior_embeds_no_text_as_an_empty_matrix_with_or_without_its_embeddings_kept(prior):
+    width = prior.model.get_sentence_embedding_dimension()
+    assert prior.embed([], "document").shape == (0, width)
+    with prior.keeping_embeddings():
+        assert prior.embed([], "document").shape == (0, width)
+
+
 @pytest.mark.parametrize("family", ["cross-encoder", "mice"])
 def test_a_prior_adds_to_every_score_in_scoring_and_in_training(family, prior, tokenizer, mice_path):
     """With a prior, a re-ranker's scores are the model's plus the prior's, in PyTerrier and in the
