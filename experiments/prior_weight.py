@@ -45,15 +45,25 @@ def per_query(res: pd.DataFrame, qrels: pd.DataFrame, qids: list) -> np.ndarray:
     return np.array([values.get(q, 0.0) for q in qids])
 
 
-def saved_runs(folder: str) -> dict[str, pd.DataFrame]:
-    """recipes.py's saved runs of one collection, by every name they were saved under."""
-    found = {}
-    for path in glob.glob(os.path.join(folder, "*.json")):
+def saved_runs(folder: str, names: list[str]) -> dict[str, pd.DataFrame]:
+    """recipes.py's saved runs of one collection named ``names``. A saved run's file is named by the
+    system that produced it, and lists every name it was produced under, so one name can label
+    several runs (a recipe's model before and after the recipe changed): such a name is refused."""
+    paths: dict[str, list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
-            names = json.load(f)["names"]
-        res = pt.io.read_results(path[:-5] + ".res.gz")
-        found.update({name: res[["qid", "docno", "score"]] for name in names})
-    return found
+            for name in json.load(f)["names"]:
+                paths.setdefault(name, []).append(path)
+    for name in names:
+        found = paths.get(name, [])
+        if not found:
+            raise SystemExit(f"{folder}: no saved run is named {name!r} (named there: {sorted(paths)})")
+        if len(found) > 1:
+            raise SystemExit(
+                f"{folder}: {len(found)} saved runs are named {name!r} ({', '.join(map(os.path.basename, found))}), "
+                "runs of different systems; remove the stale ones, or rerun recipes.py with a new --work"
+            )
+    return {name: pt.io.read_results(paths[name][0][:-5] + ".res.gz")[["qid", "docno", "score"]] for name in names}
 
 
 def main(argv=None):
@@ -98,7 +108,9 @@ def main(argv=None):
         print(f"  {label:>12} (λ {lam:8.3f}): {per_query(summed(both, lam), qrels, qids).mean():.4f}")
     for name in args.test:
         test = open_dataset(name, "test")
-        runs = saved_runs(os.path.join(args.runs, os.path.basename(os.path.normpath(name)), "runs"))
+        runs = saved_runs(
+            os.path.join(args.runs, os.path.basename(os.path.normpath(name)), "runs"), [args.name, COSINE, BM25]
+        )
         pairs = runs[args.name].merge(runs[COSINE], on=["qid", "docno"], suffixes=("", "_cos"))
         tq = sorted(set(runs[BM25]["qid"]) & set(test.qrels["qid"]))
         bm25, cos = per_query(runs[BM25], test.qrels, tq), per_query(runs[COSINE], test.qrels, tq)

@@ -2,7 +2,8 @@
 recipe (``configs/cranfield_ce.yaml``: 128 tokens, InfoNCE on BM25 negatives, 200 steps) and the
 current one (``configs/ce.yaml``: sized to the collection, InfoNCE plus the starting model's cosine
 as a teacher, that cosine kept beside the trained model), each for several seeds; MICE derived from
-every cross-encoder with ``pyterrier-mice derive``'s recipe; each model fused with BM25 at the
+every cross-encoder with ``pyterrier-mice derive``'s recipe, or trained straight from the starting
+model with the current recipe (``--recipes mice-direct``: ``configs/mice.yaml``); each model fused with BM25 at the
 weight its training chose on held-out training queries; the starting model's cosine (zero-shot)
 beside them. One table on the test split (↑/↓ against BM25; ▲/▼ against the recipe's teacher), the
 learning curves, and the wall time of every run. ``--test-on`` also scores every model on other
@@ -62,7 +63,10 @@ RECIPES = {
         "CE, fused teacher + pseudo-queries",
         ["model.prior=null", "model.prior_scale=20", "data.teacher_fusion=true", "data.pseudo_queries=1000"],
     ),
+    "mice-direct": ("mice.yaml", "MICE, trained from the bi-encoder", []),
 }
+#: the recipes that train MICE themselves (``configs/mice.yaml``): nothing is derived from them
+TRAINS_MICE = {recipe for recipe, (config, _, _) in RECIPES.items() if config == "mice.yaml"}
 
 
 #: where the documentation's figures live (pyterrier_mice/pt_docs/figures: the pages show them from there)
@@ -85,9 +89,9 @@ def timed_run(cfg: TrainConfig) -> float:
     return minutes
 
 
-def train_cross_encoder(args, recipe: str, seed: int) -> tuple[str, float]:
+def train_recipe(args, recipe: str, seed: int) -> tuple[str, float]:
     config = os.path.join(CONFIGS, RECIPES[recipe][0])
-    out = os.path.join(args.work, f"{recipe}-ce-s{seed}")
+    out = os.path.join(args.work, f"{recipe}-s{seed}" if recipe in TRAINS_MICE else f"{recipe}-ce-s{seed}")
     overrides = [
         f"model.backbone={args.backbone}",
         f"data.path={args.dataset}",
@@ -200,9 +204,10 @@ def main(argv=None):
         seeds["previous"] = args.previous_seeds
     for seed in dict.fromkeys(s for recipe in args.recipes for s in seeds[recipe]):
         for recipe in [r for r in args.recipes if seed in seeds[r]]:
-            ce, ce_minutes = train_cross_encoder(args, recipe, seed)
+            ce, ce_minutes = train_recipe(args, recipe, seed)
             trained = [(RECIPES[recipe][1], ce, ce_minutes)]
-            if recipe in (args.derive_from or args.recipes) and seed in (args.derive_seeds or [seed]):
+            derived = recipe in (args.derive_from or args.recipes) and recipe not in TRAINS_MICE
+            if derived and seed in (args.derive_seeds or [seed]):
                 mice, mice_minutes = derive(args, ce, recipe, seed)
                 trained.append((f"MICE from {RECIPES[recipe][1]}", mice, mice_minutes))
             for name, out, m in trained:

@@ -2,6 +2,7 @@
 (and not reused once the checkpoint changes), the layer sweeps and every figure."""
 
 import glob
+import json
 import importlib.util
 import os
 
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_encoder
-from pyterrier_mice import MiceModel
+from pyterrier_mice import MiceModel, MiceReranker, load_reranker
 from pyterrier_mice.evaluation import paper_table, per_query
 from pyterrier_mice.evaluation.experiment import (
     BEIR13,
@@ -466,6 +467,44 @@ def test_recipes_trains_derives_and_scores_in_and_out_of_domain(minilm_path, bei
         assert ("↑" in cell or "↓" in cell) == (row["Holm p vs BM25"] < 0.05)
         assert ("▲" in cell or "▼" in cell) == (row["Holm p vs teacher"] < 0.05)
         assert row["nDCG@10"] == pytest.approx(float(cell.rstrip("↑↓▲▼")), abs=0.05)
+
+
+def test_prior_weight_refuses_a_name_that_labels_several_saved_runs(tmp_path):
+    """experiments/prior_weight.py reads recipes.py's saved runs by name: a name that labels two saved
+    runs (two systems, e.g. a recipe's model before and after it changed) is refused in one line,
+    never read as whichever file came last."""
+    import pyterrier as pt
+
+    prior_weight = script("prior_weight")
+    res = pd.DataFrame({"qid": ["1", "1"], "docno": ["a", "b"], "score": [2.0, 1.0], "rank": [0, 1]})
+    for key, names in (("k1", ["CE#12"]), ("k2", ["CE#12", "CE, renamed#12"]), ("k3", ["BM25"])):
+        pt.io.write_results(res, str(tmp_path / f"{key}.res.gz"))
+        (tmp_path / f"{key}.json").write_text(json.dumps({"names": names}))
+    found = prior_weight.saved_runs(str(tmp_path), ["BM25", "CE, renamed#12"])
+    assert set(found) == {"BM25", "CE, renamed#12"} and len(found["BM25"]) == 2
+    with pytest.raises(SystemExit, match=r"2 saved runs are named 'CE#12'.*k1.json.*k2.json"):
+        prior_weight.saved_runs(str(tmp_path), ["BM25", "CE#12"])
+    with pytest.raises(SystemExit, match=r"no saved run is named 'CE#13'"):
+        prior_weight.saved_runs(str(tmp_path), ["CE#13"])
+
+
+def test_recipes_trains_mice_from_the_bi_encoder_and_derives_nothing_from_it(minilm_path, tmp_path, monkeypatch):
+    """recipes.py's ``mice-direct`` recipe trains MICE itself (configs/mice.yaml) from the starting
+    bi-encoder, with the cosine kept beside it, and derives no MICE from it."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "experiments"))
+    recipes = script("recipes")
+    monkeypatch.setattr(recipes, "DOCS_FIGURES", str(tmp_path))
+    table = recipes.main(
+        ["--dataset", "cranfield-mini", "--backbone", str(minilm_path), "--seeds", "1", "--recipes", "mice-direct",
+         "--steps", "2", "--k", "5", "--set", "model.length_limit=48", "--set", "eval.k=5",
+         "--work", str(tmp_path / "work"), "--out", str(tmp_path / "r")]
+    )  # fmt: skip
+    name = recipes.RECIPES["mice-direct"][1]
+    assert {name, f"{name} + BM25"} <= set(table.index)
+    assert not any(system.startswith("MICE from") for system in table.index)
+    final = tmp_path / "work" / "cranfield-mini" / "mice-direct-s1" / "final"
+    reranker = load_reranker(str(final))
+    assert isinstance(reranker, MiceReranker) and reranker.prior is not None  # the cosine kept beside it
 
 
 @pytest.mark.parametrize(
