@@ -15,7 +15,8 @@ queries) is a row of its own.
     python experiments/recipes.py --dataset cranfield --backbone $M --recipes current --seeds 1 2 --k 50 \\
         --test-on runs/collections/debian --out experiments/results/main_job_cranfield
 
-Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (a finished run is reused; its wall time
+Every run trains in ``--work/<recipe>-<ce|mice>-s<seed>`` (``mice-direct-s<seed>`` for MICE trained
+straight from the starting model; a finished run is reused; its wall time
 is kept in ``timing.json`` beside it). Every run of both recipes holds out the same 20% of the
 training queries (``eval.seed`` 12) for validation and for choosing the fusion weight; the test
 split is read only for the table. Writes ``OUT.md`` (the table), ``OUT_test.csv`` (per seed),
@@ -204,11 +205,11 @@ def main(argv=None):
         seeds["previous"] = args.previous_seeds
     for seed in dict.fromkeys(s for recipe in args.recipes for s in seeds[recipe]):
         for recipe in [r for r in args.recipes if seed in seeds[r]]:
-            ce, ce_minutes = train_recipe(args, recipe, seed)
-            trained = [(RECIPES[recipe][1], ce, ce_minutes)]
+            model, model_minutes = train_recipe(args, recipe, seed)
+            trained = [(RECIPES[recipe][1], model, model_minutes)]
             derived = recipe in (args.derive_from or args.recipes) and recipe not in TRAINS_MICE
             if derived and seed in (args.derive_seeds or [seed]):
-                mice, mice_minutes = derive(args, ce, recipe, seed)
+                mice, mice_minutes = derive(args, model, recipe, seed)
                 trained.append((f"MICE from {RECIPES[recipe][1]}", mice, mice_minutes))
             for name, out, m in trained:
                 checkpoints[f"{name}#{seed}"] = os.path.join(out, "final")
@@ -282,7 +283,7 @@ def main(argv=None):
         f"t-test (Holm): ↑/↓ significantly above/below BM25, ▲/▼ above/below {teacher_row}. + BM25: fused "
         f"with BM25 at the weight each model's training chose on its held-out training queries (the fused "
         f"teacher: at weight {fused_teacher['weight']}, chosen on the same queries); training: wall minutes "
-        f"per run on this machine (a MICE row: its cross-encoder + its derivation)"
+        f"per run on this machine (a derived MICE's row: its cross-encoder + its derivation)"
     )
     text = header + "\n\n" + to_markdown(table) + "\n"
     with open(args.out + ".md", "w") as f:
