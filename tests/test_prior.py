@@ -68,6 +68,36 @@ def test_a_prior_embeds_no_text_as_an_empty_matrix_with_or_without_its_embedding
         assert prior.embed([], "document").shape == (0, width)
 
 
+def test_priors_of_one_folder_share_their_embeddings_within_the_block_and_score_the_same(minilm_path, tmp_path):
+    """Inside ``sharing_embeddings()``, two priors loaded from the same folder (at two scales, as a
+    cross-encoder's and the MICE derived from it keep it) embed each distinct text once between them,
+    and score exactly as outside it; a prior of another folder's files, or of a model built in memory,
+    shares nothing."""
+    import shutil
+
+    from pyterrier_mice.models.prior import sharing_embeddings
+
+    first, second = Prior.load(str(minilm_path), 20.0), Prior.load(str(minilm_path), 7.0)
+    alone = [first.pair_scores(QUERIES, DOCS), second.pair_scores(QUERIES, DOCS)]
+    copy = tmp_path / "copy"
+    shutil.copytree(minilm_path, copy)
+    (copy / "README.md").write_text("another file: another bi-encoder as far as sharing knows")
+    other = Prior.load(str(copy), 20.0)
+    in_memory = Prior(first.model, 20.0)
+    encoded = []
+    for p in (first, second, other, in_memory):
+        p._encode = (lambda f: lambda texts, side: encoded.append(len(texts)) or f(texts, side))(p._encode)
+    with sharing_embeddings():
+        shared = [first.pair_scores(QUERIES, DOCS), second.pair_scores(QUERIES, DOCS)]
+        assert encoded == [2, 3]  # the second prior embedded nothing: 2 queries and 3 documents, once
+        other.pair_scores(QUERIES, DOCS)
+        in_memory.pair_scores(QUERIES, DOCS)
+        assert encoded == [2, 3, 2, 3, 2, 3]
+    assert all((a == b).all() for a, b in zip(alone, shared))
+    first.pair_scores(QUERIES, DOCS)  # outside the block nothing is kept
+    assert encoded[-2:] == [2, 3] and len(encoded) == 8
+
+
 @pytest.mark.parametrize("family", ["cross-encoder", "mice"])
 def test_a_prior_adds_to_every_score_in_scoring_and_in_training(family, prior, tokenizer, mice_path):
     """With a prior, a re-ranker's scores are the model's plus the prior's, in PyTerrier and in the

@@ -14,6 +14,7 @@ import pyterrier as pt
 from pyterrier.measures import AP, RR, nDCG
 
 from ..files import atomic_path, write_json
+from ..models.prior import sharing_embeddings
 from ..rerankers.fusion import fuse_runs
 from .datasets import BeirFolder, IrdsCollection, dataset_path
 from .retrieval import bm25, corpus_key
@@ -225,19 +226,20 @@ def rerank_experiment(
             check_model_not_validated_on(folder, ds.topics, name)
         rr.verbose = verbose  # a progress bar per system
         pipelines[name] = (first >> get_text >> rr, what)
-    for name, (pipeline, what) in pipelines.items():
-        key = run_key(*what, f"k={k}", corpus_id, topics_id)
-        path = os.path.join(runs_dir, key + ".res.gz")
-        if os.path.exists(path):
-            run = pt.io.read_results(path)
-        else:
-            if verbose:
-                print(f"[{ds.label}] running {name}: {len(ds.topics)} queries × BM25 top-{k}", flush=True)
-            run = pipeline(ds.topics)
-            with atomic_path(path) as tmp:
-                pt.io.write_results(run, tmp, format="trec")
-        _record_name(os.path.join(runs_dir, key + ".json"), name, what)
-        runs.append(run)
+    with sharing_embeddings():  # models keeping the same cosine (a CE, the MICE derived from it) embed once
+        for name, (pipeline, what) in pipelines.items():
+            key = run_key(*what, f"k={k}", corpus_id, topics_id)
+            path = os.path.join(runs_dir, key + ".res.gz")
+            if os.path.exists(path):
+                run = pt.io.read_results(path)
+            else:
+                if verbose:
+                    print(f"[{ds.label}] running {name}: {len(ds.topics)} queries × BM25 top-{k}", flush=True)
+                run = pipeline(ds.topics)
+                with atomic_path(path) as tmp:
+                    pt.io.write_results(run, tmp, format="trec")
+            _record_name(os.path.join(runs_dir, key + ".json"), name, what)
+            runs.append(run)
     names = list(pipelines)
     for name, (source, settings) in (fusions or {}).items():
         runs.append(fuse_runs(runs[0], runs[names.index(source)], **settings))

@@ -27,6 +27,23 @@ from .checkpoints import local_or_hub
 PRIOR_FOLDER = "prior"
 #: the model config's key for the prior's scale (its absence: the model has no prior)
 PRIOR_SCALE = "prior_scale"
+#: inside :func:`sharing_embeddings`: the embeddings of each bi-encoder, by :meth:`Prior.shared_key`
+_shared: dict[tuple, dict] | None = None
+
+
+@contextlib.contextmanager
+def sharing_embeddings():
+    """Within this block the priors loaded from the same bi-encoder (the same files, whatever the
+    scale, on the same device) embed each distinct text once between them: what a table of models
+    that keep the same cosine needs (a cross-encoder and the MICE derived from it). A prior built from
+    a model in memory shares nothing. Outside the block nothing is kept; blocks nest."""
+    global _shared
+    outer = _shared
+    _shared = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _shared = outer
 
 
 def saved_prior(path) -> tuple[str, float] | None:
@@ -83,12 +100,16 @@ class Prior:
         self.batch_size = batch_size
         self._cache: dict[tuple[str, str], torch.Tensor] | None = None
         self._digest: str | None = None
+        self._files_digest: str | None = None
+        self._loaded_from: str | None = None  # the folder load() read the model from
 
     @classmethod
     def load(cls, name_or_path, scale: float, device=None, batch_size: int = 32) -> "Prior":
         """The bi-encoder at ``name_or_path`` (a folder or hub id) as a prior of ``scale``."""
         model = load_sentence_transformer(name_or_path, device)
-        return cls(model, scale, source=os.fspath(name_or_path), batch_size=batch_size)
+        prior = cls(model, scale, source=os.fspath(name_or_path), batch_size=batch_size)
+        prior._loaded_from = os.fspath(name_or_path) if os.path.isdir(name_or_path) else None
+        return prior
 
     @classmethod
     def of_checkpoint(cls, name_or_path, model, device=None, batch_size: int = 32) -> "Prior | None":
@@ -121,7 +142,9 @@ class Prior:
 
     def with_scale(self, scale: float) -> "Prior":
         """The same frozen bi-encoder as a prior of another ``scale``."""
-        return Prior(self.model, scale, source=self.source, batch_size=self.batch_size)
+        prior = Prior(self.model, scale, source=self.source, batch_size=self.batch_size)
+        prior._loaded_from, prior._files_digest = self._loaded_from, self._files_digest
+        return prior
 
     def to(self, device) -> "Prior":
         self.model.to(device)
@@ -141,6 +164,25 @@ class Prior:
             self._digest = h.hexdigest()[:16]
         return self._digest
 
+    def shared_key(self) -> tuple | None:
+        """What :func:`sharing_embeddings` shares this prior's embeddings under: the content of the
+        folder :meth:`load` read it from (weights, pooling, lengths, tokenizer) and its device; None
+        for a prior of a model built in memory, whose definition no file holds."""
+        if self._loaded_from is None:
+            return None
+        if self._files_digest is None:
+            h = hashlib.sha256()
+            for root, dirs, files in os.walk(self._loaded_from):
+                dirs.sort()
+                for name in sorted(files):
+                    path = os.path.join(root, name)
+                    h.update(os.path.relpath(path, self._loaded_from).encode("utf8", "surrogatepass") + b"\0")
+                    with open(path, "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
+            self._files_digest = h.hexdigest()
+        return (self._files_digest, str(self.device))
+
     @contextlib.contextmanager
     def keeping_embeddings(self):
         """Within this block each distinct text is embedded once (what training, which sees the same
@@ -153,9 +195,12 @@ class Prior:
 
     def embed(self, texts: list[str], side: str) -> torch.Tensor:
         """``[N, D]`` embeddings of ``texts`` as queries (``side="query"``) or documents."""
-        if self._cache is None or not texts:
+        store = self._cache
+        if store is None and _shared is not None and (key := self.shared_key()) is not None:
+            store = _shared.setdefault(key, {})
+        if store is None or not texts:
             return self._encode(texts, side)
-        rows = embedded_once(texts, lambda t: (side, t), self._cache, lambda todo: self._encode(todo, side))
+        rows = embedded_once(texts, lambda t: (side, t), store, lambda todo: self._encode(todo, side))
         return torch.stack(rows)
 
     def _encode(self, texts: list[str], side: str) -> torch.Tensor:
