@@ -96,6 +96,9 @@ def test_priors_of_one_folder_share_their_embeddings_within_the_block_and_score_
     assert all((a == b).all() for a, b in zip(alone, shared))
     first.pair_scores(QUERIES, DOCS)  # outside the block nothing is kept
     assert encoded[-2:] == [2, 3] and len(encoded) == 8
+    before = Prior.load(str(copy), 20.0)
+    (copy / "README.md").write_text("rewritten after that load")  # a prior loaded now is another model
+    assert Prior.load(str(copy), 20.0).shared_key() != before.shared_key()
 
 
 @pytest.mark.parametrize("family", ["cross-encoder", "mice"])

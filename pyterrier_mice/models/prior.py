@@ -109,6 +109,7 @@ class Prior:
         model = load_sentence_transformer(name_or_path, device)
         prior = cls(model, scale, source=os.fspath(name_or_path), batch_size=batch_size)
         prior._loaded_from = os.fspath(name_or_path) if os.path.isdir(name_or_path) else None
+        prior.shared_key()  # the files' digest now, as read: a folder rewritten later is not this model
         return prior
 
     @classmethod
