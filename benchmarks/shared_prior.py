@@ -9,6 +9,7 @@ each way and checks that both give the same scores.
 """
 
 import argparse
+import contextlib
 import os
 import time
 
@@ -44,10 +45,7 @@ def main(argv=None):
     for way in ("each on its own", "sharing_embeddings"):
         priors = [Prior.load(path, 1.0) for path in args.prior]  # loaded afresh: nothing kept from before
         start = time.perf_counter()
-        if way == "sharing_embeddings":
-            with sharing_embeddings():
-                scores[way] = [p.scores(queries, docs, qidx, didx) for p in priors]
-        else:
+        with sharing_embeddings() if way == "sharing_embeddings" else contextlib.nullcontext():
             scores[way] = [p.scores(queries, docs, qidx, didx) for p in priors]
         times[way] = time.perf_counter() - start
         print(f"{len(priors)} priors, {way}: {times[way]:.1f} s", flush=True)

@@ -2,8 +2,8 @@
 (and not reused once the checkpoint changes), the layer sweeps and every figure."""
 
 import glob
-import json
 import importlib.util
+import json
 import os
 
 import pandas as pd
